@@ -1,0 +1,37 @@
+# Two entry points, both safe on a fresh clone:
+#   make demo  -> set up .venv and run the main job on the embedded default encoder
+#   make test  -> set up .venv with test extras and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# CPU build of torch; an unpinned torch would pull a multi-GB CUDA build. GPU users: see README.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= test
+
+.PHONY: setup demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+setup: $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[$(EXTRAS)]"
+
+demo: setup
+	$(VENV)/bin/jtcse demo
+
+test: setup
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+
+bench: setup
+	$(PY) bench/encode.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

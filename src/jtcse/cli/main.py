@@ -1,0 +1,61 @@
+"""The `jtcse` command.
+
+Each sub-command lives in its own module under ``jtcse.cli`` and exposes two functions:
+``add_parser(subparsers)`` (declares its flags) and ``run(args) -> int | None`` (does the work).
+Modules are imported lazily so ``jtcse --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jtcse import __version__
+from jtcse.errors import JtcseError
+
+# sub-command name -> module under jtcse.cli
+COMMANDS: dict[str, str] = {
+    "demo": "jtcse.cli.demo",
+    "eval": "jtcse.cli.eval",
+    "train": "jtcse.cli.train",
+    "data": "jtcse.cli.data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jtcse",
+        description="Train, evaluate and use JTCSE / TNCSE / SimCSE sentence embeddings.",
+    )
+    parser.add_argument("--version", action="version", version=f"jtcse {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
+            if exc.name == module_name:
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except JtcseError as exc:
+        print(f"jtcse: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("jtcse: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

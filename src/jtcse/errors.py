@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad path, a malformed file, an unknown option) raises :class:`JtcseError`
+with a one-line message naming the file, line or option. The CLI prints it as ``jtcse: error: ...`` and
+exits with status 2, without a traceback. Programming errors stay ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+
+class JtcseError(Exception):
+    """A problem with the user's input, reported as one line (CLI exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        # Keep it to one line even when a caller formats a multi-line value into it.
+        super().__init__(" ".join(str(message).split()))

