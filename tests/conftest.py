@@ -56,7 +56,6 @@ def _save_tiny(out: Path, minilm_dir: Path, arch: str, seed: int) -> Path:
                 **common,
                 pad_token_id=tokenizer.pad_token_id,
                 type_vocab_size=1,
-                max_position_embeddings_offset=0,
             )
         )
     model.save_pretrained(out)
