@@ -1,0 +1,1 @@
+"""Analysis of trained encoders: the attention-sink / E_CLS diagnostic (:mod:`.attention_sink`)."""

@@ -1,0 +1,150 @@
+"""``jtcse eval <benchmark>``: evaluate an encoder.
+
+Benchmarks are sub-commands registered in :data:`BENCHMARKS` as ``name -> (help, add_arguments, run)``. To
+add one (``eval mteb``), write ``add_arguments(parser)`` and ``run(args) -> int | None`` in its own module,
+keeping heavy imports inside ``run``, and register them here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from jtcse.errors import JtcseError
+
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], "int | None"]
+
+
+def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
+    from jtcse.evaluation.sts import TASKS  # light: numpy/scipy only
+
+    parser.add_argument(
+        "--model",
+        default="minilm",
+        help="short name (minilm), hub id, Hugging Face model dir or jtcse model dir (default: minilm)",
+    )
+    parser.add_argument(
+        "--pooler",
+        help="cls | cls_before_pooler | avg | avg_first_last (default: from the model: jtcse.json, "
+        "else its sentence-transformers pooling config, else cls_before_pooler)",
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help=f"subset of: {' '.join(TASKS)} (default: all 7; in dev mode STSBenchmark and SICKRelatedness)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("test", "dev"),
+        default="test",
+        help="test: the papers' test sets; dev: STS-B dev and SICK-R trial (default: test)",
+    )
+    parser.add_argument(
+        "--data-dir", help="data directory holding sts/ (default: $JTCSE_DATA, ../shared/data, cache)"
+    )
+    parser.add_argument("--output", help="also write the scores and details to this JSON file")
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="sentences per batch (default: 64)"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
+    parser.add_argument(
+        "--max-length",
+        type=_positive_int,
+        help="truncate to this many tokens (default: no truncation, as SentEval)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_sts(args: argparse.Namespace) -> int:
+    from jtcse.evaluation.sts import evaluate_sts, resolve_tasks
+    from jtcse.model.pooling import POOLERS
+
+    # Check everything cheap before loading a model.
+    tasks = resolve_tasks(args.tasks, args.mode)
+    if args.pooler is not None and args.pooler not in POOLERS:
+        raise JtcseError(f"--pooler {args.pooler}: unknown pooler; choose from {', '.join(POOLERS)}")
+    from jtcse.data.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir, need="sts")
+    encoder = _load_encoder(args)
+
+    started = time.perf_counter()
+    report = evaluate_sts(
+        encoder,
+        data_dir=data_dir,
+        tasks=tasks,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+    )
+    seconds = time.perf_counter() - started
+    report.details.update(
+        model=str(args.model), pooler=args.pooler, max_length=args.max_length, seconds=round(seconds, 2)
+    )
+    pairs = sum(report.details[task]["n_pairs"] for task in report.tasks)
+    print(
+        f"{args.model}: {len(report.tasks)} task(s), {pairs} pairs, {report.details['n_sentences']} distinct "
+        f"sentences, {seconds:.1f} s (data: {data_dir})",
+        file=sys.stderr,
+    )
+    print(report.format_table())
+    if args.output:
+        _write_json(Path(args.output), report.to_json())
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+# name -> (help, add_arguments, run)
+BENCHMARKS: dict[str, tuple[str, AddArguments, Run]] = {
+    "sts": ("the 7 STS tasks of the SimCSE/JTCSE papers (Spearman x100)", add_sts_arguments, run_sts),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate an encoder on a benchmark")
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    benchmarks.required = True
+    for name, (help_text, add_arguments, run) in BENCHMARKS.items():
+        sub = benchmarks.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(func=run)
+
+
+def _load_encoder(args: argparse.Namespace):
+    from jtcse import Encoder
+
+    try:
+        return Encoder(
+            args.model,
+            pooler=args.pooler,
+            device=args.device,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+        )
+    except (OSError, ValueError) as exc:  # e.g. a hub id that is not cached while offline
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JtcseError(f"--model {args.model}: cannot load: {first_line}") from exc
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise JtcseError(f"--output {path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

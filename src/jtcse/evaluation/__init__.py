@@ -1,0 +1,1 @@
+"""Evaluation: the 7-task STS benchmark (:mod:`.sts`)."""

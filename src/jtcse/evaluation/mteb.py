@@ -1,0 +1,563 @@
+"""MTEB (v2) evaluation of jtcse encoders, including STS tasks built from local files for offline use.
+
+* :class:`MtebEncoder` wraps a :class:`jtcse.Encoder` (or anything with a compatible ``encode``) in mteb's
+  ``EncoderProtocol``: ``encode(inputs: DataLoader[BatchedInput], *, task_metadata, hf_split, hf_subset,
+  prompt_type=None, **kwargs) -> array`` plus ``mteb_model_meta``.
+* :func:`run_mteb` runs tasks with ``mteb.evaluate`` and leaves mteb's result JSON in a ``ResultCache``
+  under the output directory: ``<output_dir>/results/<org>__<model>/<revision>/<Task>.json`` (and
+  ``model_meta.json``).
+* Task names: an mteb task name (``STSBenchmark``, ``STS22.v2``, ...) is fetched by mteb from the Hugging
+  Face hub, which needs network access. ``local:<TASK>`` builds the same STS task from the local data
+  directory (``jtcse.data.paths.resolve_data_dir``: ``--data-dir`` > ``$JTCSE_DATA`` > ``../shared/data``),
+  for ``TASK`` in STS12-16, STSBenchmark, SICK-R. It reads the *raw* release files (``sts/<TASK>/raw``,
+  untokenised, as MTEB's copies are) with MTEB's splits: STS12-16 all scored pairs of the test subsets
+  pooled, STS-B the 1,379 test pairs, SICK-R all 9,927 pairs (train + trial + test). ``tsv:<FILE>`` builds
+  an STS task from any file of ``sentence1<TAB>sentence2<TAB>score`` lines. Local tasks are named
+  ``<TASK>.local`` in the results; their numbers are close to, but not guaranteed identical with, mteb's hub
+  copies of the data (all-MiniLM-L6-v2, ``minilm``, scores 82.03 on ``local:STSBenchmark``).
+
+The model's ``revision`` in mteb's result path is a fingerprint of the weights and tokenizer files of every
+member plus its pooler and weight, so mteb's cache (which skips tasks it already has results for) never
+returns the numbers of an older model saved to the same directory or of another pooler. ``overwrite=True``
+re-runs regardless.
+
+mteb is an optional dependency (``pip install 'jtcse[mteb]'``); it is imported only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jtcse.errors import JtcseError
+
+LOCAL_PREFIX = "local:"
+TSV_PREFIX = "tsv:"
+LOCAL_SUFFIX = ".local"
+LOCAL_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICK-R")
+_LOCAL_ALIASES = {"SICKRelatedness": "SICK-R", "SICK": "SICK-R", "STSB": "STSBenchmark"}
+# The scored test subsets of each SemEval year (STS13's SMT inputs are LDC-licensed, hence absent).
+_YEAR_SUBSETS: dict[str, tuple[str, ...]] = {
+    "STS12": ("MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"),
+    "STS13": ("FNWN", "headlines", "OnWN"),
+    "STS14": ("deft-forum", "deft-news", "headlines", "images", "OnWN", "tweet-news"),
+    "STS15": ("answers-forums", "answers-students", "belief", "headlines", "images"),
+    "STS16": ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"),
+}
+_SICK_FILES = ("SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt")
+# Files that determine a model's embeddings (exported copies such as onnx/ do not).
+_FINGERPRINT_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model", ".pt", ".pth")
+_FINGERPRINT_SKIP_DIRS = {"onnx", "openvino", ".git", ".cache", "__pycache__"}
+
+
+def _require_mteb() -> Any:
+    try:
+        import mteb
+    except ImportError as exc:
+        raise JtcseError("MTEB evaluation needs the mteb package: pip install 'jtcse[mteb]'") from exc
+    return mteb
+
+
+# --------------------------------------------------------------------------- local STS data
+
+
+@dataclass(frozen=True)
+class LocalPairs:
+    """Scored sentence pairs read from local files."""
+
+    sentences1: list[str]
+    sentences2: list[str]
+    scores: list[float]
+    files: list[Path]
+
+    def fingerprint(self) -> str:
+        """Content hash of the pairs: the task's ``dataset.revision`` in mteb's results."""
+        digest = hashlib.sha256()
+        for row in zip(self.sentences1, self.sentences2, self.scores, strict=True):
+            digest.update(json.dumps(row).encode("utf-8"))
+        return digest.hexdigest()[:12]
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise JtcseError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise JtcseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise JtcseError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _score(text: str, path: Path, line_number: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise JtcseError(f"{path}:{line_number}: score {text.strip()!r} is not a number")
+    return value
+
+
+def _read_columns(
+    path: Path, *, sent_cols: tuple[int, int], score_col: int, header: bool, into: LocalPairs
+) -> None:
+    """Append the pairs of a tab-separated file (one pair per line, extra columns ignored) to ``into``."""
+    needed = max(score_col, *sent_cols) + 1
+    for number, line in enumerate(_read_lines(path), start=1):
+        if (header and number == 1) or not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) < needed:
+            raise JtcseError(
+                f"{path}:{number}: expected {needed} tab-separated columns, found {len(columns)}"
+            )
+        into.scores.append(_score(columns[score_col], path, number))
+        into.sentences1.append(columns[sent_cols[0]].strip())
+        into.sentences2.append(columns[sent_cols[1]].strip())
+    into.files.append(path)
+
+
+def _read_year_subset(folder: Path, prefix: str, subset: str, into: LocalPairs) -> None:
+    """``<prefix>.input.<subset>.txt`` with its gold file; an empty gold line marks an unscored pair."""
+    input_path = folder / f"{prefix}.input.{subset}.txt"
+    gold_path = folder / f"{prefix}.gs.{subset}.txt"
+    pairs, gold = _read_lines(input_path), _read_lines(gold_path)
+    if len(pairs) != len(gold):
+        raise JtcseError(f"{input_path}: {len(pairs)} lines, but {gold_path.name} has {len(gold)}")
+    for number, (pair, score) in enumerate(zip(pairs, gold, strict=True), start=1):
+        if not score.strip():
+            continue
+        columns = pair.split("\t")
+        if len(columns) < 2:
+            raise JtcseError(f"{input_path}:{number}: expected two tab-separated sentences")
+        into.scores.append(_score(score, gold_path, number))
+        into.sentences1.append(columns[0].strip())
+        into.sentences2.append(columns[1].strip())
+    into.files.extend([input_path, gold_path])
+
+
+def read_local_task(data_dir: str | Path, task: str) -> LocalPairs:
+    """The pairs of one of :data:`LOCAL_TASKS` from ``<data_dir>/sts/<TASK>/raw`` (MTEB's view of them)."""
+    task = _LOCAL_ALIASES.get(task, task)
+    if task not in LOCAL_TASKS:
+        raise JtcseError(
+            f"--tasks {LOCAL_PREFIX}{task}: unknown local task; choose from {', '.join(LOCAL_TASKS)}"
+        )
+    pairs = LocalPairs([], [], [], [])
+    sts = Path(data_dir) / "sts"
+    if task in _YEAR_SUBSETS:
+        prefix = "STS2016" if task == "STS16" else "STS"
+        for subset in _YEAR_SUBSETS[task]:
+            _read_year_subset(sts / task / "raw", prefix, subset, pairs)
+    elif task == "STSBenchmark":
+        _read_columns(
+            sts / "STSB" / "raw" / "sts-test.csv", sent_cols=(5, 6), score_col=4, header=False, into=pairs
+        )
+    else:
+        for name in _SICK_FILES:
+            _read_columns(sts / "SICK" / "raw" / name, sent_cols=(1, 2), score_col=3, header=True, into=pairs)
+    return pairs
+
+
+def read_tsv_pairs(path: str | Path) -> LocalPairs:
+    """``sentence1<TAB>sentence2<TAB>score`` per line; blank lines skipped; at least two pairs."""
+    path = Path(path).expanduser()
+    pairs = LocalPairs([], [], [], [])
+    _read_columns(path, sent_cols=(0, 1), score_col=2, header=False, into=pairs)
+    if len(pairs.scores) < 2:
+        raise JtcseError(f"{path}: needs at least two scored pairs, found {len(pairs.scores)}")
+    return pairs
+
+
+# --------------------------------------------------------------------------- mteb tasks
+
+
+@cache
+def _local_sts_base() -> type:
+    """An mteb STS task whose data come from memory instead of the hub (defined once mteb is imported)."""
+    _require_mteb()
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    class LocalSTSTask(AbsTaskSTS):
+        pairs: LocalPairs
+
+        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+            # Replaces the hub download: build the one "test" split from the pairs read at construction.
+            if self.data_loaded:
+                return
+            from datasets import Dataset, DatasetDict
+
+            columns = {
+                "sentence1": self.pairs.sentences1,
+                "sentence2": self.pairs.sentences2,
+                "score": self.pairs.scores,
+            }
+            self.dataset = DatasetDict({"test": Dataset.from_dict(columns)})
+            self.data_loaded = True
+
+    return LocalSTSTask
+
+
+def make_local_sts_task(
+    name: str,
+    pairs: LocalPairs,
+    *,
+    description: str,
+    min_score: float | None = None,
+    max_score: float | None = None,
+) -> Any:
+    """An mteb STS task (main score ``cosine_spearman`` on split ``test``) over ``pairs``."""
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    base = _local_sts_base()
+    metadata = TaskMetadata(
+        name=name,
+        dataset={"path": str(pairs.files[0]) if pairs.files else name, "revision": pairs.fingerprint()},
+        description=description,
+        reference=None,
+        type="STS",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="cosine_spearman",
+        date=None,
+        domains=None,
+        task_subtypes=None,
+        license=None,
+        annotations_creators=None,
+        dialect=None,
+        sample_creation=None,
+        bibtex_citation="",
+    )
+    attributes = {
+        "metadata": metadata,
+        "pairs": pairs,
+        # Only a linear rescaling of the gold scores: correlations do not depend on it.
+        "min_score": min(pairs.scores) if min_score is None else min_score,
+        "max_score": max(pairs.scores) if max_score is None else max_score,
+    }
+    task_class = type(re.sub(r"\W", "_", f"Local_{name}"), (base,), attributes)
+    return task_class()
+
+
+def resolve_tasks(names: Sequence[str], *, data_dir: str | Path | None = None) -> list[Any]:
+    """mteb task objects for ``names``: mteb names, ``local:<TASK>``, ``tsv:<FILE>`` (module docstring)."""
+    mteb = _require_mteb()
+    if not names:
+        raise JtcseError("--tasks: name at least one task")
+    tasks: list[Any] = []
+    hub_names: list[str] = []
+    for name in names:
+        if name.startswith(LOCAL_PREFIX):
+            from jtcse.data.paths import resolve_data_dir
+
+            task = _LOCAL_ALIASES.get(name[len(LOCAL_PREFIX) :], name[len(LOCAL_PREFIX) :])
+            if task not in LOCAL_TASKS:  # before looking for data, which may not be there either
+                raise JtcseError(f"--tasks {name}: unknown local task; choose from {', '.join(LOCAL_TASKS)}")
+            pairs = read_local_task(resolve_data_dir(data_dir, need="sts"), task)
+            scale = (1.0, 5.0) if task == "SICK-R" else (0.0, 5.0)
+            description = f"{task} built from the local files {pairs.files[0].parent} (jtcse)"
+            tasks.append(
+                make_local_sts_task(
+                    f"{task}{LOCAL_SUFFIX}",
+                    pairs,
+                    description=description,
+                    min_score=scale[0],
+                    max_score=scale[1],
+                )
+            )
+        elif name.startswith(TSV_PREFIX):
+            path = Path(name[len(TSV_PREFIX) :]).expanduser()
+            pairs = read_tsv_pairs(path)
+            tasks.append(
+                make_local_sts_task(f"{path.stem}{LOCAL_SUFFIX}", pairs, description=f"STS pairs from {path}")
+            )
+        else:
+            hub_names.append(name)
+    if hub_names:
+        try:
+            tasks += list(mteb.get_tasks(tasks=hub_names))
+        except KeyError as exc:
+            raise JtcseError(
+                f"--tasks: {exc.args[0] if exc.args else exc} (an mteb task name, or local:TASK for one of "
+                f"{', '.join(LOCAL_TASKS)}, or tsv:FILE)"
+            ) from None
+    names_seen = [t.metadata.name for t in tasks]
+    duplicates = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if duplicates:
+        raise JtcseError(f"--tasks: {', '.join(duplicates)} named twice")
+    return tasks
+
+
+# --------------------------------------------------------------------------- the model side
+
+
+def fingerprint_path(path: str | Path) -> str:
+    """Hash of the files that determine a local model's embeddings; a hub id is hashed as its name."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        digest.update(str(path).encode("utf-8"))
+        return digest.hexdigest()
+    for file in sorted(root.rglob("*")):
+        relative = file.relative_to(root)
+        if not file.is_file() or file.suffix not in _FINGERPRINT_SUFFIXES:
+            continue
+        if any(part in _FINGERPRINT_SKIP_DIRS for part in relative.parts[:-1]):
+            continue
+        digest.update(relative.as_posix().encode("utf-8") + b"\0")
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def encoder_revision(encoder: Any) -> str:
+    """Fingerprint of an ``Encoder``: each member's files, pooler and weight."""
+    digest = hashlib.sha256()
+    for member in getattr(encoder, "members", []):
+        record = {"files": fingerprint_path(member.source), "pooler": member.pooler, "weight": member.weight}
+        digest.update(json.dumps(record, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+def model_name_for(model: str | Path) -> str:
+    """mteb wants ``organization/name``: a hub id keeps its own, anything local is ``jtcse/<dir name>``."""
+    text = str(model).rstrip("/\\")
+    if text.count("/") == 1 and not Path(text).expanduser().exists() and not text.startswith((".", "~")):
+        return text
+    stem = Path(text).name or "model"
+    return f"jtcse/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}"
+
+
+class MtebEncoder:
+    """mteb's ``EncoderProtocol`` over a jtcse encoder; pairs are scored by cosine similarity."""
+
+    def __init__(
+        self,
+        encoder: Any,
+        *,
+        name: str = "jtcse/model",
+        revision: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.name = name
+        self.revision = revision or encoder_revision(encoder)
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    def encode(
+        self,
+        inputs: Iterable[dict[str, Any]],
+        *,
+        task_metadata: Any,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        # Our encoders take no instructions, so prompts and the task's identity change nothing here.
+        texts: list[str] = []
+        for batch in inputs:
+            if "text" not in batch:
+                raise JtcseError(
+                    f"task {task_metadata.name}: only text inputs can be encoded (got {sorted(batch)})"
+                )
+            texts.extend(batch["text"])
+        batch_size = self.batch_size or kwargs.get("batch_size")
+        vectors = self.encoder.encode(texts, batch_size=batch_size, show_progress=self.show_progress)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    # mteb checks the protocol with isinstance, which needs both similarity methods; ours is cosine.
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        from mteb.similarity_functions import cos_sim
+
+        return cos_sim(embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        from mteb.similarity_functions import pairwise_cos_sim
+
+        return pairwise_cos_sim(embeddings1, embeddings2)
+
+    @property
+    def mteb_model_meta(self) -> Any:
+        from mteb.models.model_meta import ModelMeta, ScoringFunction
+
+        models = {id(m.model): m.model for m in getattr(self.encoder, "members", [])}
+        n_parameters = sum(p.numel() for model in models.values() for p in model.parameters()) or None
+        limits = [m.max_length for m in getattr(self.encoder, "members", []) if m.max_length]
+        return ModelMeta.create_empty(
+            {
+                "name": self.name,
+                "revision": self.revision,
+                "n_parameters": n_parameters,
+                "embed_dim": getattr(self.encoder, "dim", None),
+                "max_tokens": min(limits) if limits else None,
+                "framework": ["PyTorch"],
+                "similarity_fn_name": ScoringFunction.COSINE,
+                "use_instructions": False,
+            }
+        )
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class MtebRun:
+    """What :func:`run_mteb` produced: main scores (x100) per task and mteb's result files."""
+
+    model_name: str
+    revision: str
+    scores: dict[str, float]
+    main_scores: dict[str, str]
+    files: dict[str, Path]
+    result: Any = field(repr=False, default=None)  # mteb's ModelResult
+
+    def format_table(self) -> str:
+        width = max([len("task"), *map(len, self.scores)])
+        lines = [f"{'task'.ljust(width)}  score  metric"]
+        lines += [f"{t.ljust(width)}  {s:5.2f}  {self.main_scores[t]}" for t, s in self.scores.items()]
+        return "\n".join(lines)
+
+
+def run_mteb(
+    model: Any,
+    tasks: Sequence[str] | Sequence[Any],
+    output_dir: str | Path,
+    *,
+    batch_size: int = 64,
+    pooler: str | None = None,
+    device: str | None = None,
+    max_length: int | None = None,
+    data_dir: str | Path | None = None,
+    overwrite: bool = False,
+    show_progress: bool | None = None,
+    model_name: str | None = None,
+) -> MtebRun:
+    """Evaluate ``model`` (anything :class:`jtcse.Encoder` takes, or an encoder object) on mteb ``tasks``.
+
+    ``tasks`` are names (see the module docstring) or mteb task objects. Results go to
+    ``<output_dir>/results/...`` through ``mteb.ResultCache``; a task already there for the same model
+    fingerprint is not re-run unless ``overwrite``. ``model_name`` (``org/name``) names the model in the
+    results; by default a hub id keeps its name and anything else becomes ``jtcse/<directory name>``.
+    """
+    mteb = _require_mteb()
+    task_objects = [t for t in tasks if not isinstance(t, str)]
+    task_names = [t for t in tasks if isinstance(t, str)]
+    task_objects += resolve_tasks(task_names, data_dir=data_dir) if task_names else []
+    if not task_objects:
+        raise JtcseError("--tasks: name at least one task")
+
+    if isinstance(model, (str, Path)):
+        from jtcse.encoder import Encoder
+
+        encoder = Encoder(model, pooler=pooler, device=device, max_length=max_length, batch_size=batch_size)
+        name = model_name or model_name_for(model)
+    else:
+        encoder, name = model, model_name or "jtcse/encoder"
+    if "/" not in name:
+        raise JtcseError(f"model name {name!r}: mteb needs the form organization/name")
+    wrapper = MtebEncoder(encoder, name=name, batch_size=batch_size, show_progress=show_progress)
+
+    cache_dir = Path(output_dir).expanduser()
+    result_cache = mteb.ResultCache(cache_dir)
+    try:
+        result = mteb.evaluate(
+            wrapper,
+            task_objects,
+            cache=result_cache,
+            encode_kwargs={"batch_size": batch_size},
+            overwrite_strategy="always" if overwrite else "only-missing",
+            show_progress_bar=bool(show_progress),
+            co2_tracker=False,
+        )
+    except OSError as exc:  # the hub, unreachable or offline (ConnectionError is an OSError)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JtcseError(
+            f"mteb could not get a task's data ({first}); offline, use local:TASK for "
+            f"{', '.join(LOCAL_TASKS)} or tsv:FILE"
+        ) from None
+
+    meta = wrapper.mteb_model_meta
+    scores, main_scores, files = {}, {}, {}
+    for task_result in result.task_results:
+        task_name = task_result.task_name
+        main_scores[task_name] = _main_score_name(task_objects, task_name)
+        # the test split when there is one (what leaderboards report), else the mean over the splits run
+        splits = ["test"] if "test" in task_result.scores else None
+        scores[task_name] = 100.0 * float(task_result.get_score(splits=splits))
+        files[task_name] = result_cache.get_task_result_path(task_name, meta)
+    return MtebRun(meta.name, meta.revision, scores, main_scores, files, result)
+
+
+def _main_score_name(tasks: Sequence[Any], name: str) -> str:
+    return next((t.metadata.main_score for t in tasks if t.metadata.name == name), "main_score")
+
+
+# --------------------------------------------------------------------------- CLI pieces (wired by jtcse eval)
+
+
+def add_mteb_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``jtcse eval mteb``."""
+    parser.add_argument(
+        "--model", default="minilm", help="short name, HF dir, hub id or jtcse dir (default minilm)"
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        required=True,
+        metavar="TASK",
+        help=(
+            "mteb task names (fetched from the hub: needs network), local:TASK for an STS task built from "
+            f"the local data dir ({', '.join(LOCAL_TASKS)}), or tsv:FILE with "
+            "sentence1<TAB>sentence2<TAB>score lines"
+        ),
+    )
+    parser.add_argument(
+        "--output-dir", default="mteb-results", help="mteb's result cache (default mteb-results)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--pooler", help="cls, cls_before_pooler, avg, avg_first_last (default: from the model)"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    parser.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
+    parser.add_argument(
+        "--data-dir", help="data directory for local: tasks (default: $JTCSE_DATA, ../shared/data)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="re-run tasks that already have results")
+
+
+def run_mteb_command(args: argparse.Namespace) -> int:
+    """``jtcse eval mteb``: run, print a score table and where mteb's JSON went."""
+    run = run_mteb(
+        args.model,
+        args.tasks,
+        args.output_dir,
+        batch_size=args.batch_size,
+        pooler=args.pooler,
+        device=args.device,
+        max_length=args.max_length,
+        data_dir=args.data_dir,
+        overwrite=args.overwrite,
+        show_progress=True,
+    )
+    print(f"model {run.model_name} (revision {run.revision})")
+    print(run.format_table())
+    for task, path in run.files.items():
+        print(f"{task}: {path}")
+    return 0

@@ -1,0 +1,171 @@
+"""Training objectives: unsupervised SimCSE (stage 1) and JTCSE / TNCSE twin-tower (stage 2), method.md §2.4.
+
+``jtcse_objective`` returns every term so the trainer can log them; each value is the *unweighted* term
+(a 0-dim tensor, still attached to the graph; call ``.item()`` or ``.detach()`` to log it). ``"loss"`` is
+the weighted sum of the terms that are on; a term that is off is a 0-valued tensor and is never computed.
+
+    L = w_nce * [nce(a) + nce(b)] + w_icnce * icnce + w_icnce_ca * icnce_ca + w_ictm * ictm
+
+with the direction ``r`` drawn by the trainer once per step and shared by both inter-tower terms:
+
+* r = 0: ``icnce = ICNCE(a, b)``, ``icnce_ca = mean_l ICNCE(ca_a[l], ca_b[l])``
+* r = 1: ``icnce = ICNCE(b, a)``, ``icnce_ca = mean_l ICNCE(ca_b[l], ca_a[l])``
+* ``ictm = LTN(A -> B) + LTN(B -> A)``
+
+The CA term is averaged over the cross-attention layers given (one layer = the official single term; an
+empty list = no CA term). TNCSE (``LossWeights.tncse()``) is the same objective without the CA term and
+with the direction fixed to 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from jtcse.errors import JtcseError
+from jtcse.losses.cross_tower import cross_tower_info_nce
+from jtcse.losses.info_nce import info_nce
+from jtcse.losses.masking import compute_dtype
+from jtcse.losses.modulus import modulus_constraint
+
+TERMS = ("nce", "icnce", "icnce_ca", "ictm")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Per-term weights and on/off switches of the twin-tower objective (official: all 1, all on).
+
+    ``fixed_direction``: when set (0 or 1) it overrides the direction the trainer draws each step.
+    """
+
+    nce: float = 1.0
+    icnce: float = 1.0
+    icnce_ca: float = 1.0
+    ictm: float = 1.0
+    use_nce: bool = True
+    use_icnce: bool = True
+    use_icnce_ca: bool = True
+    use_ictm: bool = True
+    fixed_direction: int | None = None
+
+    def __post_init__(self) -> None:
+        for term in TERMS:
+            weight = getattr(self, term)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise JtcseError(f"loss weight {term!r} must be a finite number, got {weight!r}")
+            if weight < 0:
+                raise JtcseError(f"loss weight {term!r} must be >= 0, got {weight!r}")
+            switch = getattr(self, f"use_{term}")
+            if not isinstance(switch, bool):
+                raise JtcseError(f"loss switch 'use_{term}' must be true or false, got {switch!r}")
+        if self.fixed_direction not in (None, 0, 1) or isinstance(self.fixed_direction, bool):
+            raise JtcseError(
+                f"loss option 'fixed_direction' must be 0, 1 or unset, got {self.fixed_direction!r}"
+            )
+        if not any(self.is_on(term) for term in TERMS):
+            raise JtcseError(f"every loss term is switched off; turn on at least one of {', '.join(TERMS)}")
+
+    @classmethod
+    def jtcse(cls) -> LossWeights:
+        """The official JTCSE objective: every term on with weight 1, random direction."""
+        return cls()
+
+    @classmethod
+    def tncse(cls) -> LossWeights:
+        """TNCSE: no cross-attention term and the fixed direction ICNCE(a, b)."""
+        return cls(use_icnce_ca=False, fixed_direction=0)
+
+    def is_on(self, term: str) -> bool:
+        return bool(getattr(self, f"use_{term}"))
+
+    def weight(self, term: str) -> float:
+        return float(getattr(self, term))
+
+    def to_dict(self) -> dict[str, float | bool | int | None]:
+        return dataclasses.asdict(self)
+
+
+def simcse_objective(z: Tensor, temperature: float = 0.05) -> dict[str, Tensor]:
+    """Stage-1 unsupervised SimCSE: ``{"loss", "nce"}``, both ``info_nce(z)``."""
+    nce = info_nce(z, temperature)
+    return {"loss": nce, "nce": nce}
+
+
+def _resolve_direction(direction: int | None, weights: LossWeights) -> int:
+    if weights.fixed_direction is not None:
+        return weights.fixed_direction
+    if direction is None:
+        raise ValueError("jtcse_objective: pass direction=0 or 1 or set fixed_direction")
+    if isinstance(direction, bool) or direction not in (0, 1):
+        raise ValueError(f"jtcse_objective: direction must be 0 or 1, got {direction!r}")
+    return int(direction)
+
+
+def _ca_term(
+    ca_a: Sequence[Tensor], ca_b: Sequence[Tensor], n_rows: int, direction: int, temperature: float
+) -> Tensor:
+    """Mean over layers of ICNCE between the cross-attended CLS states, in the step's direction."""
+    per_layer = []
+    for layer, (u, v) in enumerate(zip(ca_a, ca_b, strict=True)):
+        if u.dim() != 2 or u.shape[0] != n_rows:
+            raise ValueError(
+                f"jtcse_objective: ca_a[{layer}] must be [N={n_rows}, H] like cls_a, got {tuple(u.shape)}"
+            )
+        if direction == 1:
+            u, v = v, u
+        per_layer.append(cross_tower_info_nce(u, v, temperature))
+    return torch.stack(per_layer).mean()
+
+
+def jtcse_objective(
+    cls_a: Tensor,
+    cls_b: Tensor,
+    pooled_a: Tensor,
+    pooled_b: Tensor,
+    ca_a: Sequence[Tensor] = (),
+    ca_b: Sequence[Tensor] = (),
+    *,
+    direction: int | None = None,
+    temperature: float = 0.05,
+    weights: LossWeights | None = None,
+    small_cos_floor: float | None = 1e-4,
+) -> dict[str, Tensor]:
+    """The twin-tower objective: ``{"loss", "nce", "icnce", "icnce_ca", "ictm"}`` (see the module doc).
+
+    ``cls_a``/``cls_b`` [N, H] CLS states, ``pooled_a``/``pooled_b`` [N, H] pooler outputs, ``ca_a``/``ca_b``
+    one [N, H] tensor per cross-attention layer, rows interleaved ``[x0, x0, x1, x1, ...]``.
+    ``small_cos_floor`` is passed to :func:`modulus_constraint`.
+    """
+    weights = weights if weights is not None else LossWeights()
+    direction = _resolve_direction(direction, weights)
+    if len(ca_a) != len(ca_b):
+        raise ValueError(f"jtcse_objective: ca_a has {len(ca_a)} layers but ca_b has {len(ca_b)}")
+    if cls_a.shape != cls_b.shape:
+        raise ValueError(f"jtcse_objective: cls_a {tuple(cls_a.shape)} and cls_b {tuple(cls_b.shape)} differ")
+
+    zero = torch.zeros((), dtype=compute_dtype(cls_a, cls_b), device=cls_a.device)
+    terms = dict.fromkeys(TERMS, zero)
+    first, second = (cls_a, cls_b) if direction == 0 else (cls_b, cls_a)
+    if weights.is_on("nce"):
+        terms["nce"] = info_nce(cls_a, temperature) + info_nce(cls_b, temperature)
+    if weights.is_on("icnce"):
+        terms["icnce"] = cross_tower_info_nce(first, second, temperature)
+    if weights.is_on("icnce_ca") and len(ca_a) > 0:
+        terms["icnce_ca"] = _ca_term(ca_a, ca_b, cls_a.shape[0], direction, temperature)
+    if weights.is_on("ictm"):
+        terms["ictm"] = modulus_constraint(
+            cls_a, cls_b, pooled_a, pooled_b, small_cos_floor=small_cos_floor
+        ) + modulus_constraint(cls_b, cls_a, pooled_b, pooled_a, small_cos_floor=small_cos_floor)
+
+    active = [term for term in TERMS if terms[term] is not zero]
+    if not active:
+        raise ValueError("jtcse_objective: no loss term is active (only icnce_ca is on and ca_a is empty)")
+    loss = zero
+    for term in active:
+        loss = loss + weights.weight(term) * terms[term]
+    return {"loss": loss, **terms}

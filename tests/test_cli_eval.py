@@ -1,0 +1,105 @@
+"""``jtcse eval sts`` end to end on a tiny synthetic dataset with a tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jtcse.cli.main import main
+from jtcse.evaluation.sts import TASKS, evaluate_sts
+from sts_toy import write_toy_sts
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_toy_sts(tmp_path_factory.mktemp("toy_sts"), pairs=6)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_eval_sts_end_to_end(
+    tiny_bert_dir: Path, toy_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results" / "scores.json"
+    argv = ["eval", "sts", "--model", str(tiny_bert_dir), "--pooler", "avg", "--data-dir", str(toy_data)]
+    code, stdout, stderr = run_cli([*argv, "--output", str(out), "--quiet", "--batch-size", "5"], capsys)
+    assert code == 0, stderr
+    header = stdout.splitlines()[2]
+    assert [cell.strip() for cell in header.split("|")[1:-1]] == [*TASKS, "Avg."]
+
+    payload = json.loads(out.read_text())
+    assert list(payload) == [*TASKS, "avg", "details"]
+    assert payload["details"]["STS15"]["n_pairs"] == 5 * 6
+    assert payload["details"]["SICKRelatedness"]["n_pairs"] == 9
+    assert payload["details"]["pooler"] == "avg"
+    for task in TASKS:
+        assert f"{payload[task]:.2f}" in stdout
+
+    # The CLI computes exactly what the library computes.
+    from jtcse import Encoder
+
+    report = evaluate_sts(Encoder(tiny_bert_dir, pooler="avg"), data_dir=toy_data, show_progress=False)
+    for task in TASKS:
+        assert payload[task] == pytest.approx(report.scores[task], abs=1e-6)
+
+
+def test_eval_sts_dev_mode_with_task_alias(
+    tiny_bert_dir: Path, toy_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "sts", "--model", str(tiny_bert_dir), "--data-dir", str(toy_data), "--mode", "dev"]
+    code, stdout, stderr = run_cli([*argv, "--tasks", "sts-b", "--quiet"], capsys)
+    assert code == 0, stderr
+    assert "------ dev ------" in stdout and "STSBenchmark" in stdout and "SICKRelatedness" not in stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tasks", "STS17"], "--tasks STS17: unknown STS task"),
+        (["--pooler", "max"], "--pooler max: unknown pooler"),
+        (["--mode", "dev", "--tasks", "STS12"], "--mode dev: STS12 has no dev split"),
+        (["--model", "./no/such/model"], "--model ./no/such/model: no such directory"),
+        (["--data-dir", "/no/such/data"], "--data-dir /no/such/data: no such directory"),
+    ],
+)
+def test_eval_sts_bad_input_is_one_line_exit_2(
+    extra: list[str], message: str, tiny_bert_dir: Path, toy_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "sts", "--model", str(tiny_bert_dir), "--data-dir", str(toy_data), "--quiet", *extra]
+    code, _, stderr = run_cli(argv, capsys)
+    assert code == 2
+    assert stderr.startswith(f"jtcse: error: {message}")
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+
+
+def test_eval_sts_broken_data_file_exit_2(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_toy_sts(tmp_path / "data", pairs=3)
+    (data / "sts" / "STS12" / "senteval" / "STS.gs.MSRvid.txt").write_text("1\n\nnot-a-score\n2.5\n")
+    argv = [
+        "eval",
+        "sts",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data),
+        "--tasks",
+        "STS12",
+        "--quiet",
+    ]
+    code, _, stderr = run_cli(argv, capsys)
+    assert code == 2
+    assert "STS.gs.MSRvid.txt:3: gold score 'not-a-score' is not a number" in stderr
+
+
+def test_eval_without_benchmark_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, stderr = run_cli(["eval"], capsys)
+    assert code == 2 and "BENCHMARK" in stderr
