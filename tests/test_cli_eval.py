@@ -35,7 +35,7 @@ def test_eval_sts_end_to_end(
     assert [cell.strip() for cell in header.split("|")[1:-1]] == [*TASKS, "Avg."]
 
     payload = json.loads(out.read_text())
-    assert list(payload) == [*TASKS, "avg", "details"]
+    assert list(payload) == [*TASKS, "avg", "details", "pairs"]
     assert payload["details"]["STS15"]["n_pairs"] == 5 * 6
     assert payload["details"]["SICKRelatedness"]["n_pairs"] == 9
     assert payload["details"]["pooler"] == "avg"
@@ -48,6 +48,17 @@ def test_eval_sts_end_to_end(
     report = evaluate_sts(Encoder(tiny_bert_dir, pooler="avg"), data_dir=toy_data, show_progress=False)
     for task in TASKS:
         assert payload[task] == pytest.approx(report.scores[task], abs=1e-6)
+
+    # Per-pair data: one entry per scored pair, and `jtcse plot` turns it into scatter plots.
+    for task in TASKS:
+        pairs = payload["pairs"][task]
+        assert len(pairs["gold"]) == len(pairs["cosine"]) == payload["details"][task]["n_pairs"]
+    assert payload["pairs"]["STS12"]["subset"][0] in payload["details"]["STS12"]["subsets"]
+    pytest.importorskip("matplotlib")
+    code, _, stderr = run_cli(["plot", str(out), "--out", str(tmp_path / "plots")], capsys)
+    assert code == 0, stderr
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert "scatter_STS12.png" in pngs and all((tmp_path / "plots" / p).stat().st_size > 0 for p in pngs)
 
 
 def test_eval_sts_dev_mode_with_task_alias(

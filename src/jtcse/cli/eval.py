@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jtcse.errors import JtcseError
+from jtcse.evaluation.mteb import add_mteb_arguments, run_mteb_command
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], "int | None"]
@@ -48,7 +49,10 @@ def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", help="data directory holding sts/ (default: $JTCSE_DATA, ../shared/data, cache)"
     )
-    parser.add_argument("--output", help="also write the scores and details to this JSON file")
+    parser.add_argument(
+        "--output",
+        help="also write the scores, details and per-pair cosines (for `jtcse plot`) to this JSON file",
+    )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=64, help="sentences per batch (default: 64)"
     )
@@ -95,7 +99,7 @@ def run_sts(args: argparse.Namespace) -> int:
     )
     print(report.format_table())
     if args.output:
-        _write_json(Path(args.output), report.to_json())
+        _write_json(Path(args.output), report.to_json(include_pairs=True))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -103,6 +107,11 @@ def run_sts(args: argparse.Namespace) -> int:
 # name -> (help, add_arguments, run)
 BENCHMARKS: dict[str, tuple[str, AddArguments, Run]] = {
     "sts": ("the 7 STS tasks of the SimCSE/JTCSE papers (Spearman x100)", add_sts_arguments, run_sts),
+    "mteb": (
+        "MTEB tasks through mteb's own evaluator (pip install 'jtcse[mteb]')",
+        add_mteb_arguments,
+        run_mteb_command,
+    ),
 }
 
 

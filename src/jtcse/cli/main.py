@@ -21,6 +21,12 @@ COMMANDS: dict[str, str] = {
     "eval": "jtcse.cli.eval",
     "train": "jtcse.cli.train",
     "data": "jtcse.cli.data",
+    "diagnose": "jtcse.cli.diagnose",
+    "encode": "jtcse.cli.encode",
+    "similarity": "jtcse.cli.similarity",
+    "search": "jtcse.cli.search",
+    "export": "jtcse.cli.export",
+    "plot": "jtcse.cli.plot",
 }
 
 
@@ -32,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jtcse {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name, module_name in COMMANDS.items():
+    for module_name in COMMANDS.values():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # a command whose module is not part of this build

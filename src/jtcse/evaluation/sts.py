@@ -75,14 +75,23 @@ class StsReport:
     mode: str
     scores: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
+    # task -> {"gold": [...], "cosine": [...], "subset": [...]}: every scored pair, for scatter plots
+    pairs: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[str]:
         return [task for task in self.scores if task != "avg"]
 
-    def to_json(self) -> dict[str, Any]:
-        """``{"STS12": .., ..., "avg": .., "details": {...}}``; NaN (a constant prediction) becomes null."""
-        return _json_safe({**self.scores, "details": self.details})
+    def to_json(self, *, include_pairs: bool = False) -> dict[str, Any]:
+        """``{"STS12": .., ..., "avg": .., "details": {...}}``; NaN (a constant prediction) becomes null.
+
+        ``include_pairs`` adds ``"pairs"`` (per task: gold, cosine and subset of every scored pair), which
+        ``jtcse plot EVAL.json`` draws as scatter plots.
+        """
+        payload = {**self.scores, "details": self.details}
+        if include_pairs:
+            payload["pairs"] = self.pairs
+        return _json_safe(payload)
 
     def format_table(self) -> str:
         """The papers' table: one column per task plus Avg., scores x100 with two decimals."""
@@ -120,14 +129,15 @@ def evaluate_sts(
 
     scores: dict[str, float] = {}
     details: dict[str, Any] = {"mode": mode, "data_dir": str(root), "n_sentences": len(sentences)}
+    pairs: dict[str, dict[str, list]] = {}
     for task, subsets in data.items():
-        result = _score_task(subsets, unit, position)
+        result, pairs[task] = _score_task(subsets, unit, position)
         result["split"] = split
         scores[task] = result["all"]["spearman"]
         details[task] = result
     # SimCSE averages the printed (two-decimal) numbers.
     scores["avg"] = float(np.mean([round(value, 2) for value in scores.values()]))
-    return StsReport(mode=mode, scores=scores, details=details)
+    return StsReport(mode=mode, scores=scores, details=details, pairs=pairs)
 
 
 def stsb_dev_score(encode_fn: Callable[[list[str]], Any] | Any, data_dir: str | Path | None = None) -> float:
@@ -188,8 +198,10 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return max(-1.0, min(1.0, value))
 
 
-def _score_task(subsets: dict[str, StsPairs], unit: np.ndarray, position: dict[str, int]) -> dict[str, Any]:
-    """SentEval's per-subset, "all", "mean" and "wmean" figures for one task."""
+def _score_task(
+    subsets: dict[str, StsPairs], unit: np.ndarray, position: dict[str, int]
+) -> tuple[dict[str, Any], dict[str, list]]:
+    """SentEval's per-subset, "all", "mean" and "wmean" figures for one task, and the scored pairs."""
     per_subset: dict[str, Any] = {}
     all_predicted: list[np.ndarray] = []
     all_gold: list[np.ndarray] = []
@@ -201,7 +213,13 @@ def _score_task(subsets: dict[str, StsPairs], unit: np.ndarray, position: dict[s
         per_subset[name] = {"spearman": spearman, "pearson": pearson, "n_pairs": len(pairs)}
         all_predicted.append(predicted)
         all_gold.append(pairs.scores)
-    all_spearman, all_pearson = correlations(np.concatenate(all_predicted), np.concatenate(all_gold))
+    predicted_all, gold_all = np.concatenate(all_predicted), np.concatenate(all_gold)
+    all_spearman, all_pearson = correlations(predicted_all, gold_all)
+    scored_pairs = {
+        "gold": gold_all.tolist(),
+        "cosine": predicted_all.tolist(),
+        "subset": [name for name, pairs in subsets.items() for _ in range(len(pairs))],
+    }
     counts = np.array([item["n_pairs"] for item in per_subset.values()], dtype=np.float64)
     spearmans = np.array([item["spearman"] for item in per_subset.values()])
     pearsons = np.array([item["pearson"] for item in per_subset.values()])
@@ -214,7 +232,7 @@ def _score_task(subsets: dict[str, StsPairs], unit: np.ndarray, position: dict[s
             "pearson": float(np.average(pearsons, weights=counts)),
         },
         "subsets": per_subset,
-    }
+    }, scored_pairs
 
 
 def _distinct_sentences(data: dict[str, dict[str, StsPairs]]) -> tuple[list[str], dict[str, int]]:

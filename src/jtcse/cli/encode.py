@@ -1,0 +1,98 @@
+"""``jtcse encode --model M --input sents.txt --output vecs.npy``: one vector per input line.
+
+Also home of the model options the tool commands share (``--model``, ``--pooler``, ``--device``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  jtcse encode --model minilm --input sents.txt --output vecs.npy
+  jtcse encode --model runs/jtcse --input sents.txt --output vecs.safetensors --normalize
+
+Row i of the output is line i+1 of the input (blank lines included). .npy holds a float32 matrix;
+.safetensors holds it under the key "embeddings", with the source file in the metadata.
+"""
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that pick and configure the encoder, shared by encode / similarity / search."""
+    parser.add_argument(
+        "--model",
+        default="minilm",
+        help="short name (minilm), Hugging Face id or directory, or jtcse model directory (default: minilm)",
+    )
+    parser.add_argument(
+        "--pooler", help="cls | cls_before_pooler | avg | avg_first_last (default: the model's own)"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
+    parser.add_argument(
+        "--max-length", type=int, help="truncate inputs to this many tokens (default: the model's limit)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="always show a progress bar"
+    )
+    group.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
+    )
+
+
+def load_encoder(args: argparse.Namespace) -> Any:
+    from jtcse.encoder import Encoder
+
+    return Encoder(
+        args.model,
+        pooler=args.pooler,
+        device=args.device,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "encode",
+        help="encode a text file (one sentence per line) into .npy or .safetensors vectors",
+        description="Encode every line of a text file with a sentence encoder and save the matrix.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_options(parser)
+    parser.add_argument("--input", required=True, type=Path, help="UTF-8 text file, one sentence per line")
+    parser.add_argument(
+        "--output", required=True, type=Path, help="output file ending in .npy or .safetensors"
+    )
+    parser.add_argument("--normalize", action="store_true", help="scale every vector to unit length")
+    add_progress_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jtcse.tools.encode_file import check_vector_suffix, encode_file
+
+    check_vector_suffix(args.output)  # before loading a model
+    encoder = load_encoder(args)
+    vectors = encode_file(
+        encoder,
+        args.input,
+        args.output,
+        normalize=args.normalize,
+        show_progress=args.progress,
+        metadata={"model": str(args.model)},
+    )
+    note = ", unit length" if args.normalize else ""
+    print(
+        f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 vectors{note} to {args.output}",
+        file=sys.stderr,
+    )
+    return 0

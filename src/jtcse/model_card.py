@@ -1,0 +1,240 @@
+"""Model cards: the README.md of every saved model directory.
+
+``write_model_card`` is called by whatever saves a model (training, ensembles, export). Every piece is
+optional; the card says what it has: what the model is (from ``jtcse.json``), how to load it, the data it
+was trained on, the resolved config, a summary of the training curve from ``metrics.jsonl`` (first, best and
+last value of each loss term; best dev score and its step) and the 7-task STS table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jtcse.errors import JtcseError
+from jtcse.model.format import atomic_write_text, is_jtcse_dir, read_spec
+
+CARD_NAME = "README.md"
+STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
+_STS_HEADERS = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R"}
+# metrics.jsonl fields that are not loss terms (see jtcse.training.metrics)
+NON_LOSS_FIELDS = frozenset(
+    {
+        "step",
+        "epoch",
+        "lr",
+        "sentences_per_s",
+        "elapsed_s",
+        "eval_s",
+        "best_step",
+        "tokens_per_s",
+        "grad_norm",
+    }
+)
+
+
+def write_model_card(
+    model_dir: str | Path,
+    *,
+    config: dict[str, Any] | None,
+    data: str | None,
+    metrics_path: Path | None,
+    sts_report: dict[str, Any] | Any | None,
+    title: str | None = None,
+) -> Path:
+    """Write ``model_dir/README.md`` (atomically) and return its path.
+
+    ``config``: the resolved config; ``data``: a line about the training data; ``metrics_path``: a
+    ``metrics.jsonl`` (a missing file: no curve section); ``sts_report``: ``StsReport.to_json()`` or the
+    report itself.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise JtcseError(f"{model_dir}: not a directory; cannot write a model card there")
+    text = render_model_card(
+        model_dir, config=config, data=data, metrics_path=metrics_path, sts_report=sts_report, title=title
+    )
+    target = model_dir / CARD_NAME
+    atomic_write_text(target, text)
+    return target
+
+
+def render_model_card(
+    model_dir: str | Path,
+    *,
+    config: dict[str, Any] | None = None,
+    data: str | None = None,
+    metrics_path: Path | None = None,
+    sts_report: dict[str, Any] | Any | None = None,
+    title: str | None = None,
+) -> str:
+    model_dir = Path(model_dir)
+    spec = read_spec(model_dir) if is_jtcse_dir(model_dir) else None
+    parts = [_front_matter(), f"# {title or model_dir.name}\n"]
+    parts.append(_model_section(model_dir, spec))
+    parts.append(_usage_section())
+    if data:
+        parts.append(f"## Training data\n\n{data}\n")
+    if sts_report is not None:
+        parts.append(_sts_section(sts_report))
+    if metrics_path is not None:
+        parts.append(_curve_section(Path(metrics_path)))
+    if config:
+        parts.append(_config_section(config))
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _front_matter() -> str:
+    return (
+        "---\nlibrary_name: jtcse\npipeline_tag: sentence-similarity\n"
+        "tags:\n- jtcse\n- sentence-embeddings\n- sentence-similarity\n---\n"
+    )
+
+
+def _model_section(model_dir: Path, spec: Any) -> str:
+    if spec is None:
+        return "A sentence encoder saved by jtcse.\n"
+    lines = [
+        f"A jtcse sentence encoder (kind `{spec.kind}`"
+        + (f", method `{spec.method}`" if spec.method else "")
+        + "). Its embedding is the weighted sum of its members' pooled vectors, unnormalised; "
+        "compare embeddings with cosine similarity.\n",
+        "| member | pooler | weight |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{m.path}` | `{m.pooler}` | {m.weight:g} |" for m in spec.members]
+    return "\n".join(lines) + "\n"
+
+
+def _usage_section() -> str:
+    return (
+        "## Usage\n\n"
+        "```python\n"
+        "import jtcse\n\n"
+        'encoder = jtcse.Encoder("path/to/this/directory")\n'
+        'vectors = encoder.encode(["A man is playing a guitar.", "Someone plays an instrument."])\n'
+        "```\n\n"
+        "From the shell: `jtcse eval sts --model DIR` (the 7 STS tasks), "
+        '`jtcse similarity --model DIR "a" "b"`, '
+        "`jtcse export --model DIR --format sentence-transformers OUT`.\n"
+    )
+
+
+def _fmt_score(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.2f}"
+    return "n/a"
+
+
+def _sts_section(report: Any) -> str:
+    scores = report.to_json() if hasattr(report, "to_json") else report
+    if not isinstance(scores, Mapping):
+        return "## STS evaluation\n\n(no scores)\n"
+    tasks = [t for t in STS_TASKS if t in scores] + [
+        t
+        for t in scores
+        if t not in STS_TASKS
+        and t not in ("avg", "details", "pairs")
+        and not isinstance(scores[t], (dict, list))
+    ]
+    names = [_STS_HEADERS.get(t, t) for t in tasks] + ["Avg."]
+    values = [_fmt_score(scores.get(t)) for t in tasks] + [_fmt_score(scores.get("avg"))]
+    mode = (scores.get("details") or {}).get("mode") if isinstance(scores.get("details"), Mapping) else None
+    caption = "Spearman correlation x100 of cosine similarity"
+    caption += f" ({mode} split)" if mode else ""
+    caption += ', as SimCSE\'s SentEval fork computes it (STS12-16: the "all" setting).'
+    return (
+        "## STS evaluation\n\n"
+        f"{caption}\n\n"
+        "| " + " | ".join(names) + " |\n"
+        "|" + "|".join("---" for _ in names) + "|\n"
+        "| " + " | ".join(values) + " |\n"
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def summarize_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """First / best (lowest) / last value and step of each loss term; best and last dev score.
+
+    ``{"steps": int, "losses": {term: {"first": (step, v), "best": (step, v), "last": (step, v)}},
+    "dev": {"key": str, "best": (step, v), "last": (step, v), "evals": int} | None,
+    "sentences_per_s": float | None}``
+    """
+    losses: dict[str, dict[str, tuple[int, float]]] = {}
+    dev: dict[str, Any] | None = None
+    speeds = []
+    steps = 0
+    for record in records:
+        step = record.get("step")
+        if not isinstance(step, int):
+            continue
+        steps = max(steps, step)
+        dev_keys = [k for k in record if k.startswith("dev_")]
+        if dev_keys:
+            key = dev_keys[0]
+            value = _number(record[key])
+            if value is not None:
+                dev = dev or {"key": key, "best": (step, value), "last": (step, value), "evals": 0}
+                dev["evals"] += 1
+                dev["last"] = (step, value)
+                if value > dev["best"][1]:
+                    dev["best"] = (step, value)
+            continue
+        if (speed := _number(record.get("sentences_per_s"))) is not None:
+            speeds.append(speed)
+        for key, raw in record.items():
+            value = _number(raw)
+            if key in NON_LOSS_FIELDS or key.startswith(("best_", "dev_")) or value is None:
+                continue
+            term = losses.setdefault(
+                key, {"first": (step, value), "best": (step, value), "last": (step, value)}
+            )
+            term["last"] = (step, value)
+            if value < term["best"][1]:
+                term["best"] = (step, value)
+    return {
+        "steps": steps,
+        "losses": losses,
+        "dev": dev,
+        "sentences_per_s": sum(speeds) / len(speeds) if speeds else None,
+    }
+
+
+def _curve_section(metrics_path: Path) -> str:
+    if not metrics_path.is_file():
+        return "## Training curve\n\n(no metrics.jsonl was found)\n"
+    from jtcse.training.metrics import read_metrics
+
+    summary = summarize_metrics(read_metrics(metrics_path))
+    lines = ["## Training curve\n", f"{summary['steps']} steps, from `{metrics_path.name}`."]
+    if summary["sentences_per_s"] is not None:
+        lines[-1] += f" Mean throughput {summary['sentences_per_s']:.1f} sentences/s."
+    if summary["losses"]:
+        lines += ["", "| loss term | first (step) | best (step) | last (step) |", "|---|---|---|---|"]
+        for term, v in summary["losses"].items():
+            cells = [f"{v[k][1]:.4g} ({v[k][0]})" for k in ("first", "best", "last")]
+            lines.append(f"| {term} | " + " | ".join(cells) + " |")
+    dev = summary["dev"]
+    if dev is not None:
+        lines += [
+            "",
+            f"Dev score `{dev['key']}` over {dev['evals']} evaluations: best {dev['best'][1]:.2f} at step "
+            f"{dev['best'][0]}, last {dev['last'][1]:.2f} at step {dev['last'][0]}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _config_section(config: dict[str, Any]) -> str:
+    text = json.dumps(config, indent=2, sort_keys=False, default=str)
+    return f"## Configuration\n\n```json\n{text}\n```\n"

@@ -1,0 +1,404 @@
+"""Semantic search over a text corpus: an index of unit vectors, built once and saved beside the corpus.
+
+``SearchIndex.for_corpus(encoder, corpus)`` loads ``<corpus>.jtcse-index/`` when it was built by the same
+model from the same file content, builds and saves it otherwise. Scores are cosine similarities. The saved
+form is plain numpy (``vectors.npy`` + ``index.json``) whatever the search backend: faiss-cpu's exact
+``IndexFlatIP`` when installed, an exact numpy product otherwise; both return the same hits. Blank corpus
+lines are skipped; each hit carries its 1-based line number in the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jtcse import __version__
+from jtcse.errors import JtcseError
+from jtcse.model.format import atomic_write_text
+from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
+from jtcse.tools.similarity import normalize_rows
+
+INDEX_SUFFIX = ".jtcse-index"
+META_NAME = "index.json"
+VECTORS_NAME = "vectors.npy"
+INDEX_FORMAT = "jtcse-search-index"
+INDEX_FORMAT_VERSION = 1
+BACKENDS = ("auto", "faiss", "numpy")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_PROBE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Corpus:
+    path: Path
+    sentences: list[str]  # non-blank lines, in file order
+    line_numbers: list[int]  # 1-based line of each sentence
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    rank: int  # 1-based
+    score: float  # cosine similarity
+    line: int  # 1-based line number in the corpus file
+    text: str
+
+
+def read_corpus(path: str | Path) -> Corpus:
+    """The corpus sentences (blank lines skipped) with their line numbers and the file's sha256."""
+    path = Path(path)
+    data = read_text_bytes(path, what="--corpus")
+    lines = decode_lines(data, path)
+    digest = hashlib.sha256(data).hexdigest()
+    kept = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    if not kept:
+        raise JtcseError(f"--corpus {path}: no sentences (the file is empty or blank)")
+    return Corpus(path, [s for _, s in kept], [n for n, _ in kept], digest)
+
+
+def _weights_fingerprint(source: str) -> str | None:
+    """Cheap fingerprint of a local model directory: config plus size and first MiB of each weight file.
+
+    It tells a retrained checkpoint in the same directory apart without hashing gigabytes.
+    """
+    root = Path(source)
+    if not root.is_dir():
+        return None  # a hub id: its name is its identity
+    h = hashlib.sha256()
+    config = root / "config.json"
+    if config.is_file():
+        h.update(config.read_bytes())
+    for file in sorted(root.iterdir()):
+        if file.is_file() and file.suffix in _WEIGHT_SUFFIXES:
+            h.update(f"{file.name}:{file.stat().st_size}:".encode())
+            with open(file, "rb") as fh:
+                h.update(fh.read(_PROBE_BYTES))
+    return h.hexdigest()
+
+
+def _member_field(member: Any, name: str) -> Any:
+    return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
+
+
+def model_identity(encoder: Any) -> dict[str, Any]:
+    """What makes two encoders give the same vectors: per member, source, weights, pooler, weight, limit."""
+    members = []
+    for member in getattr(encoder, "members", None) or []:
+        source = str(_member_field(member, "source"))
+        weight = _member_field(member, "weight")
+        members.append(
+            {
+                "source": source,
+                "pooler": _member_field(member, "pooler"),
+                "weight": None if weight is None else float(weight),
+                "max_length": _member_field(member, "max_length"),
+                "fingerprint": _weights_fingerprint(source),
+            }
+        )
+    if not members:  # any other object with encode(): only its class and size can identify it
+        members.append({"source": type(encoder).__qualname__})
+    return {"members": members, "dim": int(getattr(encoder, "dim", 0) or 0)}
+
+
+def describe_identity(identity: dict[str, Any]) -> str:
+    parts = []
+    for m in identity.get("members", []):
+        text = str(m.get("source"))
+        if m.get("pooler"):
+            text += f" ({m['pooler']})"
+        parts.append(text)
+    return " + ".join(parts) or "an unknown model"
+
+
+def check_same_model(
+    saved_identity: dict[str, Any], saved_dim: int, encoder: Any, index_dir: str | Path | None = None
+) -> None:
+    """Raise a one-line error when ``encoder`` is not the model that built an index."""
+    where = f"--index {index_dir}" if index_dir is not None else "the index"
+    mine = model_identity(encoder)
+    if mine.get("dim") and mine["dim"] != saved_dim:
+        raise JtcseError(
+            f"{where}: built by {describe_identity(saved_identity)} with {saved_dim}-dim vectors, but "
+            f"{describe_identity(mine)} gives {mine['dim']}-dim vectors; pass --rebuild to replace the index"
+        )
+    if mine != saved_identity:
+        raise JtcseError(
+            f"{where}: built by another model ({describe_identity(saved_identity)}), not "
+            f"{describe_identity(mine)}; pass --rebuild to replace the index"
+        )
+
+
+def faiss_available() -> bool:
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _pick_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise JtcseError(f"--backend {backend}: unknown; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "faiss" if faiss_available() else "numpy"
+    if backend == "faiss" and not faiss_available():
+        raise JtcseError(
+            "--backend faiss: faiss is not installed; pip install faiss-cpu (or use --backend numpy)"
+        )
+    return backend
+
+
+def default_index_dir(corpus: str | Path) -> Path:
+    """``<corpus>.jtcse-index`` beside the corpus; a per-user cache folder if the corpus's is read-only."""
+    corpus = Path(corpus).resolve()
+    beside = corpus.with_name(corpus.name + INDEX_SUFFIX)
+    if (beside / META_NAME).is_file() or os.access(corpus.parent, os.W_OK):
+        return beside
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jtcse" / "search-index"
+    key = hashlib.sha256(str(corpus).encode()).hexdigest()[:16]
+    return cache_root / f"{corpus.name}-{key}{INDEX_SUFFIX}"
+
+
+class SearchIndex:
+    """Unit-length corpus vectors plus what is needed to trust them later (model identity, corpus hash)."""
+
+    def __init__(
+        self, vectors: np.ndarray, corpus: Corpus, identity: dict[str, Any], *, backend: str = "auto"
+    ) -> None:
+        vectors = normalize_rows(vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(corpus.sentences):
+            raise ValueError(f"{vectors.shape[0]} vectors for {len(corpus.sentences)} sentences")
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.corpus = corpus
+        self.identity = identity
+        self.backend = _pick_backend(backend)
+        self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
+        self._faiss_index: Any = None
+        self._checked_encoder: Any = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    # -- building, saving, loading -------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        encoder: SupportsEncode,
+        corpus: str | Path | Corpus,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+        backend: str = "auto",
+    ) -> SearchIndex:
+        """Encode every corpus sentence (with a progress bar on long corpora)."""
+        corpus = corpus if isinstance(corpus, Corpus) else read_corpus(corpus)
+        vectors = encoder.encode(
+            corpus.sentences, batch_size=batch_size, normalize=True, show_progress=show_progress
+        )
+        index = cls(np.asarray(vectors), corpus, model_identity(encoder), backend=backend)
+        index.status = "built"
+        return index
+
+    def save(self, index_dir: str | Path | None = None) -> Path:
+        """Write ``vectors.npy``, then ``index.json`` (last, so a half-written index is never trusted)."""
+        index_dir = Path(index_dir) if index_dir is not None else default_index_dir(self.corpus.path)
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            (index_dir / META_NAME).unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".vectors.", suffix=".tmp", dir=index_dir)
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, self.vectors)
+            os.replace(tmp, index_dir / VECTORS_NAME)
+            atomic_write_text(index_dir / META_NAME, json.dumps(self._meta(), indent=2) + "\n")
+        except PermissionError as exc:
+            raise JtcseError(f"--index {index_dir}: cannot write the index here ({exc.strerror})") from exc
+        return index_dir
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "format": INDEX_FORMAT,
+            "format_version": INDEX_FORMAT_VERSION,
+            "jtcse_version": __version__,
+            "model": self.identity,
+            "dim": self.dim,
+            "normalize": True,
+            "similarity": "cosine",
+            "count": len(self),
+            "corpus": {"path": str(self.corpus.path.resolve()), "sha256": self.corpus.sha256},
+        }
+
+    @staticmethod
+    def read_meta(index_dir: str | Path) -> dict[str, Any] | None:
+        """The saved metadata, or None when there is no complete index in ``index_dir``."""
+        file = Path(index_dir) / META_NAME
+        if not file.is_file():
+            return None
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise JtcseError(f"{file}: not valid JSON ({exc}); pass --rebuild to replace the index") from exc
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+            raise JtcseError(f"{file}: not a jtcse search index; pass --rebuild or another --index")
+        if int(meta.get("format_version", 0)) > INDEX_FORMAT_VERSION:
+            raise JtcseError(f"{file}: written by a newer jtcse; upgrade jtcse or pass --rebuild")
+        return meta
+
+    @classmethod
+    def load(
+        cls, index_dir: str | Path, corpus: str | Path | Corpus, *, backend: str = "auto"
+    ) -> SearchIndex:
+        """Load a saved index for ``corpus``; the corpus content must be the one the index was built from."""
+        index_dir = Path(index_dir)
+        meta = cls.read_meta(index_dir)
+        if meta is None:
+            raise JtcseError(f"--index {index_dir}: no search index here ({META_NAME} missing)")
+        corpus = corpus if isinstance(corpus, Corpus) else read_corpus(corpus)
+        if meta["corpus"]["sha256"] != corpus.sha256:
+            raise JtcseError(
+                f"--index {index_dir}: built from another version of {corpus.path} (sha256 differs); "
+                "pass --rebuild"
+            )
+        vectors = np.load(index_dir / VECTORS_NAME)
+        if vectors.shape != (meta["count"], meta["dim"]) or vectors.shape[0] != len(corpus.sentences):
+            raise JtcseError(
+                f"{index_dir / VECTORS_NAME}: shape {vectors.shape} does not match {META_NAME}; "
+                "pass --rebuild"
+            )
+        index = cls(vectors, corpus, meta["model"], backend=backend)
+        index.status = "loaded"
+        return index
+
+    def check_model(self, encoder: Any, index_dir: str | Path | None = None) -> None:
+        """Raise a one-line error when ``encoder`` is not the model that built this index."""
+        check_same_model(self.identity, self.dim, encoder, index_dir)
+
+    @classmethod
+    def for_corpus(
+        cls,
+        encoder: SupportsEncode,
+        corpus: str | Path,
+        *,
+        index_dir: str | Path | None = None,
+        rebuild: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+        backend: str = "auto",
+    ) -> SearchIndex:
+        """The saved index when it matches this model and this corpus content; else build it and save it.
+
+        A changed corpus is re-indexed silently (``status`` says so). An index built by another model is an
+        error unless ``rebuild``: replacing it would throw away someone's (possibly long) indexing run.
+        """
+        corpus_data = read_corpus(corpus)
+        index_dir = Path(index_dir) if index_dir is not None else default_index_dir(corpus_data.path)
+        meta = None if rebuild else cls.read_meta(index_dir)
+        status = "built"
+        if meta is not None:
+            check_same_model(meta["model"], int(meta["dim"]), encoder, index_dir)
+            if meta["corpus"]["sha256"] == corpus_data.sha256:
+                return cls.load(index_dir, corpus_data, backend=backend)
+            status = "rebuilt (the corpus changed)"
+        elif rebuild and (index_dir / META_NAME).is_file():
+            status = "rebuilt (--rebuild)"
+        index = cls.build(
+            encoder, corpus_data, batch_size=batch_size, show_progress=show_progress, backend=backend
+        )
+        index.save(index_dir)
+        index.status = status
+        return index
+
+    # -- searching ------------------------------------------------------------------------------------------
+
+    def search_vectors(self, queries: np.ndarray, top_k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, row indices) per query row, best first; ties broken by corpus order."""
+        if not isinstance(top_k, int) or top_k < 1:
+            raise JtcseError(f"--top-k {top_k}: must be a positive integer")
+        queries = normalize_rows(np.atleast_2d(queries))
+        if queries.shape[1] != self.dim:
+            raise JtcseError(
+                f"query vectors have {queries.shape[1]} dimensions, the index {self.dim}; "
+                "the index was built by another model: pass --rebuild"
+            )
+        k = min(top_k, len(self))
+        if self.backend == "numpy":
+            return _exact_top_k(queries @ self.vectors.T, k)
+        # One row more than asked shows whether a tie straddles the cut (duplicate corpus lines do that);
+        # such rows are redone exactly so both backends keep the same, earliest, lines.
+        k_probe = min(k + 1, len(self))
+        scores, rows = self._faiss().search(np.ascontiguousarray(queries, dtype=np.float32), k_probe)
+        scores, rows = scores.astype(np.float32), rows.astype(np.int64)
+        out_scores, out_rows = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+        for q in range(len(queries)):
+            if k_probe > k and scores[q, k] == scores[q, k - 1]:
+                s, r = _exact_top_k(queries[q : q + 1] @ self.vectors.T, k)
+                out_scores[q], out_rows[q] = s[0], r[0]
+            else:
+                order = np.lexsort((rows[q, :k], -scores[q, :k]))
+                out_scores[q], out_rows[q] = scores[q, order], rows[q, order]
+        return out_scores, out_rows
+
+    def _faiss(self) -> Any:
+        if self._faiss_index is None:
+            import faiss
+
+            index = faiss.IndexFlatIP(self.dim)
+            index.add(self.vectors)
+            self._faiss_index = index
+        return self._faiss_index
+
+    def search(
+        self, encoder: SupportsEncode, queries: str | Sequence[str], top_k: int = 5
+    ) -> list[SearchHit] | list[list[SearchHit]]:
+        """Hits for one query (a list) or for several (a list of lists)."""
+        single = isinstance(queries, str)
+        texts = [queries] if single else list(queries)
+        if not texts:
+            raise JtcseError("--query: no query given")
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise JtcseError("--query: the query is empty")
+        if self._checked_encoder is not encoder:  # vectors of another model would give silent nonsense
+            self.check_model(encoder)
+            self._checked_encoder = encoder
+        q = encoder.encode(texts, normalize=True, show_progress=False)
+        scores, rows = self.search_vectors(np.asarray(q), top_k)
+        results = [
+            [
+                SearchHit(
+                    rank=r + 1,
+                    score=float(s),
+                    line=self.corpus.line_numbers[i],
+                    text=self.corpus.sentences[i],
+                )
+                for r, (s, i) in enumerate(zip(score_row.tolist(), row.tolist(), strict=True))
+            ]
+            for score_row, row in zip(scores, rows, strict=True)
+        ]
+        return results[0] if single else results
+
+
+def _exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each row, best first, ties broken by row order (earliest corpus line first)."""
+    out_scores = np.empty((scores.shape[0], k), np.float32)
+    out_rows = np.empty((scores.shape[0], k), np.int64)
+    for q, row in enumerate(scores):
+        if k < row.shape[0]:
+            # Everything scoring at least the k-th best value: includes every member of a tie at the cut.
+            kth = np.partition(row, row.shape[0] - k)[row.shape[0] - k]
+            candidates = np.flatnonzero(row >= kth)
+        else:
+            candidates = np.arange(row.shape[0])
+        order = np.lexsort((candidates, -row[candidates]))[:k]
+        out_rows[q] = candidates[order]
+        out_scores[q] = row[out_rows[q]]
+    return out_scores, out_rows
