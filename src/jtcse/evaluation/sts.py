@@ -151,7 +151,7 @@ def stsb_dev_score(encode_fn: Callable[[list[str]], Any] | Any, data_dir: str | 
     sentences, position = _distinct_sentences(data)
     encode = encode_fn.encode if hasattr(encode_fn, "encode") else encode_fn
     unit = _unit_rows(_as_matrix(encode(sentences), len(sentences)))
-    return _score_task(data["STSBenchmark"], unit, position)["all"]["spearman"]
+    return _score_task(data["STSBenchmark"], unit, position)[0]["all"]["spearman"]
 
 
 _STSB_DEV_CACHE: dict[Path, StsPairs] = {}

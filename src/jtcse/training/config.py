@@ -1,0 +1,477 @@
+"""The training config: a TOML or YAML file, ``--set section.key=value`` overrides, method defaults.
+
+A config has a few top-level keys (``method``, ``seed``, ``output_dir``) and five sections, ``model``,
+``data``, ``train``, ``loss`` and ``eval``; every key is listed, with its meaning, in the dataclasses below
+and in ``configs/*.toml``. Loading a config:
+
+1. read the file (``.toml`` with tomllib/tomli; ``.yaml``/``.yml``/``.json`` with ``yaml.safe_load``);
+2. apply ``--set key=value`` overrides, each value parsed to the key's type (``true``/``false`` for
+   booleans, ``none``/``null`` for an optional value);
+3. fill the keys the user did not set with the **method defaults** (:data:`METHOD_DEFAULTS`): SimCSE's for
+   ``simcse``, the official JTCSE code's for ``jtcse``, TNCSE's for ``tncse``;
+4. validate (choices, ranges). Every problem is a one-line :class:`JtcseError` naming the key; an unknown
+   key lists the valid ones.
+
+The resolved config (every key, defaults filled in) is written as ``train_config.yaml`` in the output
+directory, and ``jtcse train OUT/train_config.yaml`` reruns the same training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jtcse.errors import JtcseError
+
+METHODS = ("simcse", "jtcse", "tncse")
+TWIN_METHODS = ("jtcse", "tncse")
+TRAIN_POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
+CA_MODES = ("side_all", "side_last", "in_stream")
+CA_PLACEMENTS = ("end", "start")
+DIRECTIONS = ("random", "a_to_b", "b_to_a")
+SCHEDULES = ("linear", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
+BAD_UTF8_POLICIES = ("skip", "error")
+SECTIONS = ("model", "data", "train", "loss", "eval")
+RESOLVED_CONFIG_NAME = "train_config.yaml"
+
+# TNCSE's twin-tower dropout (attention and hidden), by backbone family [TN-code model_dual.py].
+TNCSE_DROPOUT = {"bert": 0.00025, "roberta": 0.0175}
+
+
+@dataclass
+class ModelConfig:
+    base: str = "minilm"
+    """simcse: the encoder to train. jtcse/tncse: the checkpoint for a tower whose own key is empty."""
+    tower_a: str = ""
+    """jtcse/tncse: tower A (a stage-1 output dir, an HF dir or hub id); empty = ``base``."""
+    tower_b: str = ""
+    """jtcse/tncse: tower B; empty = the same checkpoint as tower A (the towers then start identical and
+    differ only through their dropout masks, which are separate draws of the seeded RNG)."""
+    pooler: str = "cls"
+    """simcse: ``cls`` = CLS state + an MLP used only in training (SimCSE's ``--mlp_only_train``; inference
+    uses ``cls_before_pooler``), ``cls_before_pooler``, ``avg`` or ``avg_first_last`` (no MLP)."""
+    dropout: float | None = None
+    """Attention and hidden dropout of the encoder(s); none = keep the checkpoint's own value."""
+    num_ca_layers: int = 6
+    """jtcse: equally spaced cross-attention layers (must divide the encoder's layer count; 0 = none)."""
+    ca_mode: str = "side_all"
+    """jtcse: ``side_all`` | ``side_last`` | ``in_stream`` (method.md §1.2) [inferred]."""
+    ca_placement: str = "end"
+    """jtcse: ``end`` = after layers s, 2s, ..., L (the last layer always has CA); ``start`` = 1, 1+s, ..."""
+    cross_attention: bool = True
+    """jtcse: run the cross-attention branch at all (tncse: off)."""
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "wiki"
+    """A text file, one sentence per line, or ``wiki`` = the wiki1m corpus from the data directory."""
+    data_dir: str = ""
+    """Where ``wiki`` and the STS-B dev set are looked up; empty = the usual order (jtcse.data.paths)."""
+    max_sentences: int = 0
+    """Use only the first N sentences (after blank lines and duplicates are dropped); 0 = all."""
+    dedup: bool = False
+    """Drop repeated sentences (exact match after stripping), keeping the first."""
+    max_len: int = 32
+    """Tokens per sentence (truncation); batches are padded only to their longest sentence."""
+    max_chars: int = 0
+    """Characters kept per line before tokenising (bounds the cost of huge lines); 0 = 20 * max_len."""
+    on_bad_utf8: str = "skip"
+    """A line that is not valid UTF-8: ``skip`` (counted, warned with its line number) or ``error``."""
+    bucket_window: int = 50
+    """Length bucketing: this many batches' worth of shuffled sentences are sorted by length and cut into
+    batches, and the batches are shuffled; 1 = plain shuffled batches."""
+    drop_last: bool = False
+    """Drop the last batch of an epoch when it has fewer than ``batch_size`` sentences."""
+    pad_to_multiple_of: int = 0
+    """Pad each batch to a multiple of N tokens (fewer distinct shapes for GPU kernels); 0 = to the longest
+    sentence exactly."""
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 3e-5
+    batch_size: int = 64
+    """Sentences per step (each is encoded twice, so the model sees 2x rows)."""
+    epochs: int = 1
+    max_steps: int = 0
+    """> 0: train this many steps (over as many epochs as needed) and size the LR schedule to it."""
+    stop_after: int = 0
+    """> 0: stop after this step with a checkpoint, as if interrupted; ``--resume`` continues. The LR schedule
+    and data order are those of the full run."""
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    """Warm-up as a fraction of the total steps (used when warmup_steps is 0)."""
+    weight_decay: float = 0.0
+    schedule: str = "linear"
+    """``linear`` (decay to 0, HF Trainer's default, as SimCSE) or ``constant`` (the official JTCSE code)."""
+    grad_clip: float = 1.0
+    """Max gradient norm; 0 = no clipping (HF Trainer clips at 1.0; the official JTCSE code does not clip)."""
+    precision: str = "fp32"
+    """``fp32`` | ``bf16`` | ``fp16`` (autocast; CUDA only, fp32 elsewhere with a notice)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    threads: int = 0
+    """CPU threads for torch; 0 = torch's default (the physical cores)."""
+    deterministic: bool = True
+    """cuDNN deterministic mode, as the official code (no effect on CPU, which is deterministic)."""
+    log_every: int = 10
+    """Write a metrics.jsonl line every N steps (and at the last step)."""
+    save_every: int = 100
+    """Write the resumable checkpoint every N steps (and at the end); 0 = only at the end."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (OUT/tensorboard; needs the tensorboard package)."""
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.05
+    nce: float = 1.0
+    """Weight of L_nce (each tower's SimCSE InfoNCE); 0 turns it off."""
+    icnce: float = 1.0
+    """jtcse: weight of the inter-tower InfoNCE on the CLS states; 0 turns it off."""
+    icnce_ca: float = 1.0
+    """jtcse: weight of the inter-tower InfoNCE on the cross-attention outputs; 0 turns it off."""
+    ictm: float = 1.0
+    """jtcse: weight of the tensor-modulus constraint (A->B + B->A); 0 turns it off."""
+    direction: str = "random"
+    """jtcse: ICNCE direction: ``random`` (drawn per step from Python's seeded ``random``, as the official
+    code), ``a_to_b`` (TNCSE) or ``b_to_a``."""
+    small_cos_floor: float | None = 1e-4
+    """Modulus constraint: cosines in [0, floor) are replaced by the constant floor; none = the official code
+    exactly (a zero cosine gives inf)."""
+
+
+@dataclass
+class EvalConfig:
+    every: int = 125
+    """STS-B dev Spearman every N steps (and at the end); the best state is the output model. 0 = no dev
+    evaluation: the output model is the final state."""
+    dev_max_len: int = 64
+    """Truncation of the dev sentences (the official in-loop loader truncates to 64); 0 = none."""
+    batch_size: int = 128
+
+
+@dataclass
+class Config:
+    method: str = "simcse"
+    seed: int = 42
+    output_dir: str = ""
+    """Where everything goes; empty = runs/<method>. The CLI's --output-dir overrides it."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    explicit: set[str] = field(default_factory=set, repr=False, compare=False, metadata={"internal": True})
+    """Keys the user set (file or --set); method defaults fill only the others."""
+
+    # -- views -------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in _schema_fields(Config):
+            value = getattr(self, f.name)
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return out
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.lr": 3e-05, ...}`` for every key."""
+        flat: dict[str, Any] = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        return flat
+
+    def get(self, key: str) -> Any:
+        section, _, name = key.rpartition(".")
+        return getattr(getattr(self, section) if section else self, name)
+
+    @property
+    def is_twin(self) -> bool:
+        return self.method in TWIN_METHODS
+
+
+# Method defaults for the keys the user did not set. simcse: SimCSE's unsup run_unsup_example.sh with the
+# HF Trainer defaults; jtcse: the official train_jtcse_bert.py; tncse: TNCSE's train_dual.py.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "simcse": {
+        "data.max_len": 32,
+        "train.lr": 3e-5,
+        "train.weight_decay": 0.0,
+        "train.schedule": "linear",
+        "train.grad_clip": 1.0,
+        "eval.every": 125,
+    },
+    "jtcse": {
+        "model.dropout": 0.1,
+        "data.max_len": 64,
+        "train.lr": 1.3e-6,
+        "train.weight_decay": 0.01,
+        "train.schedule": "constant",
+        "train.grad_clip": 0.0,
+        "eval.every": 100,
+        "loss.direction": "random",
+    },
+    "tncse": {
+        "model.cross_attention": False,
+        "data.max_len": 64,
+        "train.lr": 1e-6,
+        "train.weight_decay": 0.01,
+        "train.schedule": "constant",
+        "train.grad_clip": 0.0,
+        "eval.every": 100,
+        "loss.icnce_ca": 0.0,
+        "loss.direction": "a_to_b",
+        # model.dropout: TNCSE_DROPOUT by backbone family, filled in by the trainer once it knows the model.
+    },
+}
+
+
+# -- loading -------------------------------------------------------------------------------------------------
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Read ``path`` (or start from ``base``/the defaults when ``path`` is None), apply ``key=value``
+    overrides, fill method defaults, validate."""
+    raw = read_config_file(Path(path)) if path is not None else dict(base or {})
+    origin = str(path) if path is not None else "config"
+    config = config_from_dict(raw, origin=origin)
+    for item in overrides:
+        apply_override(config, item)
+    return resolve(config)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise JtcseError(f"{path}: no such config file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10
+                import tomli as tomllib
+            with path.open("rb") as fh:
+                raw = tomllib.load(fh)
+        elif suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        else:
+            raise JtcseError(f"{path}: unknown config format '{suffix}'; use .toml, .yaml/.yml or .json")
+    except JtcseError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise JtcseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError: report, not a traceback
+        raise JtcseError(f"{path}: cannot parse ({exc})") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise JtcseError(f"{path}: expected a table of keys at the top level")
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], *, origin: str = "config") -> Config:
+    config = Config()
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise JtcseError(f"{origin}: '{key}' must be a section (a table of keys), got {value!r}")
+            for sub_key, sub_value in value.items():
+                _set_key(config, f"{key}.{sub_key}", sub_value, origin=origin, from_text=False)
+        else:
+            _set_key(config, str(key), value, origin=origin, from_text=False)
+    return config
+
+
+def apply_override(config: Config, item: str) -> None:
+    """Apply one ``--set key=value``."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise JtcseError(f"--set {item}: expected key=value, e.g. --set train.lr=2e-5")
+    _set_key(config, key.strip(), text.strip(), origin="--set", from_text=True)
+
+
+def valid_keys() -> list[str]:
+    return list(Config().flat())
+
+
+def _set_key(config: Config, key: str, value: Any, *, origin: str, from_text: bool) -> None:
+    types_by_key = _key_types()
+    if key not in types_by_key:
+        close = difflib.get_close_matches(key, list(types_by_key), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise JtcseError(f"{origin}: unknown config key '{key}'{hint}; valid keys: {', '.join(types_by_key)}")
+    coerced = _coerce(key, value, types_by_key[key], origin=origin, from_text=from_text)
+    section, _, name = key.rpartition(".")
+    setattr(getattr(config, section) if section else config, name, coerced)
+    config.explicit.add(key)
+
+
+def _key_types() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(Config)
+    for f in _schema_fields(Config):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            sub_hints = typing.get_type_hints(tp)
+            for sub in dataclasses.fields(tp):
+                out[f"{f.name}.{sub.name}"] = sub_hints[sub.name]
+        else:
+            out[f.name] = tp
+    return out
+
+
+def _schema_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+_NONE_WORDS = ("none", "null", "")
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _coerce(key: str, value: Any, tp: Any, *, origin: str, from_text: bool) -> Any:
+    optional = False
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        optional = True
+        (tp,) = [a for a in args if a is not type(None)]
+    name = tp.__name__
+    bad = f"{origin}: {key} must be {'an' if name == 'int' else 'a'} {name}{' or none' if optional else ''}"
+    if value is None:
+        if optional:
+            return None
+        raise JtcseError(f"{bad}, got null")
+    if from_text:
+        text = str(value)
+        if optional and text.lower() in _NONE_WORDS:
+            return None
+        if tp is bool:
+            if text.lower() in _TRUE_WORDS:
+                return True
+            if text.lower() in _FALSE_WORDS:
+                return False
+            raise JtcseError(f"{bad} (true/false), got {text!r}")
+        if tp is str:
+            return text
+        try:
+            return int(text) if tp is int else float(text)
+        except ValueError:
+            raise JtcseError(f"{bad}, got {text!r}") from None
+    # Values from a file are already typed; accept an int where a float is expected, nothing looser.
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if optional and isinstance(value, str) and value.lower() in _NONE_WORDS:
+            return None
+    elif tp is str and isinstance(value, str):
+        return value
+    raise JtcseError(f"{bad}, got {value!r}")
+
+
+# -- method defaults and validation ----------------------------------------------------------------------
+def resolve(config: Config) -> Config:
+    """Fill method defaults into keys the user did not set, then validate. Returns ``config``."""
+    if config.method not in METHODS:
+        raise JtcseError(f"method: unknown method {config.method!r}; choose one of {', '.join(METHODS)}")
+    for key, value in METHOD_DEFAULTS[config.method].items():
+        if key not in config.explicit:
+            section, _, name = key.rpartition(".")
+            setattr(getattr(config, section) if section else config, name, value)
+    if not config.output_dir:
+        config.output_dir = f"runs/{config.method}"
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    def choice(key: str, options: tuple[str, ...]) -> None:
+        value = config.get(key)
+        if value not in options:
+            raise JtcseError(f"{key}: {value!r} is not one of {', '.join(options)}")
+
+    def at_least(key: str, low: float) -> None:
+        value = config.get(key)
+        if value is not None and value < low:
+            raise JtcseError(f"{key}: must be >= {low}, got {value}")
+
+    choice("model.pooler", TRAIN_POOLERS)
+    choice("model.ca_mode", CA_MODES)
+    choice("model.ca_placement", CA_PLACEMENTS)
+    choice("data.on_bad_utf8", BAD_UTF8_POLICIES)
+    choice("train.schedule", SCHEDULES)
+    choice("train.precision", PRECISIONS)
+    choice("loss.direction", DIRECTIONS)
+    for key in ("data.max_len", "data.bucket_window", "train.batch_size", "train.epochs", "train.log_every"):
+        at_least(key, 1)
+    for key in (
+        "model.num_ca_layers",
+        "data.max_sentences",
+        "data.pad_to_multiple_of",
+        "data.max_chars",
+        "train.max_steps",
+        "train.stop_after",
+        "train.warmup_steps",
+        "train.weight_decay",
+        "train.grad_clip",
+        "train.threads",
+        "train.save_every",
+        "eval.every",
+        "eval.dev_max_len",
+        "loss.nce",
+        "loss.icnce",
+        "loss.icnce_ca",
+        "loss.ictm",
+    ):
+        at_least(key, 0)
+    at_least("eval.batch_size", 1)
+    if not 0.0 <= config.train.warmup_ratio < 1.0:
+        raise JtcseError(f"train.warmup_ratio: must be in [0, 1), got {config.train.warmup_ratio}")
+    if not config.train.lr > 0:
+        raise JtcseError(f"train.lr: must be > 0, got {config.train.lr}")
+    if not config.loss.temperature > 0:
+        raise JtcseError(f"loss.temperature: must be > 0, got {config.loss.temperature}")
+    if config.model.dropout is not None and not 0.0 <= config.model.dropout < 1.0:
+        raise JtcseError(f"model.dropout: must be in [0, 1) or none, got {config.model.dropout}")
+    if config.loss.small_cos_floor is not None and not config.loss.small_cos_floor > 0:
+        raise JtcseError(f"loss.small_cos_floor: must be > 0 or none, got {config.loss.small_cos_floor}")
+    weights = [config.loss.nce] + (
+        [config.loss.icnce, config.loss.icnce_ca, config.loss.ictm] if config.is_twin else []
+    )
+    if not any(w > 0 for w in weights):
+        raise JtcseError("loss: every loss term has weight 0; nothing to train")
+
+
+def dump_yaml(config: Config) -> str:
+    """The resolved config as YAML (loadable by ``jtcse train``)."""
+    import yaml
+
+    header = "# resolved jtcse training config: every key, method defaults filled in\n"
+    return header + yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def config_digest(config: Config) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)
