@@ -1,0 +1,198 @@
+"""`jtcse demo`: the whole pipeline on the embedded default encoder, sized for a 2-core CPU.
+
+1. evaluate the start (all-MiniLM-L6-v2, read with the CLS pooler the trained model will use) on the 7 STS
+   tasks;
+2. train two short unsupervised-SimCSE runs from it (two seeds: the two towers, stage 1);
+3. train a JTCSE twin tower from those two (stage 2: cross-attention + modulus constraint);
+4. evaluate the twin tower (sum of the two towers' CLS vectors) on the 7 STS tasks and print both tables.
+
+The default size (a few hundred Wiki sentences per stage) finishes in about 10 minutes on 2 CPU cores; it
+shows the pipeline working end to end, not the paper's numbers (those need the full recipe on a GPU).
+``--sentences``/``--batch-size``/``--max-len`` make it longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jtcse.errors import JtcseError
+
+MARKER = ".jtcse-demo"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="train SimCSE x2 -> JTCSE from the default encoder and compare 7-task STS before/after",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--model", default="minilm", help="the starting encoder (default: minilm, offline)")
+    parser.add_argument("--output-dir", default="runs/demo", help="where the runs go (default runs/demo)")
+    parser.add_argument("--data-dir", default=None, help="data directory (default: the usual lookup order)")
+    parser.add_argument("--sentences", type=int, default=320, help="Wiki sentences per stage (default 320)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per step (default 32)")
+    parser.add_argument("--max-len", type=int, default=32, help="training max tokens (default 32)")
+    parser.add_argument("--lr-simcse", type=float, default=3e-5, help="stage-1 learning rate (default 3e-5)")
+    parser.add_argument(
+        "--lr-jtcse",
+        type=float,
+        default=5e-6,
+        help="stage-2 learning rate (default 5e-6; the official 1.3e-6 is tuned for ~15k steps)",
+    )
+    parser.add_argument("--num-ca-layers", type=int, default=3, help="cross-attention layers (default 3)")
+    parser.add_argument("--skip-start-eval", action="store_true", help="don't evaluate the start model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jtcse.data.paths import resolve_data_dir
+
+    for name in ("sentences", "batch_size", "max_len"):
+        if getattr(args, name) < 1:
+            raise JtcseError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.sentences < 2 * args.batch_size:
+        raise JtcseError(
+            f"--sentences {args.sentences}: need at least two batches of --batch-size {args.batch_size}"
+        )
+    data_dir = resolve_data_dir(args.data_dir, need="sts")
+    out = _prepare_output_dir(Path(args.output_dir))
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    tables: dict[str, Any] = {}
+    progress = not args.quiet
+
+    _say(f"data: {data_dir}  output: {out}")
+    if not args.skip_start_eval:
+        t = time.perf_counter()
+        tables["start"] = _evaluate(args.model, "cls_before_pooler", data_dir, "start", progress)
+        timings["eval start"] = time.perf_counter() - t
+
+    common = {
+        "data": {
+            "corpus": "wiki",
+            "data_dir": str(data_dir),
+            "max_sentences": args.sentences,
+            "max_len": args.max_len,
+        },
+        "train": {"batch_size": args.batch_size, "epochs": 1, "save_every": 0, "progress": progress},
+    }
+    steps = args.sentences // args.batch_size
+    for tower, seed in (("a", 1), ("b", 2)):
+        t = time.perf_counter()
+        _train(
+            {
+                "method": "simcse",
+                "seed": seed,
+                "output_dir": str(out / f"simcse_{tower}"),
+                "model": {"base": args.model, "pooler": "cls"},
+                "data": common["data"],
+                "train": {**common["train"], "lr": args.lr_simcse},
+                "eval": {"every": max(1, steps // 2)},
+            },
+            f"stage 1: SimCSE tower {tower.upper()} (seed {seed}, {steps} steps)",
+        )
+        timings[f"train simcse_{tower}"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _train(
+        {
+            "method": "jtcse",
+            "seed": 42,
+            "output_dir": str(out / "jtcse"),
+            "model": {
+                "tower_a": str(out / "simcse_a"),
+                "tower_b": str(out / "simcse_b"),
+                "num_ca_layers": args.num_ca_layers,
+            },
+            "data": common["data"],
+            "train": {**common["train"], "lr": args.lr_jtcse},
+            "eval": {"every": max(1, steps // 2)},
+        },
+        f"stage 2: JTCSE twin tower ({steps} steps, {args.num_ca_layers} cross-attention layers)",
+    )
+    timings["train jtcse"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tables["jtcse"] = _evaluate(str(out / "jtcse"), None, data_dir, "JTCSE twin tower", progress)
+    timings["eval jtcse"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+
+    summary = {
+        "tables": tables,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+    }
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(_comparison(tables))
+    print()
+    print("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    print(
+        f"models: {out / 'jtcse'} (twin tower), {out / 'simcse_a'}, {out / 'simcse_b'}; summary: "
+        f"{out / 'demo_summary.json'}"
+    )
+    return 0
+
+
+def _prepare_output_dir(out: Path) -> Path:
+    """A fresh output dir; only a directory an earlier demo created (it holds the marker) is cleared."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise JtcseError(
+                f"--output-dir {out}: exists and is not an earlier demo's directory; choose another"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("created by `jtcse demo`; the next demo run clears this directory\n")
+    return out
+
+
+def _evaluate(model: str, pooler: str | None, data_dir: Path, label: str, progress: bool) -> dict[str, Any]:
+    from jtcse import Encoder
+    from jtcse.evaluation.sts import evaluate_sts
+
+    _say(f"evaluating {label} on the 7 STS tasks")
+    report = evaluate_sts(Encoder(model, pooler=pooler), data_dir=data_dir, show_progress=progress)
+    print(report.format_table().replace("------ test ------", f"------ {label} ------"))
+    return {"label": label, "scores": report.scores}
+
+
+def _train(raw: dict[str, Any], label: str) -> None:
+    from jtcse.training.config import load_config
+    from jtcse.training.trainer import train
+
+    _say(label)
+    result = train(load_config(None, base=raw))
+    best = (
+        f", best STS-B dev {result.best_dev:.2f} at step {result.best_step}"
+        if result.best_dev is not None
+        else ""
+    )
+    _say(f"done: {result.output_dir}{best}")
+
+
+def _comparison(tables: dict[str, Any]) -> str:
+    from jtcse.evaluation.sts import TASKS
+
+    names = [*TASKS, "avg"]
+    heads = ["STS12", "STS13", "STS14", "STS15", "STS16", "STS-B", "SICK-R", "Avg."]
+    rows = [("model", *heads)]
+    for table in tables.values():
+        rows.append((table["label"], *(f"{table['scores'][n]:.2f}" for n in names)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(["7-task STS (Spearman x100, SentEval 'all' setting):", *lines])
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
