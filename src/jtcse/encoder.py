@@ -1,0 +1,333 @@
+"""``jtcse.Encoder``: sentences in, sentence embeddings out.
+
+One encoder is a weighted sum of members, ``sum_i weight_i * pool_i(member_i(x))`` on raw vectors (see
+:mod:`jtcse.model.format`): a plain Hugging Face model is one member, a twin tower two, an ensemble any
+number.
+Each member keeps its own tokenizer, pooler and truncation limit.
+
+Speed comes from doing as little as possible per batch: every distinct sentence is tokenized once (one call
+to the fast tokenizer for the whole input) and encoded once; sentences are sorted by token count so each
+batch pads only to its own longest member; short sentences travel in larger batches (a token budget); the
+model runs under ``torch.inference_mode()`` with its default (SDPA) attention.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from jtcse.errors import JtcseError
+from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path
+from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
+from jtcse.model.names import DEFAULT_MODEL, resolve_model
+from jtcse.model.pooling import POOLERS, check_pooler, needs_hidden_states, pool
+
+# A batch holds at most batch_size sentences, or more when they are short: up to this many padded tokens per
+# allowed sentence (batch_size=64 allows 64 * 64 = 4096 tokens). Long sentences keep the plain batch_size.
+_TOKENS_PER_SENTENCE = 64
+# Nested jtcse directories deeper than this are taken to be a cycle.
+_MAX_NESTING = 8
+# Show a progress bar by default only for inputs that take more than a moment.
+_PROGRESS_MIN_BATCHES = 8
+
+
+@dataclass
+class Member:
+    """One model of an encoder and how its vectors enter the sum."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    pooler: str
+    weight: float
+    source: str  # the directory or hub id it was loaded from
+    max_length: int | None  # truncation limit in tokens (None: the model has no known limit)
+
+
+class Encoder:
+    """Sentence encoder over one or more Hugging Face models.
+
+    ``model`` is a short name (``"minilm"``), a hub id, a Hugging Face model directory or a jtcse model
+    directory (one with ``jtcse.json``). ``pooler`` overrides the poolers of every member; when None it comes
+    from ``jtcse.json``, else from the sentence-transformers ``Pooling`` config (mean -> ``avg``,
+    cls -> ``cls_before_pooler``), else ``cls_before_pooler``. ``device`` defaults to CUDA when available,
+    else CPU. ``max_length`` truncates inputs (in tokens); by default only at the model's position limit, as
+    SentEval evaluation does not truncate.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        pooler: str | None = None,
+        device: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self._setup(device=device, max_length=max_length, batch_size=batch_size, pooler=pooler)
+        self.members = self._load(model, weight=1.0, pooler=pooler, depth=0)
+        self.dim = self._common_dim()
+
+    @classmethod
+    def ensemble(
+        cls,
+        members: Sequence[str | Path | Encoder],
+        weights: Sequence[float],
+        *,
+        pooler: str | None = None,
+        device: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 64,
+    ) -> Encoder:
+        """An in-memory ensemble, ``sum_i weights[i] * members[i](x)``.
+
+        Members are anything ``Encoder`` takes, or ``Encoder`` objects (their models are shared, not copied).
+        """
+        members, weights = list(members), list(weights)
+        if len(members) != len(weights):
+            raise JtcseError(
+                f"ensemble: {len(members)} member(s) but {len(weights)} weight(s); give one weight each"
+            )
+        if not members:
+            raise JtcseError("ensemble: needs at least one member")
+        self = cls.__new__(cls)
+        self._setup(device=device, max_length=max_length, batch_size=batch_size, pooler=pooler)
+        self.members = []
+        for member, weight in zip(members, weights, strict=True):
+            self.members += self._load(member, weight=float(weight), pooler=pooler, depth=0)
+        self.dim = self._common_dim()
+        return self
+
+    # ------------------------------------------------------------------ loading
+
+    def _setup(
+        self, *, device: str | None, max_length: int | None, batch_size: int, pooler: str | None
+    ) -> None:
+        if pooler is not None:
+            check_pooler(pooler)
+        _check_batch_size(batch_size)
+        self.device = select_device(device)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._loaded: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]] = {}
+
+    def _load(
+        self, source: str | Path | Encoder, *, weight: float, pooler: str | None, depth: int
+    ) -> list[Member]:
+        if isinstance(source, Encoder):
+            if source.device != self.device:
+                raise JtcseError(f"ensemble: member is on {source.device} but the ensemble on {self.device}")
+            if pooler == "cls" and any(getattr(m.model, "pooler", None) is None for m in source.members):
+                raise JtcseError("--pooler cls: a member model has no pooler layer; use cls_before_pooler")
+            return [replace(m, weight=m.weight * weight, pooler=pooler or m.pooler) for m in source.members]
+        path = resolve_model(source)
+        if not is_jtcse_dir(path):
+            default = pooler or sentence_transformers_pooler(path) or "cls_before_pooler"
+            return [self._member(path, pooler=default, weight=weight)]
+        if depth >= _MAX_NESTING:
+            raise JtcseError(
+                f"{Path(path) / CONFIG_NAME}: jtcse directories nested deeper than {_MAX_NESTING}"
+            )
+        spec = read_spec(path)
+        here = Path(path).resolve()
+        members: list[Member] = []
+        for i, entry in enumerate(spec.members):
+            if entry.pooler not in POOLERS:
+                raise JtcseError(
+                    f"{here / CONFIG_NAME}: members[{i}] pooler {entry.pooler!r} is not one of "
+                    f"{', '.join(POOLERS)}"
+                )
+            member_path = resolve_member_path(path, entry)
+            is_self = Path(member_path).exists() and Path(member_path).resolve() == here
+            if not is_self and Path(member_path).is_dir() and is_jtcse_dir(member_path):
+                # a nested jtcse model brings its own poolers; only an explicit override replaces them
+                members += self._load(
+                    member_path, weight=weight * entry.weight, pooler=pooler, depth=depth + 1
+                )
+            else:
+                members.append(
+                    self._member(member_path, pooler=pooler or entry.pooler, weight=weight * entry.weight)
+                )
+        return members
+
+    def _member(self, path: str, *, pooler: str, weight: float) -> Member:
+        if path not in self._loaded:  # members that name the same model share one copy
+            self._loaded[path] = load_member(path, self.device)
+        model, tokenizer, missing = self._loaded[path]
+        if pooler == "cls":
+            if getattr(model, "pooler", None) is None:
+                raise JtcseError(
+                    f"--pooler cls: {path} has no pooler layer (dense+tanh); use cls_before_pooler"
+                )
+            if any("pooler" in key.split(".") for key in missing):
+                raise JtcseError(
+                    f"--pooler cls: {path} has no trained pooler weights (they would be random); "
+                    "use cls_before_pooler"
+                )
+        return Member(
+            model=model,
+            tokenizer=tokenizer,
+            pooler=pooler,
+            weight=weight,
+            source=path,
+            max_length=max_input_length(model, tokenizer, self.max_length),
+        )
+
+    def _common_dim(self) -> int:
+        dims = {int(m.model.config.hidden_size) for m in self.members}
+        if len(dims) != 1:
+            sources = ", ".join(f"{m.source} ({m.model.config.hidden_size})" for m in self.members)
+            raise JtcseError(f"members have different hidden sizes and cannot be summed: {sources}")
+        return dims.pop()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{m.weight:g}*{m.pooler}({m.source})" for m in self.members)
+        return f"Encoder({parts}, dim={self.dim}, device={self.device})"
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = False,
+        show_progress: bool | None = None,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor:
+        """Embed sentences; float32 ``[n, dim]`` in input order (``[dim]`` for a single string, like
+        sentence-transformers).
+
+        ``normalize`` scales every vector to unit length. ``show_progress`` None shows a bar on a terminal for
+        inputs of more than a few batches. ``convert_to_tensor`` returns a torch tensor on the encoder's
+        device.
+        Identical sentences are encoded once and receive identical vectors.
+        """
+        single = isinstance(sentences, str)
+        items = [sentences] if single else list(sentences)
+        for i, s in enumerate(items):
+            if not isinstance(s, str):
+                raise TypeError(f"encode expects strings; item {i} is {type(s).__name__}")
+        batch_size = self.batch_size if batch_size is None else batch_size
+        _check_batch_size(batch_size)
+
+        position: dict[str, int] = {}
+        inverse = [position.setdefault(s, len(position)) for s in items]
+        distinct = list(position)
+        total = torch.zeros((len(distinct), self.dim), dtype=torch.float32, device=self.device)
+        if distinct:
+            progress = _progress_bar(len(distinct) * len(self.members), batch_size, show_progress)
+            with torch.inference_mode():
+                for member in self.members:
+                    self._accumulate(member, distinct, batch_size, total, progress)
+            if progress is not None:
+                progress.close()
+            if normalize:
+                total = torch.nn.functional.normalize(total, p=2.0, dim=-1)
+
+        result = total[torch.as_tensor(inverse, dtype=torch.long, device=self.device)] if inverse else total
+        if single:
+            result = result[0]
+        return result if convert_to_tensor else result.cpu().numpy()
+
+    def _accumulate(
+        self, member: Member, sentences: list[str], batch_size: int, total: torch.Tensor, progress
+    ) -> None:
+        """Add ``member.weight * pooled vectors`` of ``sentences`` into ``total`` (rows in sentence order)."""
+        features = _tokenize(member, sentences)
+        lengths = np.fromiter(
+            (len(ids) for ids in features["input_ids"]), dtype=np.int64, count=len(sentences)
+        )
+        # longest first: the first batch shows at once whether memory suffices
+        order = np.argsort(-lengths, kind="stable")
+        hidden = needs_hidden_states(member.pooler)
+        pad_values = _pad_values(member.tokenizer)
+        for start, end in _batches(lengths[order], batch_size):
+            rows = order[start:end]
+            inputs = _pad(features, rows, lengths[rows], pad_values, self.device)
+            outputs = member.model(**inputs, output_hidden_states=hidden, return_dict=True)
+            pooled = pool(member.pooler, outputs, inputs["attention_mask"]).float()
+            index = torch.from_numpy(rows).to(self.device)
+            if member.weight == 1.0:
+                total.index_add_(0, index, pooled)
+            else:
+                total.index_add_(0, index, pooled, alpha=member.weight)
+            if progress is not None:
+                progress.update(len(rows))
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise JtcseError(f"--batch-size {batch_size}: must be a positive integer")
+
+
+def _tokenize(member: Member, sentences: list[str]) -> dict[str, list[list[int]]]:
+    """All sentences in one tokenizer call (the fast tokenizer batches them in Rust), unpadded."""
+    encoded = member.tokenizer(
+        sentences,
+        add_special_tokens=True,
+        padding=False,
+        truncation=member.max_length is not None,
+        max_length=member.max_length,
+        return_attention_mask=False,
+        verbose=False,
+    )
+    return {key: value for key, value in encoded.items() if key in ("input_ids", "token_type_ids")}
+
+
+def _pad_values(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    pad_id = tokenizer.pad_token_id
+    return {
+        "input_ids": 0 if pad_id is None else int(pad_id),
+        "token_type_ids": int(tokenizer.pad_token_type_id),
+    }
+
+
+def _batches(sorted_lengths: np.ndarray, batch_size: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` spans over longest-first lengths: at most ``batch_size`` sentences, or more while the
+    padded batch stays within ``batch_size * _TOKENS_PER_SENTENCE`` tokens."""
+    budget = batch_size * _TOKENS_PER_SENTENCE
+    n = len(sorted_lengths)
+    start = 0
+    while start < n:
+        longest = max(int(sorted_lengths[start]), 1)  # the first row is the longest: it sets the padding
+        size = max(batch_size, budget // longest)
+        end = min(n, start + size)
+        yield start, end
+        start = end
+
+
+def _pad(
+    features: dict[str, list[list[int]]],
+    rows: np.ndarray,
+    lengths: np.ndarray,
+    pad_values: dict[str, int],
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Right-padded tensors for ``rows`` (right padding keeps [CLS] at position 0 for the CLS poolers)."""
+    width = int(lengths.max())
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    inputs = {}
+    for key, sequences in features.items():
+        array = np.full((len(rows), width), pad_values[key], dtype=np.int64)
+        for out_row, row in enumerate(rows):
+            seq = sequences[row]
+            array[out_row, : len(seq)] = seq
+        inputs[key] = torch.from_numpy(array).to(device)
+    inputs["attention_mask"] = torch.from_numpy(mask.astype(np.int64)).to(device)
+    return inputs
+
+
+def _progress_bar(total: int, batch_size: int, show: bool | None):
+    if show is None:
+        show = total > _PROGRESS_MIN_BATCHES * batch_size and sys.stderr.isatty()
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="sent", desc="Encoding", leave=False)
