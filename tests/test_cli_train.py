@@ -94,4 +94,4 @@ def test_shipped_configs_load(name):
     from jtcse.training.config import load_config
 
     config = load_config(REPO_ROOT / "configs" / name)
-    assert config.method in ("simcse", "jtcse", "tncse")
+    assert config.method in ("simcse", "jtcse", "tncse", "distill")

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "jtcse.cli.demo",
     "eval": "jtcse.cli.eval",
     "train": "jtcse.cli.train",
+    "distill": "jtcse.cli.distill",
     "data": "jtcse.cli.data",
     "diagnose": "jtcse.cli.diagnose",
     "encode": "jtcse.cli.encode",
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "search": "jtcse.cli.search",
     "export": "jtcse.cli.export",
     "plot": "jtcse.cli.plot",
+    "ablate": "jtcse.cli.ablate",
 }
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jtcse.errors import JtcseError
+
+if TYPE_CHECKING:
+    from jtcse.training.config import Config
 
 EPILOG = """\
 examples:
@@ -13,6 +17,7 @@ examples:
   jtcse train configs/simcse_minilm.toml --set train.lr=2e-5 --set seed=7 --output-dir runs/simcse_seed7
   jtcse train configs/jtcse_minilm.toml --set model.tower_a=runs/a --set model.tower_b=runs/b
   jtcse train --resume --output-dir runs/simcse_seed7      (continue from the last checkpoint)
+  jtcse distill configs/distill_minilm.toml    (a student learns from a frozen teacher: method = distill)
 
 CONFIG is TOML or YAML with top-level method/seed/output_dir and sections model, data, train, loss, eval
 (see configs/*.toml). The resolved config is written to OUT/train_config.yaml; OUT holds the model
@@ -28,11 +33,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_run_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, method: str = "simcse") -> None:
+    """CONFIG, --set, --resume, --output-dir: shared by every command that runs the trainer."""
     parser.add_argument(
         "config",
         nargs="?",
         type=Path,
-        help="TOML or YAML config (default: the built-in simcse defaults; optional with --resume)",
+        help=f"TOML or YAML config (default: the built-in {method} defaults; optional with --resume)",
     )
     parser.add_argument(
         "--set",
@@ -44,21 +55,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     parser.add_argument("--output-dir", type=Path, help="where the run goes (overrides output_dir)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.training.config import load_config
-    from jtcse.training.trainer import load_for_resume, train
+    return run_training(load_run_config(args), resume=args.resume)
+
+
+def load_run_config(args: argparse.Namespace, *, command: str = "train", method: str | None = None) -> Config:
+    """The config of ``add_run_arguments``' arguments. ``method``: the one method this command runs; a config
+    file without ``method`` gets it, a config naming another is an error."""
+    from jtcse.training.config import load_config, read_config_file
+    from jtcse.training.trainer import load_for_resume
 
     if args.config is None and args.resume:
         if args.output_dir is None:
-            raise JtcseError("train --resume: give the CONFIG file or --output-dir of the run to continue")
+            raise JtcseError(
+                f"{command} --resume: give the CONFIG file or --output-dir of the run to continue"
+            )
         config = load_for_resume(args.output_dir, args.overrides)
     else:
         overrides = list(args.overrides)
+        if method is not None and (args.config is None or "method" not in read_config_file(args.config)):
+            overrides.insert(0, f"method={method}")
         if args.output_dir is not None:
             overrides.append(f"output_dir={args.output_dir}")
         config = load_config(args.config, overrides)
-    result = train(config, resume=args.resume)
+    if method is not None and config.method != method:
+        raise JtcseError(
+            f"{args.config or 'config'}: method = {config.method!r}, but `jtcse {command}` runs method = "
+            f"{method!r}; use `jtcse train` for {config.method}"
+        )
+    return config
+
+
+def run_training(config: Config, *, resume: bool) -> int:
+    """Train; exit code 0, or 130 when stopped early by Ctrl-C (a planned train.stop_after is a success)."""
+    from jtcse.training.trainer import train
+
+    result = train(config, resume=resume)
     return 0 if not result.stopped_early or result.step == config.train.stop_after else 130

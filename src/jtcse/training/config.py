@@ -1,14 +1,15 @@
 """The training config: a TOML or YAML file, ``--set section.key=value`` overrides, method defaults.
 
-A config has a few top-level keys (``method``, ``seed``, ``output_dir``) and five sections, ``model``,
-``data``, ``train``, ``loss`` and ``eval``; every key is listed, with its meaning, in the dataclasses below
-and in ``configs/*.toml``. Loading a config:
+A config has a few top-level keys (``method``, ``seed``, ``output_dir``) and six sections, ``model``,
+``data``, ``train``, ``loss``, ``eval`` and ``distill`` (read only by ``method = "distill"``); every key
+is listed, with its meaning, in the dataclasses below and in ``configs/*.toml``. Loading a config:
 
 1. read the file (``.toml`` with tomllib/tomli; ``.yaml``/``.yml``/``.json`` with ``yaml.safe_load``);
 2. apply ``--set key=value`` overrides, each value parsed to the key's type (``true``/``false`` for
    booleans, ``none``/``null`` for an optional value);
 3. fill the keys the user did not set with the **method defaults** (:data:`METHOD_DEFAULTS`): SimCSE's for
-   ``simcse``, the official JTCSE code's for ``jtcse``, TNCSE's for ``tncse``;
+   ``simcse``, the official JTCSE code's for ``jtcse``, TNCSE's for ``tncse``, CACSE's distillation recipe
+   for ``distill`` (method.md §4.2);
 4. validate (choices, ranges). Every problem is a one-line :class:`JtcseError` naming the key; an unknown
    key lists the valid ones.
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from jtcse.errors import JtcseError
 
-METHODS = ("simcse", "jtcse", "tncse")
+METHODS = ("simcse", "jtcse", "tncse", "distill")
 TWIN_METHODS = ("jtcse", "tncse")
 TRAIN_POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
 CA_MODES = ("side_all", "side_last", "in_stream")
@@ -39,7 +40,8 @@ DIRECTIONS = ("random", "a_to_b", "b_to_a")
 SCHEDULES = ("linear", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BAD_UTF8_POLICIES = ("skip", "error")
-SECTIONS = ("model", "data", "train", "loss", "eval")
+SECTIONS = ("model", "data", "train", "loss", "eval", "distill")
+STUDENT_INITS = ("base", "tower_a", "tower_b")
 RESOLVED_CONFIG_NAME = "train_config.yaml"
 
 # TNCSE's twin-tower dropout (attention and hidden), by backbone family [TN-code model_dual.py].
@@ -91,9 +93,9 @@ class DataConfig:
     batches, and the batches are shuffled; 1 = plain shuffled batches."""
     drop_last: bool = False
     """Drop the last batch of an epoch when it has fewer than ``batch_size`` sentences."""
-    pad_to_multiple_of: int = 0
+    pad_to_multiple_of: int | None = None
     """Pad each batch to a multiple of N tokens (fewer distinct shapes for GPU kernels); 0 = to the longest
-    sentence exactly."""
+    sentence exactly; none = 8 on CUDA, 0 elsewhere (jtcse.training.precision; an unverified GPU default)."""
 
 
 @dataclass
@@ -116,9 +118,17 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Max gradient norm; 0 = no clipping (HF Trainer clips at 1.0; the official JTCSE code does not clip)."""
     precision: str = "fp32"
-    """``fp32`` | ``bf16`` | ``fp16`` (autocast; CUDA only, fp32 elsewhere with a notice)."""
+    """``fp32`` | ``bf16`` | ``fp16`` (autocast; CUDA only, fp32 elsewhere with a warning; fp16 adds a
+    gradient scaler, bf16 becomes fp16 on a GPU without bf16). See jtcse.training.precision."""
+    cudnn_attention: bool = False
+    """Let attention use PyTorch's cuDNN SDPA kernel under bf16/fp16 on CUDA; off by default because it
+    builds a kernel graph per new batch shape (suspected cause of slow bf16 runs; unverified)."""
+    grad_cache_chunk: int = 0
+    """> 0: gradient caching, embedding the batch in chunks of this many sentences (the loss still sees the
+    whole batch; less memory, about +1/3 compute; dropout masks replayed). 0 = one pass per step."""
     device: str = "auto"
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``. Under torchrun
+    (WORLD_SIZE > 1) each process uses cuda:LOCAL_RANK (auto/cuda) or the CPU (cpu)."""
     threads: int = 0
     """CPU threads for torch; 0 = torch's default (the physical cores)."""
     deterministic: bool = True
@@ -163,6 +173,25 @@ class EvalConfig:
 
 
 @dataclass
+class DistillConfig:
+    """``method = "distill"`` (D, UC-D; method.md §4.2): a single-tower student (``model.base``, its pooler
+    ``model.pooler``, its dropout ``model.dropout``) learns from a frozen teacher."""
+
+    teacher: str = ""
+    """The frozen teacher: a jtcse twin-tower dir (D), a jtcse ensemble dir (UC-D), or any encoder
+    ``jtcse.Encoder`` loads (a jtcse or Hugging Face dir, a short name, a hub id). It reads the sentences with
+    its own tokenizer(s), truncated at ``data.max_len``."""
+    teacher_pooler: str = ""
+    """Override the teacher's poolers; empty = its own (``jtcse.json``, else the sentence-transformers
+    pooling, else ``cls_before_pooler``)."""
+    k: float = 0.01
+    """loss = k * interleaved InfoNCE + (1 - k) * L1(student, teacher). D: 0.01; UC-D: 0.1."""
+    student_init: str = "base"
+    """Where the student starts: ``base`` = ``model.base``; ``tower_a`` / ``tower_b`` = that tower of the
+    twin-tower teacher (or of the twin tower inside an ensemble teacher)."""
+
+
+@dataclass
 class Config:
     method: str = "simcse"
     seed: int = 42
@@ -173,6 +202,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     explicit: set[str] = field(default_factory=set, repr=False, compare=False, metadata={"internal": True})
     """Keys the user set (file or --set); method defaults fill only the others."""
 
@@ -235,6 +265,21 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "loss.icnce_ca": 0.0,
         "loss.direction": "a_to_b",
         # model.dropout: TNCSE_DROPOUT by backbone family, filled in by the trainer once it knows the model.
+    },
+    # CACSE's distillation recipe (method.md §4.2) for JTCSE-D; UC-D sets dropout 0.015, k 0.1, lr 8.5e-6 in
+    # its config. Schedule, weight decay and clipping: the JTCSE code skeleton CACSE shares [inferred].
+    "distill": {
+        "model.pooler": "cls_before_pooler",
+        "model.dropout": 0.1,
+        "data.max_len": 64,
+        "train.lr": 1e-5,
+        "train.batch_size": 128,
+        "train.epochs": 1,
+        "train.weight_decay": 0.01,
+        "train.schedule": "constant",
+        "train.grad_clip": 0.0,
+        "eval.every": 100,
+        "distill.k": 0.01,
     },
 }
 
@@ -439,6 +484,7 @@ def validate(config: Config) -> None:
         "train.grad_clip",
         "train.threads",
         "train.save_every",
+        "train.grad_cache_chunk",
         "eval.every",
         "eval.dev_max_len",
         "loss.nce",
@@ -458,11 +504,39 @@ def validate(config: Config) -> None:
         raise JtcseError(f"model.dropout: must be in [0, 1) or none, got {config.model.dropout}")
     if config.loss.small_cos_floor is not None and not config.loss.small_cos_floor > 0:
         raise JtcseError(f"loss.small_cos_floor: must be > 0 or none, got {config.loss.small_cos_floor}")
+    if config.method == "distill":
+        _validate_distill(config)
     weights = [config.loss.nce] + (
         [config.loss.icnce, config.loss.icnce_ca, config.loss.ictm] if config.is_twin else []
     )
-    if not any(w > 0 for w in weights):
+    # distill's loss is weighted by distill.k, not by the loss.* weights
+    if config.method != "distill" and not any(w > 0 for w in weights):
         raise JtcseError("loss: every loss term has weight 0; nothing to train")
+
+
+def _validate_distill(config: Config) -> None:
+    settings = config.distill
+    if not settings.teacher.strip():
+        raise JtcseError(
+            "distill.teacher: not set; name the frozen teacher (a jtcse twin-tower or ensemble dir, "
+            "or a model)"
+        )
+    if settings.teacher_pooler and settings.teacher_pooler not in TRAIN_POOLERS:
+        raise JtcseError(
+            f"distill.teacher_pooler: {settings.teacher_pooler!r} is not one of {', '.join(TRAIN_POOLERS)} "
+            "(or empty for the teacher's own)"
+        )
+    if settings.student_init not in STUDENT_INITS:
+        raise JtcseError(
+            f"distill.student_init: {settings.student_init!r} is not one of {', '.join(STUDENT_INITS)}"
+        )
+    if not 0.0 <= settings.k <= 1.0:
+        raise JtcseError(f"distill.k: must be in [0, 1], got {settings.k}")
+    if config.model.pooler == "cls":
+        raise JtcseError(
+            "model.pooler: 'cls' (a training-only MLP head) does not suit distillation, where the student's "
+            "vector itself must match the teacher's; use cls_before_pooler, avg or avg_first_last"
+        )
 
 
 def dump_yaml(config: Config) -> str:

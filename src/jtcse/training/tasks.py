@@ -3,7 +3,11 @@
 A task is an ``nn.Module`` with three jobs:
 
 * ``losses(batch)``: one forward pass per tower over the ``2B`` interleaved rows, then the objective; returns
-  ``{"loss", <term>: ...}``;
+  ``{"loss", <term>: ...}``. It is ``loss_from_vectors(Vectors.single(embed_rows(batch)))``: the two halves
+  of the step contract in :mod:`jtcse.training.step` (``embed_rows``: the vectors the loss needs, row-wise;
+  ``loss_from_vectors``: the objective on the global batch's vectors, per-sentence terms on the local
+  rows), which is what lets the trainer shard a batch across processes (DDP) and embed it in chunks
+  (gradient caching). A new task implements that contract to get both;
 * ``embed(batch)``: the inference embedding (what ``jtcse.Encoder`` computes from the saved model), used for
   the STS-B dev score;
 * ``save_model(out_dir, extra)``: a directory that ``jtcse.Encoder`` and ``jtcse eval sts`` load.
@@ -14,17 +18,20 @@ A task is an ``nn.Module`` with three jobs:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
-from jtcse.losses import LossWeights, jtcse_objective, simcse_objective
+from jtcse.losses import TERMS, LossWeights, jtcse_objective, modulus_constraint, simcse_objective
 from jtcse.model.format import MemberSpec, ModelSpec, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
 from jtcse.training.config import TNCSE_DROPOUT, Config
+from jtcse.training.step import Vectors
 
 
 class SimcseTask(nn.Module):
@@ -63,11 +70,17 @@ class SimcseTask(nn.Module):
         outputs = self.encoder(**batch, output_hidden_states=needs_hidden_states(name), return_dict=True)
         return pool(name, outputs, batch["attention_mask"])
 
-    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_rows(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         z = self._encode(batch, self.pooler)
         if self.mlp is not None:
             z = self.mlp(z)
-        return simcse_objective(z.float(), self.temperature)
+        return {"z": z}
+
+    def loss_from_vectors(self, vectors: Vectors) -> dict[str, Tensor]:
+        return simcse_objective(vectors.all["z"].float(), self.temperature)
+
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.loss_from_vectors(Vectors.single(self.embed_rows(batch)))
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
         return self._encode(batch, self.inference_pooler)
@@ -88,8 +101,12 @@ class TwinTowerTask(nn.Module):
     """JTCSE / TNCSE: the twin tower and its objective (method.md §2.4).
 
     The ICNCE direction is drawn once per step with Python's ``random.randint(0, 1)`` (seeded), as the
-    official code does, unless ``loss.direction`` fixes it.
+    official code does, unless ``loss.direction`` fixes it. Under DDP the modulus constraint (ICTM, one
+    sentence's own pair) stays on each rank's rows; every other term sees the global batch.
     """
+
+    # the pooler outputs enter only the per-sentence modulus constraint: never gathered across ranks
+    local_vector_keys = ("pooled_a", "pooled_b")
 
     def __init__(self, twin: nn.Module, tokenizer: Any, config: Config) -> None:
         super().__init__()
@@ -112,27 +129,67 @@ class TwinTowerTask(nn.Module):
             use_ictm=loss.ictm > 0,
             fixed_direction=fixed,
         )
+        # the batch-wide terms (all but ictm), computed on the gathered global batch; None: only ictm is on
+        batch_wide = any(self.weights.is_on(t) for t in TERMS if t != "ictm")
+        self._batch_weights = dataclasses.replace(self.weights, use_ictm=False) if batch_wide else None
 
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(t for t in ("nce", "icnce", "icnce_ca", "ictm") if self.weights.is_on(t))
 
-    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        direction = random.randint(0, 1) if self.weights.fixed_direction is None else None
+    def embed_rows(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """What the terms that are on read: CLS states (nce, icnce, ictm), pooler outputs (ictm), one
+        cross-attention state per CA layer and tower (icnce_ca). Nothing the loss ignores (DDP)."""
         out = self.twin(**batch, with_cross_attention=self.with_cross_attention)
-        terms = jtcse_objective(
-            out.cls_a.float(),
-            out.cls_b.float(),
-            out.pooled_a.float(),
-            out.pooled_b.float(),
-            [t.float() for t in out.ca_a],
-            [t.float() for t in out.ca_b],
-            direction=direction,
-            temperature=self.temperature,
-            weights=self.weights,
-            small_cos_floor=self.small_cos_floor,
-        )
+        vectors = {}
+        if any(self.weights.is_on(t) for t in ("nce", "icnce", "ictm")):
+            vectors["cls_a"], vectors["cls_b"] = out.cls_a, out.cls_b
+        if self.weights.is_on("ictm"):
+            vectors["pooled_a"], vectors["pooled_b"] = out.pooled_a, out.pooled_b
+        if self.weights.is_on("icnce_ca"):
+            for layer, (state_a, state_b) in enumerate(zip(out.ca_a, out.ca_b, strict=True)):
+                vectors[f"ca_a.{layer}"], vectors[f"ca_b.{layer}"] = state_a, state_b
+        return vectors
+
+    def loss_from_vectors(self, vectors: Vectors) -> dict[str, Tensor]:
+        direction = random.randint(0, 1) if self.weights.fixed_direction is None else None
+        every = vectors.all
+        # only icnce_ca on: no CLS vectors; the first CA states stand in for the shapes jtcse_objective checks
+        cls_a = every["cls_a" if "cls_a" in every else "ca_a.0"].float()
+        cls_b = every["cls_b" if "cls_b" in every else "ca_b.0"].float()
+        if self._batch_weights is not None:
+            layers = range(sum(key.startswith("ca_a.") for key in every))
+            terms = jtcse_objective(
+                cls_a,
+                cls_b,
+                cls_a,  # pooler outputs: read only by ictm, which is off here (computed below, locally)
+                cls_b,
+                [every[f"ca_a.{layer}"].float() for layer in layers],
+                [every[f"ca_b.{layer}"].float() for layer in layers],
+                direction=direction,
+                temperature=self.temperature,
+                weights=self._batch_weights,
+                small_cos_floor=self.small_cos_floor,
+            )
+        else:
+            zero = torch.zeros((), dtype=cls_a.dtype, device=cls_a.device)
+            terms = {"loss": zero, **dict.fromkeys(TERMS, zero)}
+        if self.weights.is_on("ictm"):
+            mine = vectors.local
+            a, b = mine["cls_a"].float(), mine["cls_b"].float()
+            pooled_a, pooled_b = mine["pooled_a"].float(), mine["pooled_b"].float()
+            floor = self.small_cos_floor
+            ictm = modulus_constraint(a, b, pooled_a, pooled_b, small_cos_floor=floor) + modulus_constraint(
+                b, a, pooled_b, pooled_a, small_cos_floor=floor
+            )
+            if vectors.local_weight != 1.0:  # mean over this rank's sentences -> its share of the global mean
+                ictm = ictm * vectors.local_weight
+            terms["ictm"] = ictm
+            terms["loss"] = terms["loss"] + self.weights.weight("ictm") * ictm
         return {"loss": terms["loss"], **{t: terms[t] for t in self.terms}}
+
+    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.loss_from_vectors(Vectors.single(self.embed_rows(batch)))
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
         return self.twin.embed(**batch)
@@ -145,6 +202,10 @@ def build_task(config: Config) -> nn.Module:
     """Load the model(s) and tokenizer the config names. May fill ``config.model.dropout`` (tncse)."""
     if config.is_twin:
         return _build_twin(config)
+    if config.method == "distill":  # a student and a frozen teacher: jtcse.training.distill
+        from jtcse.training.distill import build_distill_task
+
+        return build_distill_task(config)
     from transformers import AutoModel
 
     path = _resolve(config.model.base, "model.base")

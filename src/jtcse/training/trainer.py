@@ -43,10 +43,13 @@ from jtcse.data.batching import PairTokenizer, pack_batches, plan_epoch, unpack_
 from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.model.format import atomic_write_text
+from jtcse.training import distributed
 from jtcse.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, save_checkpoint
 from jtcse.training.config import RESOLVED_CONFIG_NAME, Config, config_from_dict, dump_yaml, resolve
 from jtcse.training.metrics import METRICS_FILE, MetricsLog, require_tensorboard, truncate_after
+from jtcse.training.precision import resolve_pad_multiple, resolve_precision
 from jtcse.training.seeding import capture_rng_state, restore_rng_state, seed_everything
+from jtcse.training.step import StepRunner
 from jtcse.training.tasks import build_task
 
 ENVIRONMENT_FILE = "environment.json"
@@ -64,6 +67,10 @@ RESUMABLE_CHANGES = frozenset(
         "train.log_every",
         "train.save_every",
         "eval.batch_size",
+        # speed/memory knobs: the same objective (other float rounding; grad caching: other dropout draws)
+        "data.pad_to_multiple_of",
+        "train.cudnn_attention",
+        "train.grad_cache_chunk",
     }
 )
 
@@ -101,7 +108,7 @@ def train(
             "--output-dir"
         )
 
-    device = _setup_device(config)
+    dist_ctx, device = _setup_device(config)  # joins the process group under torchrun
     seed_everything(config.seed, deterministic=config.train.deterministic)
     corpus = _load_corpus(config)
     if config.eval.every:
@@ -109,13 +116,18 @@ def train(
     if config.train.tensorboard:
         require_tensorboard()
     task = build_task(config).to(device)  # may fill in method-dependent values (tncse dropout)
-    pairs = PairTokenizer(
-        task.tokenizer, config.data.max_len, pad_to_multiple_of=config.data.pad_to_multiple_of or None
+    if dist_ctx.enabled:  # ranks start identical but draw their own dropout masks (Python's random is shared)
+        torch.manual_seed(distributed.rank_seed(config.seed, dist_ctx.rank))
+    pad_multiple = resolve_pad_multiple(config.data.pad_to_multiple_of, device)
+    # A task that needs more than its tokenizer's duplicated rows (distill: the teacher's own tokens) brings
+    # its own ``collate(sentences) -> {name: tensor}``.
+    pairs = getattr(task, "collate", None) or PairTokenizer(
+        task.tokenizer, config.data.max_len, pad_to_multiple_of=pad_multiple or None
     )
     lengths = np.asarray(corpus.char_lengths())
 
     def epoch_order(epoch: int) -> list[np.ndarray]:
-        return plan_epoch(
+        batches = plan_epoch(
             lengths,
             config.train.batch_size,
             seed=config.seed,
@@ -123,6 +135,7 @@ def train(
             bucket_window=config.data.bucket_window,
             drop_last=config.data.drop_last,
         )
+        return distributed.drop_unshardable(batches, dist_ctx.world_size)
 
     order = epoch_order(0)
     if not order:
@@ -136,7 +149,12 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config.train.schedule, warmup, total_steps)
     )
-    precision, autocast, scaler = _precision(config, device)
+    precision_setup = resolve_precision(
+        config.train.precision, device, cudnn_attention=config.train.cudnn_attention
+    )
+    if precision_setup.notice:
+        _say(f"jtcse train: {precision_setup.notice}")
+    precision, autocast, scaler = precision_setup.name, precision_setup.autocast, precision_setup.scaler
 
     step, epoch, batch_in_epoch = 0, 0, 0
     best_dev: float | None = None
@@ -159,18 +177,39 @@ def train(
         best_dev, best_step = saved["best_dev"], saved["best_step"]
         elapsed_before = saved["elapsed_s"]
         last_ckpt_step = step
-        restore_rng_state(saved["rng"])
-        truncate_after(out / METRICS_FILE, step)
-    else:
+        _restore_rng(saved, config, dist_ctx)
+        if dist_ctx.is_main:
+            truncate_after(out / METRICS_FILE, step)
+    elif dist_ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / METRICS_FILE).unlink(missing_ok=True)  # a run that died before its first checkpoint
         atomic_write_text(out / RESOLVED_CONFIG_NAME, dump_yaml(config))
-    _record_environment(out, config, device, resumed_at=step if saved is not None else None)
+    if dist_ctx.is_main:
+        _record_environment(
+            out,
+            config,
+            device,
+            resumed_at=step if saved is not None else None,
+            extra={
+                "processes": dist_ctx.describe(),
+                "precision": precision_setup.describe(),
+                "pad_to_multiple_of": pad_multiple,
+                "grad_cache_chunk": config.train.grad_cache_chunk,
+            },
+        )
+    # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
+    runner = StepRunner(
+        task, device, precision_setup, grad_cache_chunk=config.train.grad_cache_chunk, method=config.method
+    )
 
     _say(
-        f"jtcse train: {config.method} on {_describe_device(device)}, {precision}; "
+        f"jtcse train: {config.method} on {_describe_device(device)}"
+        + (f" x {dist_ctx.world_size} processes ({dist_ctx.backend})" if dist_ctx.enabled else "")
+        + f", {precision}; "
         f"{len(corpus)} sentences ({corpus.stats.summary()}) from {corpus.path}; "
-        f"{total_steps} steps of {config.train.batch_size} -> {out}"
+        f"{total_steps} steps of {config.train.batch_size}"
+        + (f" (grad cache: chunks of {chunk})" if (chunk := config.train.grad_cache_chunk) else "")
+        + f" -> {out}"
         + (f"; resuming at step {step}" if saved else "")
     )
     if step >= total_steps:
@@ -179,6 +218,10 @@ def train(
 
     def save_state() -> None:
         nonlocal last_ckpt_step
+        rng_states = distributed.gather_objects(capture_rng_state())  # every rank's dropout stream
+        if not dist_ctx.is_main:
+            last_ckpt_step = step
+            return
         flat, offsets = pack_batches(order)
         save_checkpoint(
             ckpt_file,
@@ -187,7 +230,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else {},
-                "rng": capture_rng_state(),
+                "rng": rng_states[0],
+                **({"rng_per_rank": rng_states} if dist_ctx.enabled else {}),
                 "step": step,
                 "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
@@ -213,14 +257,18 @@ def train(
     bar = tqdm(
         total=total_steps,
         initial=step,
-        disable=not config.train.progress,
+        disable=not config.train.progress or not dist_ctx.is_main,
         unit="step",
         dynamic_ncols=True,
         file=sys.stderr,
     )
     task.train()
     with (
-        MetricsLog(out, tensorboard=config.train.tensorboard) as metrics,
+        (
+            MetricsLog(out, tensorboard=config.train.tensorboard)
+            if dist_ctx.is_main
+            else distributed.NoMetrics()
+        ) as metrics,
         _graceful_stop() as stop_requested,
         _quiet_transformers(),
     ):
@@ -229,16 +277,21 @@ def train(
                 epoch, batch_in_epoch = epoch + 1, 0
                 order = epoch_order(epoch)
             indices = order[batch_in_epoch]
+            if len(indices) < dist_ctx.world_size:  # only after resuming on more processes than before
+                batch_in_epoch += 1
+                continue
+            mine = dist_ctx.local_part(indices)  # this rank's slice of the global batch (one process: all)
             batch = {
                 k: v.to(device, non_blocking=True)
-                for k, v in pairs([corpus.sentences[i] for i in indices]).items()
+                for k, v in pairs([corpus.sentences[i] for i in mine]).items()
             }
             lr = scheduler.get_last_lr()[0]
 
-            with autocast():
-                terms = task.losses(batch)
+            optimizer.zero_grad(set_to_none=True)
+            # forward + backward (DDP / grad cache); the terms are the global batch's, the same on every rank
+            terms = runner(batch, dist_ctx.shard_sizes(len(indices)))
             loss = terms["loss"]
-            if not torch.isfinite(loss.detach()):
+            if not torch.isfinite(loss):
                 bar.close()
                 values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
                 kept = (
@@ -250,12 +303,8 @@ def train(
                     f"step {step + 1}: the loss is not finite ({values}); training stopped and {kept}; "
                     "lower train.lr (or check the data) and start again"
                 )
-            optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
-            else:
-                loss.backward()
             if config.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(task.parameters(), config.train.grad_clip)
             if scaler is not None:
@@ -282,6 +331,7 @@ def train(
                         "epoch": epoch,
                         **values,
                         "lr": lr,
+                        **({"loss_scale": scaler.get_scale()} if scaler is not None else {}),
                         "sentences_per_s": speed,
                         "elapsed_s": elapsed_before + now - started,
                     }
@@ -291,7 +341,10 @@ def train(
             every = config.eval.every
             if every and (step % every == 0 or step == total_steps):
                 eval_start = time.perf_counter()
-                score = _dev_score(task, config, device, autocast)
+                # rank 0 evaluates; the others wait for its score
+                score = distributed.broadcast_object(
+                    _dev_score(task, config, device, autocast) if dist_ctx.is_main else None
+                )
                 improved = math.isfinite(score) and (best_dev is None or score > best_dev)
                 if improved:
                     best_dev, best_step = score, step
@@ -313,7 +366,9 @@ def train(
             elif not every and step == total_steps:
                 _export(task, out, config, {"final_step": step})
 
-            stop_now = step == config.train.stop_after or stop_requested()
+            stop_now = step == config.train.stop_after or distributed.any_across_ranks(
+                stop_requested(), device
+            )
             save_every = config.train.save_every
             if step == total_steps or stop_now or (save_every and step % save_every == 0):
                 save_start = time.perf_counter()
@@ -325,6 +380,7 @@ def train(
                 stopped_early = True
                 break
     bar.close()
+    distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
     if stopped_early:
         _say(
             f"jtcse train: stopped after step {step}; continue with --resume "
@@ -364,12 +420,30 @@ def _check_resumable(config: Config, saved: dict[str, Any]) -> None:
         )
 
 
-def _setup_device(config: Config) -> torch.device:
-    from jtcse.model.loading import select_device
-
+def _setup_device(config: Config) -> tuple[distributed.DistContext, torch.device]:
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
-    return select_device(None if config.train.device == "auto" else config.train.device)
+    dist_ctx, device, notices = distributed.init_distributed(config.train.device)
+    for notice in notices:
+        _say(f"jtcse train: {notice}")
+    return dist_ctx, device
+
+
+def _restore_rng(saved: dict[str, Any], config: Config, dist_ctx: distributed.DistContext) -> None:
+    """The checkpoint's RNG states: each rank its own when the world size is the one it was saved with."""
+    per_rank = saved.get("rng_per_rank")
+    if dist_ctx.enabled and per_rank is not None and len(per_rank) == dist_ctx.world_size:
+        restore_rng_state(per_rank[dist_ctx.rank])
+        return
+    restore_rng_state(saved["rng"])  # Python's random (the JTCSE direction) continues on every rank
+    saved_world = len(per_rank) if per_rank is not None else 1
+    if dist_ctx.world_size != saved_world:
+        _say(
+            f"jtcse train: the checkpoint was written by {saved_world} process(es), this run has "
+            f"{dist_ctx.world_size}: the data order and the objective continue, the dropout draws do not"
+        )
+        if dist_ctx.enabled:
+            torch.manual_seed(distributed.rank_seed(config.seed + saved["step"], dist_ctx.rank))
 
 
 def _describe_device(device: torch.device) -> str:
@@ -427,19 +501,6 @@ def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]
     return factor
 
 
-def _precision(config: Config, device: torch.device) -> tuple[str, Callable[[], Any], Any]:
-    """The effective precision, a factory of its autocast context, and the fp16 grad scaler (or None)."""
-    precision = config.train.precision
-    if precision != "fp32" and device.type != "cuda":
-        _say(f"jtcse train: train.precision = {precision} needs CUDA; using fp32 on {device.type}")
-        precision = "fp32"
-    if precision == "fp32":
-        return precision, contextlib.nullcontext, None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    return precision, (lambda: torch.autocast(device_type="cuda", dtype=dtype)), scaler
-
-
 @torch.no_grad()
 def _dev_score(task: nn.Module, config: Config, device: torch.device, autocast: Callable[[], Any]) -> float:
     from jtcse.evaluation.sts import stsb_dev_score
@@ -474,7 +535,9 @@ def _dev_score(task: nn.Module, config: Config, device: torch.device, autocast: 
 
 def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -> None:
     """Write the inference model into ``out``: built in a temporary folder, then moved in piece by piece
-    (each file and tower folder replaced in one rename; ``jtcse.json`` last)."""
+    (each file and tower folder replaced in one rename; ``jtcse.json`` last). Rank 0 only."""
+    if not distributed.is_main_process():
+        return
     staging = out / ".export.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -495,7 +558,14 @@ def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _record_environment(out: Path, config: Config, device: torch.device, *, resumed_at: int | None) -> None:
+def _record_environment(
+    out: Path,
+    config: Config,
+    device: torch.device,
+    *,
+    resumed_at: int | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     import transformers
 
     from jtcse import __version__
@@ -515,6 +585,7 @@ def _record_environment(out: Path, config: Config, device: torch.device, *, resu
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "seed": config.seed,
+        **(extra or {}),
     }
     path = out / ENVIRONMENT_FILE
     runs: list[Any] = []
@@ -560,6 +631,8 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def _say(message: str) -> None:
+    if not distributed.is_main_process():
+        return
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
