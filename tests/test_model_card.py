@@ -132,3 +132,35 @@ def test_accepts_a_report_object(tmp_path: Path) -> None:
 def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(JtcseError, match="not a directory"):
         write_model_card(tmp_path / "nope", config=None, data=None, metrics_path=None, sts_report=None)
+
+
+def test_trained_model_gets_a_card_and_eval_fills_its_sts_table(tmp_path, tiny_bert_dir, capsys):
+    """Training writes README.md (config, data, curve); a full `jtcse eval sts` adds the 7-task table."""
+    from jtcse.cli.main import main
+    from jtcse.evaluation.sts import TASKS
+    from jtcse.training.config import load_config
+    from jtcse.training.trainer import train
+    from sts_toy import write_toy_sts
+    from train_fixtures import tiny_config
+
+    raw = tiny_config(tmp_path, tiny_bert_dir, train={"epochs": 1})
+    write_toy_sts(Path(raw["data"]["data_dir"]), pairs=6)
+    out = train(load_config(None, base=raw)).output_dir
+    card = (out / "README.md").read_text()
+    assert "## Training data" in card and "corpus.txt" in card
+    assert "dev" in card.lower() and "STS12" not in card  # curve summary; no STS table yet
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "sts", "--model", str(out), "--data-dir", raw["data"]["data_dir"], "--quiet"])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    card = (out / "README.md").read_text()
+    assert all(task in card or task in ("STSBenchmark", "SICKRelatedness") for task in TASKS)
+    assert "STS-B" in card and "SICK-R" in card and "## Training data" in card
+    saved = json.loads((out / "sts_results.json").read_text())
+    assert set(TASKS) <= set(saved)
+
+    # A README the user wrote is never overwritten.
+    (out / "README.md").write_text("my own notes\n")
+    with pytest.raises(SystemExit):
+        main(["eval", "sts", "--model", str(out), "--data-dir", raw["data"]["data_dir"], "--quiet"])
+    assert (out / "README.md").read_text() == "my own notes\n"

@@ -238,3 +238,58 @@ def _curve_section(metrics_path: Path) -> str:
 def _config_section(config: dict[str, Any]) -> str:
     text = json.dumps(config, indent=2, sort_keys=False, default=str)
     return f"## Configuration\n\n```json\n{text}\n```\n"
+
+
+# ------------------------------------------------------------------------------ cards of trained models
+
+STS_RESULTS_NAME = "sts_results.json"
+
+
+def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | Any | None = None) -> Path:
+    """(Re)write the card of a model directory from what it holds.
+
+    Reads the resolved ``train_config.yaml`` (config and data line), ``metrics.jsonl`` (training curve) and
+    ``sts_results.json`` (the 7-task table). A given ``sts_report`` (``StsReport`` or its ``to_json()``) is
+    first saved as ``sts_results.json``, so later refreshes keep it. Training calls this at every export,
+    ``jtcse eval sts`` after a full test-mode evaluation of a jtcse directory.
+    """
+    model_dir = Path(model_dir)
+    results = model_dir / STS_RESULTS_NAME
+    if sts_report is not None:
+        payload = sts_report.to_json() if hasattr(sts_report, "to_json") else dict(sts_report)
+        atomic_write_text(results, json.dumps(payload, indent=2) + "\n")
+    elif results.is_file():
+        sts_report = json.loads(results.read_text(encoding="utf-8"))
+    config = _read_train_config(model_dir / "train_config.yaml")
+    metrics = model_dir / "metrics.jsonl"
+    return write_model_card(
+        model_dir,
+        config=config,
+        data=_data_line(config),
+        metrics_path=metrics if metrics.is_file() else None,
+        sts_report=sts_report,
+    )
+
+
+def is_generated_card(model_dir: str | Path) -> bool:
+    """True when ``model_dir`` has no README.md or one that jtcse wrote (never overwrite a user's own)."""
+    card = Path(model_dir) / CARD_NAME
+    return not card.exists() or card.read_text(encoding="utf-8", errors="replace").startswith(_front_matter())
+
+
+def _read_train_config(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _data_line(config: dict[str, Any] | None) -> str | None:
+    if not config or not isinstance(config.get("data"), dict):
+        return None
+    data = config["data"]
+    amount = f"the first {data['max_sentences']} sentences of " if data.get("max_sentences") else ""
+    corpus = data.get("corpus", "?")
+    return f"Unsupervised: {amount}`{corpus}` (one sentence per line), max_len {data.get('max_len')}."

@@ -50,6 +50,11 @@ def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir", help="data directory holding sts/ (default: $JTCSE_DATA, ../shared/data, cache)"
     )
     parser.add_argument(
+        "--no-card",
+        action="store_true",
+        help="don't write the table into a jtcse model directory's README.md / sts_results.json",
+    )
+    parser.add_argument(
         "--output",
         help="also write the scores, details and per-pair cosines (for `jtcse plot`) to this JSON file",
     )
@@ -101,7 +106,26 @@ def run_sts(args: argparse.Namespace) -> int:
     if args.output:
         _write_json(Path(args.output), report.to_json(include_pairs=True))
         print(f"wrote {args.output}", file=sys.stderr)
+    _update_model_card(args, report)
     return 0
+
+
+def _update_model_card(args: argparse.Namespace, report) -> None:
+    """A full test-mode run on a jtcse model directory (with its own pooler) goes into its model card."""
+    from jtcse.evaluation.sts import TASKS
+    from jtcse.model.format import is_jtcse_dir
+    from jtcse.model_card import is_generated_card, refresh_model_card
+
+    model_dir = Path(args.model)
+    full_run = args.mode == "test" and report.tasks == list(TASKS) and args.pooler is None
+    if args.no_card or not full_run or not is_jtcse_dir(model_dir) or not is_generated_card(model_dir):
+        return
+    try:
+        refresh_model_card(model_dir, sts_report=report)
+    except OSError as exc:  # a read-only model directory: the evaluation itself succeeded
+        print(f"note: model card not updated ({exc.strerror or exc})", file=sys.stderr)
+        return
+    print(f"updated the model card {model_dir / 'README.md'}", file=sys.stderr)
 
 
 # name -> (help, add_arguments, run)

@@ -53,6 +53,7 @@ from jtcse.losses.masking import autocast_off
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, resolve_member_path, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
 from jtcse.training.config import Config
+from jtcse.training.precision import resolve_pad_multiple
 from jtcse.training.step import Vectors
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -252,7 +253,7 @@ def build_distill_task(config: Config) -> DistillTask:
         k=settings.k,
         temperature=config.loss.temperature,
         max_len=config.data.max_len,
-        pad_to_multiple_of=config.data.pad_to_multiple_of or None,
+        pad_to_multiple_of=resolve_pad_multiple(config.data.pad_to_multiple_of, config.train.device) or None,
         teacher_name=settings.teacher,
         student_init=settings.student_init,
     )

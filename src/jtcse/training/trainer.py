@@ -380,6 +380,8 @@ def train(
                 stopped_early = True
                 break
     bar.close()
+    if (out / "jtcse.json").exists():
+        _write_card(out)  # the whole curve, not just up to the best step
     distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
     if stopped_early:
         _say(
@@ -556,6 +558,15 @@ def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -
         else:
             os.replace(entry, target)
     shutil.rmtree(staging, ignore_errors=True)
+    _write_card(out)
+
+
+def _write_card(out: Path) -> None:
+    """The model card (README.md): config, data, training curve so far, STS table once evaluated."""
+    from jtcse.model_card import is_generated_card, refresh_model_card
+
+    if distributed.is_main_process() and is_generated_card(out):
+        refresh_model_card(out)
 
 
 def _record_environment(
