@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from jtcse import __version__
 from jtcse.errors import JtcseError
@@ -136,16 +137,22 @@ def write_spec(model_dir: str | Path, spec: ModelSpec) -> Path:
     return target
 
 
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write a file so that a crash leaves either the old or the new content, never a torn file."""
+def atomic_write(target: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a file so that a crash leaves either the old or the new content, never a torn file:
+    ``write(fh)`` fills a temporary file beside ``target``, which is fsynced and renamed over it."""
     target = Path(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    """:func:`atomic_write` of UTF-8 text."""
+    atomic_write(target, lambda fh: fh.write(text.encode("utf-8")))
