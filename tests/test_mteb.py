@@ -20,18 +20,17 @@ from scipy.stats import spearmanr
 
 mteb = pytest.importorskip("mteb")
 
+from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command  # noqa: E402
 from jtcse.encoder import Encoder  # noqa: E402
 from jtcse.errors import JtcseError  # noqa: E402
 from jtcse.evaluation.mteb import (  # noqa: E402
     MtebEncoder,
-    add_mteb_arguments,
     encoder_revision,
     model_name_for,
     read_local_task,
     read_tsv_pairs,
     resolve_tasks,
     run_mteb,
-    run_mteb_command,
 )
 
 PAIRS = [
@@ -141,12 +140,13 @@ def test_bad_tasks_are_one_line_errors(tmp_path: Path, tsv_file: Path) -> None:
         resolve_tasks([f"tsv:{tsv_file}", f"tsv:{tsv_file}"])
     bad = tmp_path / "bad.tsv"
     bad.write_text("a\tb\t1\nc\td\thigh\n", encoding="utf-8")
-    with pytest.raises(JtcseError, match=r"bad\.tsv:2: score 'high'"):
+    with pytest.raises(JtcseError, match=r"bad\.tsv:2: gold score 'high'"):
         read_tsv_pairs(bad)
     bad.write_text("a\tb\t1\nonly one column\n", encoding="utf-8")
-    with pytest.raises(JtcseError, match=r"bad\.tsv:2: expected 3"):
+    with pytest.raises(JtcseError, match=r"bad\.tsv:2: expected at least 3"):
         read_tsv_pairs(bad)
-    with pytest.raises(JtcseError, match="no such file"):
+    # a user's own file: no hint about the data directory
+    with pytest.raises(JtcseError, match=r"missing\.tsv: missing STS file \(no such file\)$"):
         read_tsv_pairs(tmp_path / "missing.tsv")
 
 

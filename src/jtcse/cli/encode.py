@@ -1,14 +1,12 @@
-"""``jtcse encode --model M --input sents.txt --output vecs.npy``: one vector per input line.
-
-Also home of the model options the tool commands share (``--model``, ``--pooler``, ``--device``, ...).
-"""
+"""``jtcse encode --model M --input sents.txt --output vecs.npy``: one vector per input line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+
+from jtcse.cli.options import add_model_options, add_progress_option, load_encoder
 
 EPILOG = """\
 examples:
@@ -18,45 +16,6 @@ examples:
 Row i of the output is line i+1 of the input (blank lines included). .npy holds a float32 matrix;
 .safetensors holds it under the key "embeddings", with the source file in the metadata.
 """
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The options that pick and configure the encoder, shared by encode / similarity / search."""
-    parser.add_argument(
-        "--model",
-        default="minilm",
-        help="short name (minilm), Hugging Face id or directory, or jtcse model directory (default: minilm)",
-    )
-    parser.add_argument(
-        "--pooler", help="cls | cls_before_pooler | avg | avg_first_last (default: the model's own)"
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
-    parser.add_argument(
-        "--max-length", type=int, help="truncate inputs to this many tokens (default: the model's limit)"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
-
-
-def add_progress_option(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--progress", dest="progress", action="store_true", default=None, help="always show a progress bar"
-    )
-    group.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
-    )
-
-
-def load_encoder(args: argparse.Namespace) -> Any:
-    from jtcse.encoder import Encoder
-
-    return Encoder(
-        args.model,
-        pooler=args.pooler,
-        device=args.device,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
+from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
-from jtcse.evaluation.mteb import add_mteb_arguments, run_mteb_command
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], "int | None"]
@@ -24,16 +25,7 @@ Run = Callable[[argparse.Namespace], "int | None"]
 def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
     from jtcse.evaluation.sts import TASKS  # light: numpy/scipy only
 
-    parser.add_argument(
-        "--model",
-        default="minilm",
-        help="short name (minilm), hub id, Hugging Face model dir or jtcse model dir (default: minilm)",
-    )
-    parser.add_argument(
-        "--pooler",
-        help="cls | cls_before_pooler | avg | avg_first_last (default: from the model: jtcse.json, "
-        "else its sentence-transformers pooling config, else cls_before_pooler)",
-    )
+    add_model_options(parser, max_length_default="no truncation, as SentEval")
     parser.add_argument(
         "--tasks",
         nargs="+",
@@ -58,30 +50,18 @@ def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         help="also write the scores, details and per-pair cosines (for `jtcse plot`) to this JSON file",
     )
-    parser.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="sentences per batch (default: 64)"
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
-    parser.add_argument(
-        "--max-length",
-        type=_positive_int,
-        help="truncate to this many tokens (default: no truncation, as SentEval)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_sts(args: argparse.Namespace) -> int:
     from jtcse.evaluation.sts import evaluate_sts, resolve_tasks
-    from jtcse.model.pooling import POOLERS
 
     # Check everything cheap before loading a model.
     tasks = resolve_tasks(args.tasks, args.mode)
-    if args.pooler is not None and args.pooler not in POOLERS:
-        raise JtcseError(f"--pooler {args.pooler}: unknown pooler; choose from {', '.join(POOLERS)}")
     from jtcse.data.paths import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir, need="sts")
-    encoder = _load_encoder(args)
+    encoder = load_encoder(args)
 
     started = time.perf_counter()
     report = evaluate_sts(
@@ -149,35 +129,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         sub.set_defaults(func=run)
 
 
-def _load_encoder(args: argparse.Namespace):
-    from jtcse import Encoder
-
-    try:
-        return Encoder(
-            args.model,
-            pooler=args.pooler,
-            device=args.device,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-        )
-    except (OSError, ValueError) as exc:  # e.g. a hub id that is not cached while offline
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JtcseError(f"--model {args.model}: cannot load: {first_line}") from exc
-
-
 def _write_json(path: Path, payload: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise JtcseError(f"--output {path}: cannot write: {exc.strerror or exc}") from exc
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value

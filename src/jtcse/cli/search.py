@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from jtcse.cli.encode import add_model_options, add_progress_option, load_encoder
+from jtcse.cli.options import add_model_options, add_progress_option, load_encoder
 from jtcse.errors import JtcseError
 
 EPILOG = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jtcse.cli.encode import add_model_options, load_encoder
+from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
 
 

@@ -17,6 +17,7 @@ SimCSE's batcher. Malformed files raise :class:`JtcseError` naming the file and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ TASK_FOLDERS: dict[str, str] = {
 STSB_FILES = {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test.csv"}
 SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
 SPLITS = ("train", "dev", "test")
+DATA_DIR_HINT = "; check the data directory (`jtcse data where`)"
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,21 @@ def task_folder(data_dir: str | Path, task: str) -> Path:
     return Path(data_dir) / "sts" / TASK_FOLDERS[task] / "senteval"
 
 
-def read_sts_subset(folder: str | Path, subset: str) -> StsPairs:
-    """One STS12-16 subset: ``STS.input.<subset>.txt`` + ``STS.gs.<subset>.txt``; unscored pairs dropped."""
+def read_sts_subset(
+    folder: str | Path,
+    subset: str,
+    *,
+    prefix: str = "STS",
+    normalize: Callable[[str], str] = normalize_sentence,
+) -> StsPairs:
+    """One STS12-16 subset: ``<prefix>.input.<subset>.txt`` + ``<prefix>.gs.<subset>.txt``; unscored pairs
+    dropped. ``prefix`` is ``STS2016`` for the raw STS16 release; ``normalize`` is applied to each
+    sentence."""
     folder = Path(folder)
-    input_path = folder / f"STS.input.{subset}.txt"
-    gold_path = folder / f"STS.gs.{subset}.txt"
-    input_lines = _read_text(input_path, f"STS input of subset {subset}").splitlines()
-    gold_lines = _read_text(gold_path, f"STS gold scores of subset {subset}").splitlines()
+    input_path = folder / f"{prefix}.input.{subset}.txt"
+    gold_path = folder / f"{prefix}.gs.{subset}.txt"
+    input_lines = read_text_file(input_path, f"STS input of subset {subset}").splitlines()
+    gold_lines = read_text_file(gold_path, f"STS gold scores of subset {subset}").splitlines()
     if len(input_lines) != len(gold_lines):
         raise JtcseError(
             f"{input_path}: {len(input_lines)} lines, but {gold_path} has {len(gold_lines)}; "
@@ -92,9 +102,9 @@ def read_sts_subset(folder: str | Path, subset: str) -> StsPairs:
             raise JtcseError(
                 f"{input_path}:{index + 1}: expected two tab-separated sentences, found {len(columns)} column"
             )
-        scores.append(_parse_score(gold_line, gold_path, index + 1))
-        sentences1.append(normalize_sentence(columns[0]))
-        sentences2.append(normalize_sentence(columns[1]))
+        scores.append(parse_score(gold_line, gold_path, index + 1))
+        sentences1.append(normalize(columns[0]))
+        sentences2.append(normalize(columns[1]))
     return StsPairs(subset, f"{input_path} + {gold_path.name}", sentences1, sentences2, np.array(scores))
 
 
@@ -109,13 +119,13 @@ def read_sts_year(data_dir: str | Path, task: str) -> dict[str, StsPairs]:
 def read_stsb(data_dir: str | Path, split: str = "test") -> StsPairs:
     """An STS Benchmark split (``train``, ``dev`` or ``test``)."""
     path = task_folder(data_dir, "STSBenchmark") / STSB_FILES[_check_split(split)]
-    return _read_table(path, split, score_col=4, sent_cols=(5, 6), header=False)
+    return read_pair_table(path, split, score_col=4, sent_cols=(5, 6), header=False)
 
 
 def read_sick(data_dir: str | Path, split: str = "test") -> StsPairs:
     """A SICK relatedness split (``train``, ``dev`` = SICK_trial, or ``test`` = SICK_test_annotated)."""
     path = task_folder(data_dir, "SICKRelatedness") / SICK_FILES[_check_split(split)]
-    return _read_table(path, split, score_col=3, sent_cols=(1, 2), header=True)
+    return read_pair_table(path, split, score_col=3, sent_cols=(1, 2), header=True)
 
 
 def read_task(data_dir: str | Path, task: str, split: str = "test") -> dict[str, StsPairs]:
@@ -134,11 +144,19 @@ def read_task(data_dir: str | Path, task: str, split: str = "test") -> dict[str,
     raise AssertionError("unreachable")
 
 
-def _read_table(
-    path: Path, split: str, *, score_col: int, sent_cols: tuple[int, int], header: bool
+def read_pair_table(
+    path: Path,
+    name: str,
+    *,
+    score_col: int,
+    sent_cols: tuple[int, int],
+    header: bool,
+    normalize: Callable[[str], str] = normalize_sentence,
+    hint: str = DATA_DIR_HINT,
 ) -> StsPairs:
-    """A tab-separated pair file, one pair per line (SentEval strips each line, then splits on tabs)."""
-    text = _read_text(path, "STS file")
+    """A tab-separated pair file, one pair per line (SentEval strips each line, then splits on tabs); blank
+    lines are skipped and extra columns ignored. ``hint`` ends the message for a missing file."""
+    text = read_text_file(path, "STS file", hint=hint)
     lines = text.split("\n")  # universal newlines already turned CRLF into \n
     needed = max(score_col, *sent_cols) + 1
     sentences1: list[str] = []
@@ -155,24 +173,26 @@ def _read_table(
             raise JtcseError(
                 f"{path}:{index + 1}: expected at least {needed} tab-separated columns, found {len(columns)}"
             )
-        scores.append(_parse_score(columns[score_col], path, index + 1))
-        sentences1.append(normalize_sentence(columns[sent_cols[0]]))
-        sentences2.append(normalize_sentence(columns[sent_cols[1]]))
-    return StsPairs(split, str(path), sentences1, sentences2, np.array(scores))
+        scores.append(parse_score(columns[score_col], path, index + 1))
+        sentences1.append(normalize(columns[sent_cols[0]]))
+        sentences2.append(normalize(columns[sent_cols[1]]))
+    return StsPairs(name, str(path), sentences1, sentences2, np.array(scores))
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text_file(path: Path, what: str, *, hint: str = DATA_DIR_HINT) -> str:
+    """A UTF-8 file's text; a missing or unreadable file is a one-line :class:`JtcseError` naming it."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise JtcseError(f"{path}: missing {what}; check the data directory (`jtcse data where`)") from None
+        raise JtcseError(f"{path}: missing {what} (no such file){hint}") from None
     except UnicodeDecodeError as exc:
         raise JtcseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise JtcseError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
 
 
-def _parse_score(text: str, path: Path, line_number: int) -> float:
+def parse_score(text: str, path: Path, line_number: int) -> float:
+    """A finite gold score, or a :class:`JtcseError` naming the file and line."""
     try:
         value = float(text)
     except ValueError:

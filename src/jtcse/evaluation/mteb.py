@@ -26,7 +26,6 @@ mteb is an optional dependency (``pip install 'jtcse[mteb]'``); it is imported o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from jtcse.data.sts import DATA_DIR_HINT, STS_YEAR_SUBSETS, StsPairs, read_pair_table, read_sts_subset
 from jtcse.errors import JtcseError
 
 LOCAL_PREFIX = "local:"
@@ -45,14 +45,6 @@ TSV_PREFIX = "tsv:"
 LOCAL_SUFFIX = ".local"
 LOCAL_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICK-R")
 _LOCAL_ALIASES = {"SICKRelatedness": "SICK-R", "SICK": "SICK-R", "STSB": "STSBenchmark"}
-# The scored test subsets of each SemEval year (STS13's SMT inputs are LDC-licensed, hence absent).
-_YEAR_SUBSETS: dict[str, tuple[str, ...]] = {
-    "STS12": ("MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"),
-    "STS13": ("FNWN", "headlines", "OnWN"),
-    "STS14": ("deft-forum", "deft-news", "headlines", "images", "OnWN", "tweet-news"),
-    "STS15": ("answers-forums", "answers-students", "belief", "headlines", "images"),
-    "STS16": ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"),
-}
 _SICK_FILES = ("SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt")
 # Files that determine a model's embeddings (exported copies such as onnx/ do not).
 _FINGERPRINT_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model", ".pt", ".pth")
@@ -86,64 +78,43 @@ class LocalPairs:
             digest.update(json.dumps(row).encode("utf-8"))
         return digest.hexdigest()[:12]
 
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise JtcseError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise JtcseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise JtcseError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    def extend(self, more: StsPairs) -> None:
+        self.sentences1.extend(more.sentences1)
+        self.sentences2.extend(more.sentences2)
+        self.scores.extend(float(v) for v in more.scores)
 
 
-def _score(text: str, path: Path, line_number: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value):
-        raise JtcseError(f"{path}:{line_number}: score {text.strip()!r} is not a number")
-    return value
-
-
-def _read_columns(
-    path: Path, *, sent_cols: tuple[int, int], score_col: int, header: bool, into: LocalPairs
-) -> None:
-    """Append the pairs of a tab-separated file (one pair per line, extra columns ignored) to ``into``."""
-    needed = max(score_col, *sent_cols) + 1
-    for number, line in enumerate(_read_lines(path), start=1):
-        if (header and number == 1) or not line.strip():
-            continue
-        columns = line.split("\t")
-        if len(columns) < needed:
-            raise JtcseError(
-                f"{path}:{number}: expected {needed} tab-separated columns, found {len(columns)}"
-            )
-        into.scores.append(_score(columns[score_col], path, number))
-        into.sentences1.append(columns[sent_cols[0]].strip())
-        into.sentences2.append(columns[sent_cols[1]].strip())
-    into.files.append(path)
+# MTEB's copies keep the sentences as released (untokenised), so they are only stripped, not re-joined.
+_AS_RELEASED = str.strip
 
 
 def _read_year_subset(folder: Path, prefix: str, subset: str, into: LocalPairs) -> None:
     """``<prefix>.input.<subset>.txt`` with its gold file; an empty gold line marks an unscored pair."""
-    input_path = folder / f"{prefix}.input.{subset}.txt"
-    gold_path = folder / f"{prefix}.gs.{subset}.txt"
-    pairs, gold = _read_lines(input_path), _read_lines(gold_path)
-    if len(pairs) != len(gold):
-        raise JtcseError(f"{input_path}: {len(pairs)} lines, but {gold_path.name} has {len(gold)}")
-    for number, (pair, score) in enumerate(zip(pairs, gold, strict=True), start=1):
-        if not score.strip():
-            continue
-        columns = pair.split("\t")
-        if len(columns) < 2:
-            raise JtcseError(f"{input_path}:{number}: expected two tab-separated sentences")
-        into.scores.append(_score(score, gold_path, number))
-        into.sentences1.append(columns[0].strip())
-        into.sentences2.append(columns[1].strip())
-    into.files.extend([input_path, gold_path])
+    into.extend(read_sts_subset(folder, subset, prefix=prefix, normalize=_AS_RELEASED))
+    into.files.extend([folder / f"{prefix}.input.{subset}.txt", folder / f"{prefix}.gs.{subset}.txt"])
+
+
+def _read_columns(
+    path: Path,
+    *,
+    sent_cols: tuple[int, int],
+    score_col: int,
+    header: bool,
+    into: LocalPairs,
+    hint: str = DATA_DIR_HINT,
+) -> None:
+    """Append the pairs of a tab-separated file (one pair per line, extra columns ignored) to ``into``."""
+    table = read_pair_table(
+        path,
+        path.name,
+        score_col=score_col,
+        sent_cols=sent_cols,
+        header=header,
+        normalize=_AS_RELEASED,
+        hint=hint,
+    )
+    into.extend(table)
+    into.files.append(path)
 
 
 def read_local_task(data_dir: str | Path, task: str) -> LocalPairs:
@@ -155,13 +126,17 @@ def read_local_task(data_dir: str | Path, task: str) -> LocalPairs:
         )
     pairs = LocalPairs([], [], [], [])
     sts = Path(data_dir) / "sts"
-    if task in _YEAR_SUBSETS:
+    if task in STS_YEAR_SUBSETS:
         prefix = "STS2016" if task == "STS16" else "STS"
-        for subset in _YEAR_SUBSETS[task]:
+        for subset in STS_YEAR_SUBSETS[task]:
             _read_year_subset(sts / task / "raw", prefix, subset, pairs)
     elif task == "STSBenchmark":
         _read_columns(
-            sts / "STSB" / "raw" / "sts-test.csv", sent_cols=(5, 6), score_col=4, header=False, into=pairs
+            sts / "STSB" / "raw" / "sts-test.csv",
+            sent_cols=(5, 6),
+            score_col=4,
+            header=False,
+            into=pairs,
         )
     else:
         for name in _SICK_FILES:
@@ -173,7 +148,7 @@ def read_tsv_pairs(path: str | Path) -> LocalPairs:
     """``sentence1<TAB>sentence2<TAB>score`` per line; blank lines skipped; at least two pairs."""
     path = Path(path).expanduser()
     pairs = LocalPairs([], [], [], [])
-    _read_columns(path, sent_cols=(0, 1), score_col=2, header=False, into=pairs)
+    _read_columns(path, sent_cols=(0, 1), score_col=2, header=False, into=pairs, hint="")
     if len(pairs.scores) < 2:
         raise JtcseError(f"{path}: needs at least two scored pairs, found {len(pairs.scores)}")
     return pairs
@@ -506,58 +481,3 @@ def run_mteb(
 
 def _main_score_name(tasks: Sequence[Any], name: str) -> str:
     return next((t.metadata.main_score for t in tasks if t.metadata.name == name), "main_score")
-
-
-# --------------------------------------------------------------------------- CLI pieces (wired by jtcse eval)
-
-
-def add_mteb_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``jtcse eval mteb``."""
-    parser.add_argument(
-        "--model", default="minilm", help="short name, HF dir, hub id or jtcse dir (default minilm)"
-    )
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        required=True,
-        metavar="TASK",
-        help=(
-            "mteb task names (fetched from the hub: needs network), local:TASK for an STS task built from "
-            f"the local data dir ({', '.join(LOCAL_TASKS)}), or tsv:FILE with "
-            "sentence1<TAB>sentence2<TAB>score lines"
-        ),
-    )
-    parser.add_argument(
-        "--output-dir", default="mteb-results", help="mteb's result cache (default mteb-results)"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument(
-        "--pooler", help="cls, cls_before_pooler, avg, avg_first_last (default: from the model)"
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
-    parser.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
-    parser.add_argument(
-        "--data-dir", help="data directory for local: tasks (default: $JTCSE_DATA, ../shared/data)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="re-run tasks that already have results")
-
-
-def run_mteb_command(args: argparse.Namespace) -> int:
-    """``jtcse eval mteb``: run, print a score table and where mteb's JSON went."""
-    run = run_mteb(
-        args.model,
-        args.tasks,
-        args.output_dir,
-        batch_size=args.batch_size,
-        pooler=args.pooler,
-        device=args.device,
-        max_length=args.max_length,
-        data_dir=args.data_dir,
-        overwrite=args.overwrite,
-        show_progress=True,
-    )
-    print(f"model {run.model_name} (revision {run.revision})")
-    print(run.format_table())
-    for task, path in run.files.items():
-        print(f"{task}: {path}")
-    return 0
