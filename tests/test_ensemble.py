@@ -11,7 +11,7 @@ import pytest
 from jtcse.encoder import Encoder
 from jtcse.ensemble import UC_EXTERNAL_WEIGHT, UC_TWIN_WEIGHT, UC_WEIGHT, save_ensemble, save_uc_ensemble
 from jtcse.errors import JtcseError
-from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
+from jtcse.model.format import MemberSpec, ModelSpec, read_spec, staged_directory, write_spec
 
 SENTENCES = ["A man is playing a guitar.", "hello", "Two dogs run across a snowy field at dawn."]
 
@@ -98,6 +98,8 @@ def test_bad_input(twin_dir: Path, tiny_bert_dir: Path, tmp_path: Path, minilm_d
         save_ensemble(tmp_path / "a", [tiny_bert_dir], [1.0], ["max"])
     with pytest.raises(JtcseError, match="weight 0"):
         save_ensemble(tmp_path / "a", [tiny_bert_dir], [float("nan")])
+    with pytest.raises(JtcseError, match=r"weight 1 \(inf\) must be a finite number"):
+        Encoder.ensemble([tiny_bert_dir, tiny_bert_dir], [1.0, float("inf")], device="cpu")
     with pytest.raises(JtcseError, match="no such directory"):
         save_ensemble(tmp_path / "a", [tmp_path / "missing"], [1.0])
     with pytest.raises(JtcseError, match="different hidden sizes"):
@@ -112,3 +114,18 @@ def test_bad_input(twin_dir: Path, tiny_bert_dir: Path, tmp_path: Path, minilm_d
     with pytest.raises(JtcseError, match="holds the member"):
         save_ensemble(twin_dir, [twin_dir / "tower_a"], [1.0], overwrite=True)
     assert not (tmp_path / "a").exists()
+
+
+def test_staged_directory_swaps_in_only_on_success(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "weights").write_text("old")
+    with pytest.raises(RuntimeError, match="crash"), staged_directory(out) as staging:
+        (staging / "weights").write_text("half-written")
+        raise RuntimeError("crash")
+    assert (out / "weights").read_text() == "old"  # the old directory is untouched
+    with staged_directory(out) as staging:
+        (staging / "weights").write_text("new")
+        assert (out / "weights").read_text() == "old"  # nothing visible before the block ends
+    assert (out / "weights").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging or old copies left

@@ -89,13 +89,10 @@ class Encoder:
 
         Members are anything ``Encoder`` takes, or ``Encoder`` objects (their models are shared, not copied).
         """
+        from jtcse.ensemble import check_members
+
         members, weights = list(members), list(weights)
-        if len(members) != len(weights):
-            raise JtcseError(
-                f"ensemble: {len(members)} member(s) but {len(weights)} weight(s); give one weight each"
-            )
-        if not members:
-            raise JtcseError("ensemble: needs at least one member")
+        check_members(members, weights)
         self = cls.__new__(cls)
         self._setup(device=device, max_length=max_length, batch_size=batch_size, pooler=pooler)
         self.members = []

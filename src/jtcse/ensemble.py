@@ -15,13 +15,19 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, write_spec
+from jtcse.model.format import (
+    CONFIG_NAME,
+    MemberSpec,
+    ModelSpec,
+    is_jtcse_dir,
+    staged_directory,
+    write_spec,
+)
 from jtcse.model.names import resolve_model
 from jtcse.model.pooling import POOLERS
 
@@ -29,6 +35,19 @@ UC_WEIGHT = 0.7  # w: the external checkpoint's share (JTCSE ensemble_UC.py, BER
 UC_TWIN_WEIGHT = round(1.0 - UC_WEIGHT, 10)  # 0.3 on h_A + h_B
 UC_EXTERNAL_WEIGHT = UC_WEIGHT  # 0.7 on h_InfoCSE
 MEMBERS_DIR = "members"
+
+
+def check_members(members: Sequence[Any], weights: Sequence[Any]) -> None:
+    """One finite weight per member, at least one member; else a one-line :class:`JtcseError`."""
+    if len(members) != len(weights):
+        raise JtcseError(
+            f"ensemble: {len(members)} member(s) but {len(weights)} weight(s); give one weight each"
+        )
+    if not members:
+        raise JtcseError("ensemble: needs at least one member")
+    for i, w in enumerate(weights):
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            raise JtcseError(f"ensemble: weight {i} ({w!r}) must be a finite number")
 
 
 def save_ensemble(
@@ -53,20 +72,12 @@ def save_ensemble(
     they are recorded by absolute path, hub ids by name.
     """
     members, weights = list(members), list(weights)
-    if len(members) != len(weights):
-        raise JtcseError(
-            f"ensemble: {len(members)} member(s) but {len(weights)} weight(s); give one weight each"
-        )
-    if not members:
-        raise JtcseError("ensemble: needs at least one member")
+    check_members(members, weights)
     poolers = [None] * len(members) if poolers is None else list(poolers)
     if len(poolers) != len(members):
         raise JtcseError(
             f"ensemble: {len(members)} member(s) but {len(poolers)} pooler(s); give one each (or None)"
         )
-    for i, w in enumerate(weights):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-            raise JtcseError(f"ensemble: weight {i} ({w!r}) must be a finite number")
 
     out = Path(out_dir)
     resolved = [resolve_model(m) for m in members]
@@ -77,21 +88,12 @@ def save_ensemble(
     ]
     _check_hidden_sizes(resolved)
 
-    # Build in a sibling folder and swap it in, so a failure never leaves a half-written ensemble.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="jtcse_ensemble_tmp_", dir=out.parent))
-    try:
+    with staged_directory(out) as staging:  # a failure never leaves a half-written ensemble
         if copy:
             specs = [_copy_member(i, spec, staging) for i, spec in enumerate(specs)]
         spec = ModelSpec(kind="ensemble", members=specs, method=method, extra=dict(extra or {}))
         write_spec(staging, spec)
         _write_card(staging, spec)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out / CONFIG_NAME
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,15 @@ from typing import Any
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
+from jtcse.model.format import (
+    CONFIG_NAME,
+    MemberSpec,
+    ModelSpec,
+    is_jtcse_dir,
+    read_spec,
+    staged_directory,
+    write_spec,
+)
 from jtcse.model.names import resolve_model
 
 FORMAT_NAME = "sentence-transformers"
@@ -108,10 +115,8 @@ def export_sentence_transformers(
     encoder = Encoder(source, pooler=pooler, max_length=max_length, device="cpu")
     _refuse_self_overwrite(out, encoder)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # no dots in the name: transformers turns the folder name into a module name when it loads custom code
-    staging = Path(tempfile.mkdtemp(prefix="jtcse_export_tmp_", dir=out.parent))
-    try:
+    # no dots in the staging name: transformers turns the folder name into a module name for custom code
+    with staged_directory(out, prefix="jtcse_export_tmp_") as staging:
         layout = "plain" if _plain_pipeline_fits(encoder) else "custom"
         if layout == "plain":
             _save_plain(encoder, staging)
@@ -120,12 +125,6 @@ def export_sentence_transformers(
         _write_jtcse_spec(encoder, staging, layout, source)
         _write_readme(staging, source, layout)
         diff = _verify(encoder, staging, layout) if verify else None
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {"path": out, "layout": layout, "max_abs_diff": diff}
 
 

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -150,6 +152,33 @@ def atomic_write(target: str | Path, write: Callable[[IO[bytes]], object]) -> No
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_directory(out: str | Path, *, prefix: str = "jtcse_tmp_") -> Iterator[Path]:
+    """Build a directory in a sibling temporary folder and swap it in for ``out`` only when the block
+    succeeds: an error (or Ctrl-C) leaves ``out`` as it was, never half-written. The old ``out`` is moved
+    aside before the new one is renamed in, and deleted only after."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    try:
+        yield staging
+        aside = None
+        if out.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f"{prefix}old_", dir=out.parent)) / "old"
+            out.rename(aside)
+        try:
+            staging.rename(out)
+        except BaseException:
+            if aside is not None:
+                aside.rename(out)
+            raise
+        if aside is not None:
+            shutil.rmtree(aside.parent, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
