@@ -57,6 +57,7 @@ class Scale:
     seeds: tuple[int, ...]
     shows: str
     does_not_show: str
+    sink_sentences: int = 1000  # STS-B test sentences for the attention-sink diagnostic
 
 
 ALL_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
@@ -78,6 +79,7 @@ SCALES: dict[str, Scale] = {
         distill_lr=1e-5,
         tasks=("STS16",),
         seeds=(1,),
+        sink_sentences=64,
         shows="that the whole pipeline runs end to end (every variant trains, saves, loads and is scored) "
         "and how long each piece takes on this machine.",
         does_not_show="anything about the methods: a few steps of batch 8 barely move the weights, one seed, "
@@ -421,6 +423,90 @@ def run_study(
     return scores, recorded
 
 
+# (run key, tower) of the first seed that the attention-sink diagnostic reads, after the start model
+SINK_MODELS: tuple[tuple[str, str], ...] = (
+    ("stage1_a", "both"),
+    ("simcse", "both"),
+    ("tncse", "a"),
+    ("jtcse", "both"),
+)
+
+
+def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> Any:
+    """The attention-sink readings (:mod:`jtcse.analysis.attention_sink`) of the start model and the first
+    seed's trained encoders, on held-out sentences (STS-B test, in file order, distinct): a
+    ``DiagnoseReport`` with one series per model or tower."""
+    from jtcse.analysis.attention_sink import DiagnoseReport, diagnose
+    from jtcse.data.paths import resolve_data_dir
+    from jtcse.data.sts import read_stsb
+
+    pairs = read_stsb(resolve_data_dir(plan.data_dir, need="sts"), "test")
+    pairs_in_order = zip(pairs.sentences1, pairs.sentences2, strict=True)
+    sentences = list(dict.fromkeys(s for pair in pairs_in_order for s in pair))[: plan.scale.sink_sentences]
+    device = plan.runs[0].config.train.device if plan.runs else "auto"
+    common = {"batch_size": 32, "device": None if device == "auto" else device}
+    say(f"study: attention-sink diagnostic on {len(sentences)} STS-B test sentences")
+    reports = [diagnose(plan.base_model, sentences, label="start", **common)]
+    first = plan.seeds[0]
+    for key, tower in SINK_MODELS:
+        run_dir = plan.runs_dir / f"seed-{first}" / key
+        reports.append(diagnose(run_dir, sentences, tower=tower, label=key, **common))
+    report = DiagnoseReport.merge(reports)
+    report.settings["sentences"] = "STS-B test, distinct, in file order"
+    report.settings["seed"] = first
+    return report
+
+
+def _sink_section(report: Any, results_dir: Path) -> list[str]:
+    """attention_sink.json, attention_sink.png and two markdown tables (layers x series)."""
+    from jtcse.model.format import atomic_write_text
+    from jtcse.plotting import plot_attention_sink
+
+    atomic_write_text(results_dir / "attention_sink.json", json.dumps(report.to_json(), indent=2) + "\n")
+    labels = [s.label for s in report.series]
+    layers = range(max(s.num_layers for s in report.series) + 1)
+
+    def table(metric: str) -> list[str]:
+        rows = [
+            [str(i), *(_num4(getattr(s, metric)[i] if i <= s.num_layers else None) for s in report.series)]
+            for i in layers
+        ]
+        return _md_table(["layer", *labels], rows)
+
+    settings = report.settings
+    lines = [
+        "## Attention sinking on [CLS]",
+        "",
+        f"`jtcse diagnose` readings ({settings['n_sentences']} STS-B test sentences, truncated to "
+        f"{settings['max_length']} tokens) of the start model and the seed-{settings['seed']} encoders: "
+        "stage1_a is the SimCSE tower both twins start from (tower A; tower B differs only in its seed), "
+        "`:a`/`:b` are the towers of a twin. Attention mass = the attention probability the tokens "
+        "(not [CLS] itself) put on the [CLS] key, averaged over heads, tokens and sentences; "
+        "E_CLS = ||h_CLS|| / mean ||h_token|| (layer 0 = embeddings). The paper reads a high mass on "
+        "[CLS] and a large E_CLS as attention sinking and reports that cross-attention lowers them; "
+        "compare jtcse with tncse (the same towers trained without cross-attention).",
+        "",
+        "Attention mass on [CLS]:",
+        "",
+        *table("cls_attention_mass"),
+        "",
+        "E_CLS:",
+        "",
+        *table("e_cls"),
+        "",
+    ]
+    try:
+        plot_attention_sink(report, results_dir / "attention_sink.png")
+        lines += ["![attention sinking per layer](attention_sink.png)", ""]
+    except JtcseError as exc:  # matplotlib missing
+        lines += [f"(figure skipped: {exc})", ""]
+    return lines
+
+
+def _num4(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
 def _started(run_dir: Path, result_file: str, checkpoint_path: Callable[[Path], Path]) -> bool:
     return (run_dir / result_file).is_file() or checkpoint_path(run_dir).is_file()
 
@@ -485,7 +571,14 @@ def _with_dev(plan: Plan) -> bool:
 
 # ---------------------------------------------------------------------------------------------- report
 def write_report(
-    plan: Plan, scores: list[Score], results_dir: Path, *, command: str, recorded_s: float, wall_s: float
+    plan: Plan,
+    scores: list[Score],
+    results_dir: Path,
+    *,
+    command: str,
+    recorded_s: float,
+    wall_s: float,
+    sink: Any = None,
 ) -> Path:
     from jtcse.experiments.ablate import mean_std
     from jtcse.model.format import atomic_write_text
@@ -568,6 +661,8 @@ def write_report(
         lines.append(f"**{LABELS[key]}: not run.** {why}.")
         lines.append("")
     lines += ["## Per seed", "", *_md_table(per_seed_head, per_seed), ""]
+    if sink is not None:
+        lines += _sink_section(sink, results_dir)
     lines += _design_section(plan)
     if figures:
         lines += ["## Figures", ""]
@@ -821,8 +916,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         scores, recorded = run_study(
             plan, resume=args.resume, keep_checkpoints=args.keep_checkpoints, say=say
         )
+        sink = diagnose_attention_sink(plan, say)
         wall = time.perf_counter() - started
-        md = write_report(plan, scores, args.results_dir, command=command, recorded_s=recorded, wall_s=wall)
+        md = write_report(
+            plan, scores, args.results_dir, command=command, recorded_s=recorded, wall_s=wall, sink=sink
+        )
     except JtcseError as exc:
         print(f"study: error: {exc}", file=sys.stderr)
         return 2

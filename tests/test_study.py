@@ -80,6 +80,13 @@ def test_tiny_study_runs_every_variant_reproducibly(
     assert ("**JTCSE-D: not run.**" in md) == (not distilled)
     assert (results / "study_avg.png").stat().st_size > 1000
     assert (results / "curves" / "jtcse" / "loss_ictm.png").stat().st_size > 1000
+    # the attention-sink section: start + stage1_a + simcse + tncse tower A + both JTCSE towers
+    assert "## Attention sinking on [CLS]" in md and "| layer | start | stage1_a | simcse | tncse:a |" in md
+    sink = json.loads((results / "attention_sink.json").read_text(encoding="utf-8"))
+    labels = [s["label"] for s in sink["series"]]
+    assert labels == ["start", "stage1_a", "simcse", "tncse:a", "jtcse:a", "jtcse:b"]
+    assert all(len(s["e_cls"]) == 5 for s in sink["series"])  # embeddings + 4 layers
+    assert (results / "attention_sink.png").stat().st_size > 1000
 
     # every trained row has all 7 test scores and an average
     payload = json.loads((results / "study.json").read_text(encoding="utf-8"))

@@ -236,3 +236,27 @@ def _scatter(ax: Any, task: str, entry: Mapping[str, Any], score: Any, *, legend
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("gold score")
     ax.grid(alpha=0.3)
+
+
+def plot_attention_sink(report: Any, path: str | Path) -> Path:
+    """Two panels of a :class:`jtcse.analysis.attention_sink.DiagnoseReport` against layer: attention mass
+    on [CLS] and E_CLS, one line per model or tower."""
+    fig = _figure(11, 4.2)
+    ax_attn, ax_ratio = fig.subplots(1, 2)
+    for s in report.series:
+        attn = [(i, v) for i, v in enumerate(s.cls_attention_mass) if v is not None]
+        ax_attn.plot([i for i, _ in attn], [v for _, v in attn], marker="o", label=s.label)
+        ratio = [math.nan if v is None else v for v in s.e_cls]
+        ax_ratio.plot(range(len(ratio)), ratio, marker="o", label=s.label)
+    ax_attn.set(title="attention mass on [CLS]", xlabel="layer", ylabel="mean attention probability")
+    ax_ratio.set(
+        title="E_CLS = ||h_CLS|| / mean ||h_token||", xlabel="layer (0 = embeddings)", ylabel="ratio"
+    )
+    ax_ratio.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    for ax in (ax_attn, ax_ratio):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
+    n = report.settings.get("n_sentences")
+    fig.suptitle(f"attention-sink diagnostic ({n} sentences)" if n else "attention-sink diagnostic")
+    return _save(fig, Path(path))

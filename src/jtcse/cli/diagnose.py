@@ -94,39 +94,6 @@ def read_sentences(path: str | Path, max_sentences: int | None = None) -> list[s
     return sentences
 
 
-def plot_report(report: Any, path: str | Path) -> Path:
-    """Two panels (attention mass on [CLS], E_CLS) against layer, one line per model/tower."""
-    # A Figure on the Agg canvas, not pyplot: writes files only and leaves the caller's backend alone.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.2))
-    FigureCanvasAgg(fig)
-    ax_attn, ax_ratio = fig.subplots(1, 2)
-    for s in report.series:
-        layers = list(range(len(s.e_cls)))
-        attn = [(i, v) for i, v in enumerate(s.cls_attention_mass) if v is not None]
-        ax_attn.plot([i for i, _ in attn], [v for _, v in attn], marker="o", label=s.label)
-        ax_ratio.plot(
-            layers, [v if v is not None else float("nan") for v in s.e_cls], marker="o", label=s.label
-        )
-    ax_attn.set(title="attention mass on [CLS]", xlabel="layer", ylabel="mean attention probability")
-    ax_ratio.set(
-        title="E_CLS = ||h_CLS|| / mean ||h_token||", xlabel="layer (0 = embeddings)", ylabel="ratio"
-    )
-    ax_ratio.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    for ax in (ax_attn, ax_ratio):
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize="small")
-    n = report.settings.get("n_sentences")
-    fig.suptitle(f"attention-sink diagnostic ({n} sentences)" if n else "attention-sink diagnostic")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     from jtcse.analysis.attention_sink import DiagnoseReport, diagnose
 
@@ -152,10 +119,12 @@ def run(args: argparse.Namespace) -> int:
     json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     written = [json_path]
     if not args.no_plot:
+        from jtcse.plotting import plot_attention_sink
+
         try:
-            written.append(plot_report(report, out_dir / PLOT_NAME))
-        except ImportError:
-            print("jtcse: note: no plot (matplotlib missing: pip install 'jtcse[plot]')", file=sys.stderr)
+            written.append(plot_attention_sink(report, out_dir / PLOT_NAME))
+        except JtcseError as exc:  # matplotlib missing: the table and JSON still stand
+            print(f"jtcse: note: no plot ({exc})", file=sys.stderr)
     seconds = sum(s.seconds for s in report.series)
     print(f"\n{len(sentences)} sentences, {seconds:.1f}s; wrote {', '.join(str(p) for p in written)}")
     return 0
