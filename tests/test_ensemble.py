@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,14 @@ import pytest
 from jtcse.encoder import Encoder
 from jtcse.ensemble import UC_EXTERNAL_WEIGHT, UC_TWIN_WEIGHT, UC_WEIGHT, save_ensemble, save_uc_ensemble
 from jtcse.errors import JtcseError
-from jtcse.model.format import MemberSpec, ModelSpec, read_spec, staged_directory, write_spec
+from jtcse.model.format import (
+    MemberSpec,
+    ModelSpec,
+    atomic_write_text,
+    read_spec,
+    staged_directory,
+    write_spec,
+)
 
 SENTENCES = ["A man is playing a guitar.", "hello", "Two dogs run across a snowy field at dawn."]
 
@@ -129,3 +138,20 @@ def test_staged_directory_swaps_in_only_on_success(tmp_path: Path) -> None:
         assert (out / "weights").read_text() == "old"  # nothing visible before the block ends
     assert (out / "weights").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging or old copies left
+
+
+def test_atomic_and_staged_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    # mkstemp / mkdtemp are private (0600 / 0700); what jtcse writes must be as readable as a plain write
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "card.md", "x")
+        with staged_directory(tmp_path / "model") as staging:
+            (staging / "w").write_text("w")
+        (tmp_path / "shared.json").write_text("{}")
+        (tmp_path / "shared.json").chmod(0o664)
+        atomic_write_text(tmp_path / "shared.json", "{ }")  # replacing a file keeps its mode
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o664

@@ -139,16 +139,27 @@ def write_spec(model_dir: str | Path, spec: ModelSpec) -> Path:
     return target
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(target: str | Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write a file so that a crash leaves either the old or the new content, never a torn file:
     ``write(fh)`` fills a temporary file beside ``target``, which is fsynced and renamed over it."""
     target = Path(target)
+    # mkstemp makes a private (0600) file; the result gets the mode a plain open() would give it (or keeps
+    # the mode of the file it replaces), so a model directory stays readable by whoever could read it before.
+    mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -164,6 +175,7 @@ def staged_directory(out: str | Path, *, prefix: str = "jtcse_tmp_") -> Iterator
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's folder is private (0700); a plain mkdir's is not
         yield staging
         aside = None
         if out.exists():

@@ -6,8 +6,6 @@ sentence), so that the rows can always be matched back to the file by position.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from jtcse.errors import JtcseError
+from jtcse.model.format import atomic_write
 
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 SAFETENSORS_KEY = "embeddings"
@@ -72,20 +71,13 @@ def save_vectors(path: str | Path, vectors: np.ndarray, *, metadata: dict[str, s
     if not path.parent.is_dir():
         raise JtcseError(f"--output {path}: directory {path.parent} does not exist")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, vectors)
-        else:
-            from safetensors.numpy import save_file
+    if path.suffix.lower() == ".npy":
+        atomic_write(path, lambda fh: np.save(fh, vectors))
+    else:
+        from safetensors.numpy import save
 
-            save_file({SAFETENSORS_KEY: vectors}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        data = save({SAFETENSORS_KEY: vectors}, metadata=metadata)
+        atomic_write(path, lambda fh: fh.write(data))
     return path
 
 

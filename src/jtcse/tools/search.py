@@ -13,7 +13,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from jtcse import __version__
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write_text
+from jtcse.model.format import atomic_write, atomic_write_text
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
 
@@ -215,10 +214,7 @@ class SearchIndex:
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
             (index_dir / META_NAME).unlink(missing_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".vectors.", suffix=".tmp", dir=index_dir)
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, self.vectors)
-            os.replace(tmp, index_dir / VECTORS_NAME)
+            atomic_write(index_dir / VECTORS_NAME, lambda fh: np.save(fh, self.vectors))
             atomic_write_text(index_dir / META_NAME, json.dumps(self._meta(), indent=2) + "\n")
         except PermissionError as exc:
             raise JtcseError(f"--index {index_dir}: cannot write the index here ({exc.strerror})") from exc
