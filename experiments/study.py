@@ -100,13 +100,13 @@ SCALES: dict[str, Scale] = {
         twin_lr=5e-6,
         distill_lr=1e-5,
         tasks=ALL_TASKS,
-        seeds=(1, 2),
+        seeds=(1, 2, 3),
         shows="how each method moves an already strong sentence encoder (all-MiniLM-L6-v2) in a short "
         "budget, with seed spread, on the full 7-task benchmark; whether the twin-tower losses run "
         "stably and what a twin costs relative to one tower.",
         does_not_show="the paper's claims. all-MiniLM-L6-v2 was already trained with supervision on about "
         "1B sentence pairs, so unsupervised training on a few thousand Wikipedia sentences mostly "
-        "perturbs it; the paper starts from raw BERT-base and trains on 1M sentences. Two seeds "
+        "perturbs it; the paper starts from raw BERT-base and trains on 1M sentences. Three seeds "
         "give a rough spread, not a significance test; differences under about one point are not "
         "evidence.",
     ),
@@ -579,6 +579,7 @@ def write_report(
     recorded_s: float,
     wall_s: float,
     sink: Any = None,
+    resumed: bool = False,
 ) -> Path:
     from jtcse.experiments.ablate import mean_std
     from jtcse.model.format import atomic_write_text
@@ -642,7 +643,8 @@ def write_report(
         f"- hardware: {_hardware()}",
         f"- software: {_software()}",
         f"- run time: {_duration(recorded_s)} for all runs (training and evaluation, as measured when each "
-        f"ran); this invocation took {_duration(wall_s)}",
+        f"ran); this invocation took {_duration(wall_s)}"
+        + (" (with --resume: it reused the finished runs and evaluations)" if resumed else ""),
         "",
         "## 7-task STS (Spearman x100), mean ± std over seeds"
         if len(tasks) == 7
@@ -789,7 +791,8 @@ def _bar_chart(scores: list[Score], present: list[Variant], path: Path, scale_na
             continue
         ax.bar(i, mean, yerr=std or 0.0, capsize=4, color="tab:blue" if "jtcse" in v.key else "tab:gray")
         ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
-        ax.annotate(f"{mean:.2f}", (i, mean), xytext=(0, 4), textcoords="offset points", ha="center")
+        top = max([mean + (std or 0.0), *values])  # the label goes above the whisker and the dots
+        ax.annotate(f"{mean:.2f}", (i, top), xytext=(0, 4), textcoords="offset points", ha="center")
         finite += [x for x in values if not math.isnan(x)]
     if finite:  # zoom in: the differences are a few points on a scale of 100
         low, high = min(finite), max(finite)
@@ -919,7 +922,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink = diagnose_attention_sink(plan, say)
         wall = time.perf_counter() - started
         md = write_report(
-            plan, scores, args.results_dir, command=command, recorded_s=recorded, wall_s=wall, sink=sink
+            plan,
+            scores,
+            args.results_dir,
+            command=command,
+            recorded_s=recorded,
+            wall_s=wall,
+            sink=sink,
+            resumed=args.resume,
         )
     except JtcseError as exc:
         print(f"study: error: {exc}", file=sys.stderr)
