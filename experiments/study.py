@@ -443,8 +443,7 @@ def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> Any:
     pairs = read_stsb(resolve_data_dir(plan.data_dir, need="sts"), "test")
     pairs_in_order = zip(pairs.sentences1, pairs.sentences2, strict=True)
     sentences = list(dict.fromkeys(s for pair in pairs_in_order for s in pair))[: plan.scale.sink_sentences]
-    device = plan.runs[0].config.train.device if plan.runs else "auto"
-    common = {"batch_size": 32, "device": None if device == "auto" else device}
+    common = {"batch_size": 32, "device": _eval_device(plan)}
     say(f"study: attention-sink diagnostic on {len(sentences)} STS-B test sentences")
     reports = [diagnose(plan.base_model, sentences, label="start", **common)]
     first = plan.seeds[0]
@@ -545,8 +544,7 @@ class EvalCache:
             save_ensemble(ensemble_dir, members, [1.0, 1.0], method="simcse-sum", overwrite=True)
             model = ensemble_dir
         started = time.perf_counter()
-        device = plan.runs[0].config.train.device if plan.runs else "auto"
-        encoder = Encoder(model, pooler=pooler, device=None if device == "auto" else device)
+        encoder = Encoder(model, pooler=pooler, device=_eval_device(plan))
         dev = None
         if _with_dev(plan):
             report = evaluate_sts(
@@ -563,6 +561,12 @@ class EvalCache:
         }
         atomic_write_text(self.path, json.dumps(self.entries, indent=2) + "\n")
         return dev, dict(test), took
+
+
+def _eval_device(plan: Plan) -> str | None:
+    """The training device of the study's runs (``--device``) for the untrained evaluations; None = auto."""
+    device = plan.runs[0].config.train.device if plan.runs else "auto"
+    return None if device == "auto" else device
 
 
 def _with_dev(plan: Plan) -> bool:
