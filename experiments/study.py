@@ -458,7 +458,7 @@ def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> Any:
 
 def _sink_section(report: Any, results_dir: Path) -> list[str]:
     """attention_sink.json, attention_sink.png and two markdown tables (layers x series)."""
-    from jtcse.model.format import atomic_write_text
+    from jtcse.fs import atomic_write_text
     from jtcse.plotting import plot_attention_sink
 
     atomic_write_text(results_dir / "attention_sink.json", json.dumps(report.to_json(), indent=2) + "\n")
@@ -532,7 +532,7 @@ class EvalCache:
         from jtcse.encoder import Encoder
         from jtcse.ensemble import save_ensemble
         from jtcse.evaluation.sts import evaluate_sts
-        from jtcse.model.format import atomic_write_text
+        from jtcse.fs import atomic_write_text
 
         identity = {"members": list(members), "pooler": pooler, "tasks": plan.tasks, "dev": _with_dev(plan)}
         entry = self.entries.get(name)
@@ -586,7 +586,7 @@ def write_report(
     resumed: bool = False,
 ) -> Path:
     from jtcse.experiments.ablate import mean_std
-    from jtcse.model.format import atomic_write_text
+    from jtcse.fs import atomic_write_text
 
     results_dir.mkdir(parents=True, exist_ok=True)
     tasks = plan.tasks

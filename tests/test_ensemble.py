@@ -13,14 +13,8 @@ import pytest
 from jtcse.encoder import Encoder
 from jtcse.ensemble import UC_EXTERNAL_WEIGHT, UC_TWIN_WEIGHT, UC_WEIGHT, save_ensemble, save_uc_ensemble
 from jtcse.errors import JtcseError
-from jtcse.model.format import (
-    MemberSpec,
-    ModelSpec,
-    atomic_write_text,
-    read_spec,
-    staged_directory,
-    write_spec,
-)
+from jtcse.fs import atomic_write_text, staged_directory
+from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
 
 SENTENCES = ["A man is playing a guitar.", "hello", "Two dogs run across a snowy field at dawn."]
 

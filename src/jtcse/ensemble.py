@@ -20,14 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import (
-    CONFIG_NAME,
-    MemberSpec,
-    ModelSpec,
-    is_jtcse_dir,
-    staged_directory,
-    write_spec,
-)
+from jtcse.fs import staged_directory
+from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, write_spec
 from jtcse.model.names import resolve_model
 from jtcse.model.pooling import POOLERS
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write_text, is_jtcse_dir, read_spec
+from jtcse.fs import atomic_write_text
+from jtcse.model.format import is_jtcse_dir, read_spec
 
 CARD_NAME = "README.md"
 STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")

@@ -372,7 +372,7 @@ def _read_result(out: Path) -> RunResult | None:
 
 
 def _write_result(out: Path, result: RunResult) -> None:
-    from jtcse.model.format import atomic_write_text
+    from jtcse.fs import atomic_write_text
 
     atomic_write_text(out / RESULT_FILE, json.dumps(result.to_json(), indent=2) + "\n")
 
@@ -518,7 +518,7 @@ def write_results(
 ) -> tuple[Path, Path]:
     """``results.csv`` (one row per run) and ``results.md`` (runs table + mean +- std over seeds)."""
     from jtcse.evaluation.sts import TASKS
-    from jtcse.model.format import atomic_write_text
+    from jtcse.fs import atomic_write_text
 
     out = Path(output_dir)
     evaluated = {task for r in runs for task in r.tasks}

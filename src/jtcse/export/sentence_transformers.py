@@ -27,15 +27,8 @@ from typing import Any
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import (
-    CONFIG_NAME,
-    MemberSpec,
-    ModelSpec,
-    is_jtcse_dir,
-    read_spec,
-    staged_directory,
-    write_spec,
-)
+from jtcse.fs import staged_directory
+from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
 
 FORMAT_NAME = "sentence-transformers"

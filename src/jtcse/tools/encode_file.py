@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write
+from jtcse.fs import atomic_write
 
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 SAFETENSORS_KEY = "embeddings"

@@ -22,7 +22,7 @@ import numpy as np
 
 from jtcse import __version__
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write, atomic_write_text
+from jtcse.fs import atomic_write, atomic_write_text
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
 

@@ -14,14 +14,13 @@ the new one, never a torn file. Everything in the file is tensors and plain Pyth
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write
+from jtcse.fs import atomic_write, fsync_dir
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
@@ -39,7 +38,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
     atomic_write(path, lambda fh: torch.save(payload, fh))
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -58,17 +57,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: written by a newer jtcse (format {state['format_version']}); upgrade jtcse"
         )
     return state
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory (Windows cannot).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write_text
+from jtcse.fs import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 TIMING_FIELDS = ("sentences_per_s", "elapsed_s", "eval_s")

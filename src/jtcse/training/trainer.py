@@ -42,7 +42,7 @@ from torch import nn
 from jtcse.data.batching import PairTokenizer, pack_batches, plan_epoch, unpack_batches
 from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
-from jtcse.model.format import atomic_write_text
+from jtcse.fs import atomic_write_text
 from jtcse.training import distributed
 from jtcse.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, save_checkpoint
 from jtcse.training.config import RESOLVED_CONFIG_NAME, Config, config_from_dict, dump_yaml, resolve
