@@ -21,9 +21,8 @@ from jtcse.losses import distillation_loss
 from jtcse.model.format import read_spec
 from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
 from jtcse.training.config import config_from_dict, resolve
-from jtcse.training.distill import DistillTask
 from jtcse.training.metrics import read_metrics, without_timing
-from jtcse.training.tasks import build_task
+from jtcse.training.tasks import DistillTask, build_task
 from jtcse.training.trainer import train
 from train_fixtures import WORDS, tiny_config
 

@@ -382,7 +382,7 @@ def test_ca_term_is_averaged_over_layers() -> None:
     )
 
 
-def test_weights_and_switches() -> None:
+def test_weights_turn_terms_on_and_off() -> None:
     a, b, pa, pb = twin_inputs(3, seed=15)
     ca_a, ca_b = [rand(6, seed=1)], [rand(6, seed=2)]
     full = jtcse_objective(a, b, pa, pb, ca_a, ca_b, direction=1)
@@ -396,13 +396,11 @@ def test_weights_and_switches() -> None:
         assert torch.equal(weighted[term], full[term])  # logged terms are unweighted
 
     for term in ("nce", "icnce", "icnce_ca", "ictm"):
-        off = jtcse_objective(
-            a, b, pa, pb, ca_a, ca_b, direction=1, weights=LossWeights(**{f"use_{term}": False})
-        )
+        off = jtcse_objective(a, b, pa, pb, ca_a, ca_b, direction=1, weights=LossWeights(**{term: 0.0}))
         assert off[term].item() == 0.0
         torch.testing.assert_close(off["loss"], full["loss"] - full[term])
 
-    no_ca = jtcse_objective(a, b, pa, pb, ca_a, ca_b, direction=1, weights=LossWeights(use_icnce_ca=False))
+    no_ca = jtcse_objective(a, b, pa, pb, ca_a, ca_b, direction=1, weights=LossWeights(icnce_ca=0.0))
     (ca_grad,) = torch.autograd.grad(no_ca["loss"], ca_a, allow_unused=True)
     assert ca_grad is None
 
@@ -434,9 +432,9 @@ def test_loss_weights_validation() -> None:
     with pytest.raises(JtcseError, match="fixed_direction"):
         LossWeights(fixed_direction=2)
     with pytest.raises(JtcseError, match="use_nce"):
-        LossWeights(use_nce="yes")  # type: ignore[arg-type]
+        LossWeights(use_nce="yes")  # type: ignore[call-arg]  # the removed switch: a one-line error
     with pytest.raises(JtcseError, match="at least one"):
-        LossWeights(use_nce=False, use_icnce=False, use_icnce_ca=False, use_ictm=False)
+        LossWeights(nce=0.0, icnce=0.0, icnce_ca=0.0, ictm=0.0)
 
 
 def test_objective_argument_errors() -> None:
@@ -449,7 +447,7 @@ def test_objective_argument_errors() -> None:
         jtcse_objective(a, b, pa, pb, [a, a], [b], direction=0)
     with pytest.raises(ValueError, match=r"ca_a\[0\] must be \[N=4"):
         jtcse_objective(a, b, pa, pb, [a[:2]], [b[:2]], direction=0)
-    only_ca = LossWeights(use_nce=False, use_icnce=False, use_ictm=False)
+    only_ca = LossWeights(nce=0.0, icnce=0.0, ictm=0.0)
     with pytest.raises(ValueError, match="no loss term is active"):
         jtcse_objective(a, b, pa, pb, [], [], direction=0, weights=only_ca)
 

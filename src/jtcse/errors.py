@@ -16,3 +16,10 @@ class JtcseError(Exception):
     def __init__(self, message: str) -> None:
         # Keep it to one line even when a caller formats a multi-line value into it.
         super().__init__(" ".join(str(message).split()))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when the message is empty): what a one-line
+    :class:`JtcseError` quotes of a library's failure."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -17,24 +17,17 @@ from typing import Any
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.model.format import is_jtcse_dir, read_spec
+from jtcse.run_files import (
+    CARD_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    NON_LOSS_FIELDS,
+    STS_RESULTS_FILE,
+    read_metrics,
+)
 
-CARD_NAME = "README.md"
 STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
 _STS_HEADERS = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R"}
-# metrics.jsonl fields that are not loss terms (see jtcse.training.metrics)
-NON_LOSS_FIELDS = frozenset(
-    {
-        "step",
-        "epoch",
-        "lr",
-        "sentences_per_s",
-        "elapsed_s",
-        "eval_s",
-        "best_step",
-        "tokens_per_s",
-        "grad_norm",
-    }
-)
 
 
 def write_model_card(
@@ -58,7 +51,7 @@ def write_model_card(
     text = render_model_card(
         model_dir, config=config, data=data, metrics_path=metrics_path, sts_report=sts_report, title=title
     )
-    target = model_dir / CARD_NAME
+    target = model_dir / CARD_FILE
     atomic_write_text(target, text)
     return target
 
@@ -215,8 +208,6 @@ def summarize_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _curve_section(metrics_path: Path) -> str:
     if not metrics_path.is_file():
         return "## Training curve\n\n(no metrics.jsonl was found)\n"
-    from jtcse.training.metrics import read_metrics
-
     summary = summarize_metrics(read_metrics(metrics_path))
     lines = ["## Training curve\n", f"{summary['steps']} steps, from `{metrics_path.name}`."]
     if summary["sentences_per_s"] is not None:
@@ -243,8 +234,6 @@ def _config_section(config: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ cards of trained models
 
-STS_RESULTS_NAME = "sts_results.json"
-
 
 def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | Any | None = None) -> Path:
     """(Re)write the card of a model directory from what it holds.
@@ -255,14 +244,14 @@ def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | An
     ``jtcse eval sts`` after a full test-mode evaluation of a jtcse directory.
     """
     model_dir = Path(model_dir)
-    results = model_dir / STS_RESULTS_NAME
+    results = model_dir / STS_RESULTS_FILE
     if sts_report is not None:
         payload = sts_report.to_json() if hasattr(sts_report, "to_json") else dict(sts_report)
         atomic_write_text(results, json.dumps(payload, indent=2) + "\n")
     elif results.is_file():
         sts_report = json.loads(results.read_text(encoding="utf-8"))
-    config = _read_train_config(model_dir / "train_config.yaml")
-    metrics = model_dir / "metrics.jsonl"
+    config = _read_train_config(model_dir / CONFIG_FILE)
+    metrics = model_dir / METRICS_FILE
     return write_model_card(
         model_dir,
         config=config,
@@ -274,7 +263,7 @@ def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | An
 
 def is_generated_card(model_dir: str | Path) -> bool:
     """True when ``model_dir`` has no README.md or one that jtcse wrote (never overwrite a user's own)."""
-    card = Path(model_dir) / CARD_NAME
+    card = Path(model_dir) / CARD_FILE
     return not card.exists() or card.read_text(encoding="utf-8", errors="replace").startswith(_front_matter())
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from jtcse.errors import JtcseError
+from jtcse.run_files import METRICS_FILE, NON_LOSS_FIELDS, read_metrics
 
-METRICS_FILE = "metrics.jsonl"
 PLOTS_DIR = "plots"
 STS_ORDER = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
 _DPI = 110
@@ -79,9 +79,6 @@ def read_curves(
     run: str | Path,
 ) -> tuple[dict[str, tuple[list[int], list[float]]], tuple[str, list[int], list[float]] | None]:
     """Loss curves ``{term: (steps, values)}`` and the dev curve ``(key, steps, values)`` of a run."""
-    from jtcse.model_card import NON_LOSS_FIELDS
-    from jtcse.training.metrics import read_metrics
-
     file = _metrics_file(run)
     losses: dict[str, tuple[list[int], list[float]]] = {}
     dev_key, dev_steps, dev_values = None, [], []

@@ -344,7 +344,7 @@ def _evaluate(
 
 def _fingerprint(config: Config) -> dict[str, Any]:
     """The flat config without the keys a resumed run may change (paths, threads, logging)."""
-    from jtcse.training.trainer import RESUMABLE_CHANGES
+    from jtcse.training.config import RESUMABLE_CHANGES
 
     return {k: v for k, v in config.flat().items() if k not in RESUMABLE_CHANGES}
 

@@ -2,7 +2,8 @@
 
 ``jtcse_objective`` returns every term so the trainer can log them; each value is the *unweighted* term
 (a 0-dim tensor, still attached to the graph; call ``.item()`` or ``.detach()`` to log it). ``"loss"`` is
-the weighted sum of the terms that are on; a term that is off is a 0-valued tensor and is never computed.
+the weighted sum of the terms that are on (weight > 0); a term that is off is a 0-valued tensor and is never
+computed. Each term is computed here and nowhere else: training calls this function.
 
     L = w_nce * [nce(a) + nce(b)] + w_icnce * icnce + w_icnce_ca * icnce_ca + w_ictm * ictm
 
@@ -23,6 +24,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,9 +38,14 @@ from jtcse.losses.modulus import modulus_constraint
 TERMS = ("nce", "icnce", "icnce_ca", "ictm")
 
 
+# The per-term on/off switches LossWeights once had: a term is on exactly when its weight is > 0.
+_REMOVED_SWITCHES = tuple(f"use_{term}" for term in TERMS)
+
+
 @dataclass(frozen=True)
 class LossWeights:
-    """Per-term weights and on/off switches of the twin-tower objective (official: all 1, all on).
+    """Per-term weights of the twin-tower objective (official: all 1). A term is on exactly when its weight is
+    > 0; a term with weight 0 is never computed.
 
     ``fixed_direction``: when set (0 or 1) it overrides the direction the trainer draws each step.
     """
@@ -47,10 +54,6 @@ class LossWeights:
     icnce: float = 1.0
     icnce_ca: float = 1.0
     ictm: float = 1.0
-    use_nce: bool = True
-    use_icnce: bool = True
-    use_icnce_ca: bool = True
-    use_ictm: bool = True
     fixed_direction: int | None = None
 
     def __post_init__(self) -> None:
@@ -60,15 +63,24 @@ class LossWeights:
                 raise JtcseError(f"loss weight {term!r} must be a finite number, got {weight!r}")
             if weight < 0:
                 raise JtcseError(f"loss weight {term!r} must be >= 0, got {weight!r}")
-            switch = getattr(self, f"use_{term}")
-            if not isinstance(switch, bool):
-                raise JtcseError(f"loss switch 'use_{term}' must be true or false, got {switch!r}")
         if self.fixed_direction not in (None, 0, 1) or isinstance(self.fixed_direction, bool):
             raise JtcseError(
                 f"loss option 'fixed_direction' must be 0, 1 or unset, got {self.fixed_direction!r}"
             )
         if not any(self.is_on(term) for term in TERMS):
-            raise JtcseError(f"every loss term is switched off; turn on at least one of {', '.join(TERMS)}")
+            raise JtcseError(
+                f"every loss term has weight 0; give at least one of {', '.join(TERMS)} a weight > 0"
+            )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LossWeights:
+        # before the generated __init__, so that an old switch is a one-line error, not a TypeError
+        for key in _REMOVED_SWITCHES:
+            if key in kwargs:
+                raise JtcseError(
+                    f"loss switch {key!r} was removed: a term is on exactly when its weight is > 0 "
+                    f"(set {key.removeprefix('use_')} = 0 to turn it off)"
+                )
+        return super().__new__(cls)
 
     @classmethod
     def jtcse(cls) -> LossWeights:
@@ -78,15 +90,15 @@ class LossWeights:
     @classmethod
     def tncse(cls) -> LossWeights:
         """TNCSE: no cross-attention term and the fixed direction ICNCE(a, b)."""
-        return cls(use_icnce_ca=False, fixed_direction=0)
+        return cls(icnce_ca=0.0, fixed_direction=0)
 
     def is_on(self, term: str) -> bool:
-        return bool(getattr(self, f"use_{term}"))
+        return self.weight(term) > 0
 
     def weight(self, term: str) -> float:
         return float(getattr(self, term))
 
-    def to_dict(self) -> dict[str, float | bool | int | None]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return dataclasses.asdict(self)
 
 
@@ -122,11 +134,29 @@ def _ca_term(
     return torch.stack(per_layer).mean()
 
 
+def _modulus_term(
+    cls_a: Tensor,
+    cls_b: Tensor,
+    pooled_a: Tensor | None,
+    pooled_b: Tensor | None,
+    *,
+    small_cos_floor: float | None,
+    scale: float,
+) -> Tensor:
+    """``ictm = LTN(A -> B) + LTN(B -> A)``, times ``scale`` (a process's share of the batch mean)."""
+    if pooled_a is None or pooled_b is None:
+        raise ValueError("jtcse_objective: the ictm term needs pooled_a and pooled_b")
+    term = modulus_constraint(
+        cls_a, cls_b, pooled_a, pooled_b, small_cos_floor=small_cos_floor
+    ) + modulus_constraint(cls_b, cls_a, pooled_b, pooled_a, small_cos_floor=small_cos_floor)
+    return term * scale if scale != 1.0 else term
+
+
 def jtcse_objective(
     cls_a: Tensor,
     cls_b: Tensor,
-    pooled_a: Tensor,
-    pooled_b: Tensor,
+    pooled_a: Tensor | None,
+    pooled_b: Tensor | None,
     ca_a: Sequence[Tensor] = (),
     ca_b: Sequence[Tensor] = (),
     *,
@@ -134,12 +164,20 @@ def jtcse_objective(
     temperature: float = 0.05,
     weights: LossWeights | None = None,
     small_cos_floor: float | None = 1e-4,
+    ictm_rows: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    ictm_scale: float = 1.0,
 ) -> dict[str, Tensor]:
     """The twin-tower objective: ``{"loss", "nce", "icnce", "icnce_ca", "ictm"}`` (see the module doc).
 
     ``cls_a``/``cls_b`` [N, H] CLS states, ``pooled_a``/``pooled_b`` [N, H] pooler outputs, ``ca_a``/``ca_b``
     one [N, H] tensor per cross-attention layer, rows interleaved ``[x0, x0, x1, x1, ...]``.
     ``small_cos_floor`` is passed to :func:`modulus_constraint`.
+
+    The modulus term reads each sentence's own pair only, so it may be averaged over other rows than the
+    batch terms: ``ictm_rows = (cls_a, cls_b, pooled_a, pooled_b)`` of those rows (under DDP, one process's
+    rows, when the others are the gathered batch) and ``ictm_scale`` the factor that turns their mean into
+    that process's share of the batch mean (``Vectors.local_weight``); ``pooled_a``/``pooled_b`` may then be
+    None.
     """
     weights = weights if weights is not None else LossWeights()
     direction = _resolve_direction(direction, weights)
@@ -158,9 +196,8 @@ def jtcse_objective(
     if weights.is_on("icnce_ca") and len(ca_a) > 0:
         terms["icnce_ca"] = _ca_term(ca_a, ca_b, cls_a.shape[0], direction, temperature)
     if weights.is_on("ictm"):
-        terms["ictm"] = modulus_constraint(
-            cls_a, cls_b, pooled_a, pooled_b, small_cos_floor=small_cos_floor
-        ) + modulus_constraint(cls_b, cls_a, pooled_b, pooled_a, small_cos_floor=small_cos_floor)
+        rows = ictm_rows if ictm_rows is not None else (cls_a, cls_b, pooled_a, pooled_b)
+        terms["ictm"] = _modulus_term(*rows, small_cos_floor=small_cos_floor, scale=ictm_scale)
 
     active = [term for term in TERMS if terms[term] is not zero]
     if not active:

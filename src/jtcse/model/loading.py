@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, first_line
 
 # RoBERTa-style embeddings number positions from padding_idx + 1, so that many position slots are unusable.
 _OFFSET_POSITION_TYPES = (
@@ -31,11 +31,6 @@ _NO_LIMIT = 10**8
 _ST_MODES = {"mean": "avg", "cls": "cls_before_pooler"}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """CUDA when present, else CPU; an explicit device must exist on this machine."""
     if device is None:
@@ -51,23 +46,48 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     try:  # catches the remaining cases (mps without Metal, a torch built without that backend, ...)
         torch.empty(1, device=dev)
     except (RuntimeError, AssertionError) as exc:
-        raise JtcseError(f"--device {device}: not usable here ({_first_line(exc)})") from exc
+        raise JtcseError(f"--device {device}: not usable here ({first_line(exc)})") from exc
     return dev
+
+
+def load_tokenizer(path: str, *, label: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(path)``; a failure is one line starting with ``label`` (the option or
+    config key that named the model, e.g. ``--model X`` or ``model.base = 'X'``)."""
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise JtcseError(f"{label}: cannot load a tokenizer ({first_line(exc)})") from exc
+
+
+def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kwargs: Any) -> Any:
+    """``AutoModel.from_pretrained(path, **kwargs)`` (its return value as is); a failure is one line starting
+    with ``label``. ``dropout`` overrides the hidden and attention dropout (None: the checkpoint's own). The
+    one place jtcse loads a Hugging Face encoder."""
+    if dropout is not None:
+        kwargs = {**kwargs, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    try:
+        return AutoModel.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise JtcseError(f"{label}: cannot load a Hugging Face model ({first_line(exc)})") from exc
 
 
 def load_member(path: str, device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]:
     """Tokenizer and float32 ``AutoModel`` in eval mode on ``device``, and the checkpoint's missing keys."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise JtcseError(f"--model {path}: cannot load a tokenizer ({_first_line(exc)})") from exc
-    try:
-        model, info = AutoModel.from_pretrained(path, output_loading_info=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise JtcseError(f"--model {path}: cannot load the model ({_first_line(exc)})") from exc
+    tokenizer = load_tokenizer(path, label=f"--model {path}")
+    model, info = load_hf_encoder(path, label=f"--model {path}", output_loading_info=True)
     # float32 whatever the checkpoint's dtype: the reference numbers are float32, and CPUs are slow in half.
     model = model.to(device=device, dtype=torch.float32).eval()
     return model, tokenizer, set(info.get("missing_keys", ()))
+
+
+def model_type(path: str) -> str:
+    """The ``model_type`` of a checkpoint's config (``bert``, ``roberta``, ...), without loading weights."""
+    from transformers import AutoConfig
+
+    try:
+        return str(AutoConfig.from_pretrained(path).model_type)
+    except (OSError, ValueError, KeyError) as exc:
+        raise JtcseError(f"{path}: cannot read the model's config ({first_line(exc)})") from exc
 
 
 def position_offset(model: PreTrainedModel) -> int:
@@ -107,7 +127,7 @@ def _read_json(file: Path) -> Any:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{file}: cannot read sentence-transformers config ({_first_line(exc)})") from exc
+        raise JtcseError(f"{file}: cannot read sentence-transformers config ({first_line(exc)})") from exc
 
 
 def _st_file(path: str, name: str) -> Path | None:

@@ -120,11 +120,7 @@ class TwinTower(nn.Module):
         if dropout is not None and not (isinstance(dropout, int | float) and 0.0 <= float(dropout) < 1.0):
             raise JtcseError(f"dropout {dropout!r}: must be a number in [0, 1)")
         if dropout is not None:
-            model_kwargs = {
-                **model_kwargs,
-                "hidden_dropout_prob": float(dropout),
-                "attention_probs_dropout_prob": float(dropout),
-            }
+            model_kwargs = {**model_kwargs, "dropout": float(dropout)}
         tower_a = _load_tower(path_a, "tower A", model_kwargs)
         tower_b = _load_tower(path_b, "tower B", model_kwargs)
         model = cls(tower_a, tower_b, num_ca_layers=num_ca_layers, ca_mode=ca_mode, ca_placement=ca_placement)
@@ -277,9 +273,8 @@ class TwinTower(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn.Module:
-    from transformers import AutoModel
-
     from jtcse.model.format import is_jtcse_dir
+    from jtcse.model.loading import load_hf_encoder
     from jtcse.model.names import resolve_model
 
     text = str(path)
@@ -294,10 +289,7 @@ def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn
                 f"use TwinTower.load for a saved twin tower, or pass one of its tower_a/ tower_b/ dirs"
             )
         resolved = resolve_member_path(resolved, spec.members[0])
-    try:
-        return AutoModel.from_pretrained(resolved, **model_kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise JtcseError(f"{name} {path}: cannot load a Hugging Face model ({exc})") from exc
+    return load_hf_encoder(resolved, label=f"{name} {path}", **model_kwargs)
 
 
 def _check_compatible(tower_a: nn.Module, tower_b: nn.Module) -> None:
@@ -324,11 +316,11 @@ def _check_compatible(tower_a: nn.Module, tower_b: nn.Module) -> None:
 def _tokenizer_from(source: str | None) -> Any:
     if source is None:
         return None
-    from transformers import AutoTokenizer
-
+    from jtcse.model.loading import load_tokenizer
     from jtcse.model.names import resolve_model
 
+    path = resolve_model(source)
     try:
-        return AutoTokenizer.from_pretrained(resolve_model(source))
-    except (OSError, ValueError, KeyError):
+        return load_tokenizer(path, label=source)
+    except JtcseError:
         return None

@@ -9,7 +9,8 @@ config for people.
 Writes go to a temporary file in the same directory, are flushed and fsynced, then renamed over the old
 file (and the directory entry fsynced), so a crash at any moment leaves either the previous checkpoint or
 the new one, never a torn file. Everything in the file is tensors and plain Python values, so it loads with
-``torch.load(weights_only=True)``: no pickled code runs when a checkpoint is read.
+``torch.load(weights_only=True)``: no pickled code runs when a checkpoint is read. What the state holds is
+written and read in one place, :class:`jtcse.training.state.TrainState`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ import torch
 
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, fsync_dir
+from jtcse.run_files import CHECKPOINT_DIR, STATE_FILE
 
-CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "state.pt"
 FORMAT = "jtcse-train-state"
 FORMAT_VERSION = 1
 

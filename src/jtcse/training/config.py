@@ -13,12 +13,18 @@ is listed, with its meaning, in the dataclasses below and in ``configs/*.toml``.
 4. validate (choices, ranges). Every problem is a one-line :class:`JtcseError` naming the key; an unknown
    key lists the valid ones.
 
+A default that depends on the model itself (TNCSE's dropout, by backbone family) is filled in by
+:func:`resolve_for_model` once the model exists (the trainer calls it first thing; a study plans a run before
+its start checkpoint is trained). Nothing else changes a config afterwards.
+
 The resolved config (every key, defaults filled in) is written as ``train_config.yaml`` in the output
-directory, and ``jtcse train OUT/train_config.yaml`` reruns the same training.
+directory, and ``jtcse train OUT/train_config.yaml`` reruns the same training. :func:`check_resumable` says
+which keys may differ between a run and its ``--resume`` (:data:`RESUMABLE_CHANGES`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -42,7 +48,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BAD_UTF8_POLICIES = ("skip", "error")
 SECTIONS = ("model", "data", "train", "loss", "eval", "distill")
 STUDENT_INITS = ("base", "tower_a", "tower_b")
-RESOLVED_CONFIG_NAME = "train_config.yaml"
 
 # TNCSE's twin-tower dropout (attention and hidden), by backbone family [TN-code model_dual.py].
 TNCSE_DROPOUT = {"bert": 0.00025, "roberta": 0.0175}
@@ -264,7 +269,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "eval.every": 100,
         "loss.icnce_ca": 0.0,
         "loss.direction": "a_to_b",
-        # model.dropout: TNCSE_DROPOUT by backbone family, filled in by the trainer once it knows the model.
+        # model.dropout: TNCSE_DROPOUT by backbone family, filled in by resolve_for_model.
     },
     # CACSE's distillation recipe (method.md §4.2) for JTCSE-D; UC-D sets dropout 0.015, k 0.1, lr 8.5e-6 in
     # its config. Schedule, weight decay and clipping: the JTCSE code skeleton CACSE shares [inferred].
@@ -536,6 +541,76 @@ def _validate_distill(config: Config) -> None:
         raise JtcseError(
             "model.pooler: 'cls' (a training-only MLP head) does not suit distillation, where the student's "
             "vector itself must match the teacher's; use cls_before_pooler, avg or avg_first_last"
+        )
+
+
+# -- what the model decides, and what a resume may change ------------------------------------------------
+def model_path(name: str, key: str) -> str:
+    """``name`` (a config value naming a model) resolved for ``from_pretrained``; errors name ``key``."""
+    from jtcse.model.names import resolve_model
+
+    try:
+        return resolve_model(name)
+    except JtcseError as exc:
+        reason = str(exc).removeprefix(f"--model {name}: ")
+        raise JtcseError(f"{key} = {name!r}: {reason}") from exc
+
+
+def tower_sources(config: Config) -> tuple[tuple[str, str], tuple[str, str]]:
+    """``((source, key), (source, key))`` of towers A and B: an empty ``tower_a`` is ``base``, an empty
+    ``tower_b`` is tower A's checkpoint; ``key`` is the config key an error about that tower names."""
+    source_a = config.model.tower_a or config.model.base
+    key_a = "model.tower_a" if config.model.tower_a else "model.base"
+    if config.model.tower_b:
+        return (source_a, key_a), (config.model.tower_b, "model.tower_b")
+    return (source_a, key_a), (source_a, key_a)
+
+
+def resolve_for_model(config: Config) -> Config:
+    """A copy of ``config`` with the defaults that depend on the model filled in: TNCSE's dropout by the
+    backbone family of tower A (:data:`TNCSE_DROPOUT`) unless ``model.dropout`` was set. Reads the model's
+    config file, so it runs once the model exists: the trainer calls it before building anything."""
+    config = copy.deepcopy(config)
+    if config.method == "tncse" and "model.dropout" not in config.explicit:
+        from jtcse.model.loading import model_type
+
+        source, key = tower_sources(config)[0]
+        kind = model_type(model_path(source, key))
+        config.model.dropout = TNCSE_DROPOUT["roberta" if "roberta" in kind else "bert"]
+    return config
+
+
+# Keys that may change between a run and its --resume without changing the loss curve.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "output_dir",
+        "data.data_dir",
+        "train.stop_after",
+        "train.progress",
+        "train.tensorboard",
+        "train.threads",
+        "train.device",
+        "train.log_every",
+        "train.save_every",
+        "eval.batch_size",
+        # speed/memory knobs: the same objective (other float rounding; grad caching: other dropout draws)
+        "data.pad_to_multiple_of",
+        "train.cudnn_attention",
+        "train.grad_cache_chunk",
+    }
+)
+
+
+def check_resumable(config: Config, saved: Config) -> None:
+    """Stop unless ``config`` (resolved, :func:`resolve_for_model` included) may continue the run of the
+    checkpoint's ``saved`` config: only :data:`RESUMABLE_CHANGES` may differ."""
+    before, now = saved.flat(), config.flat()
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
+    if changed:
+        diffs = "; ".join(f"{k} = {now[k]!r} (checkpoint: {before.get(k)!r})" for k in changed)
+        raise JtcseError(
+            f"--resume: the config differs from the checkpoint's in {diffs}; resume with the same settings "
+            f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
         )
 
 

@@ -1,26 +1,28 @@
-"""``metrics.jsonl``: one JSON object per line, appended as training goes (and TensorBoard, optionally).
-
-Two kinds of lines, both with ``step``:
-
-* training: ``{"step", "epoch", "loss", <each loss term>, "lr", "sentences_per_s", "elapsed_s"}``; the loss
-  values are those of that step (not averages), so a resumed run writes exactly what an unbroken run writes;
-* dev evaluation: ``{"step", "dev_stsb", "best_dev_stsb", "best_step", "eval_s", "elapsed_s"}``.
-
-:data:`TIMING_FIELDS` are the only values that differ between two runs with one seed.
-"""
+"""Writing ``metrics.jsonl`` as training goes (and TensorBoard, optionally); its fields and reader live in
+:mod:`jtcse.run_files`."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
+from jtcse.run_files import METRICS_FILE, TENSORBOARD_DIR, TIMING_FIELDS, read_metrics, without_timing
 
-METRICS_FILE = "metrics.jsonl"
-TIMING_FIELDS = ("sentences_per_s", "elapsed_s", "eval_s")
+__all__ = [
+    "METRICS_FILE",
+    "TIMING_FIELDS",
+    "MetricsLog",
+    "Throughput",
+    "read_metrics",
+    "require_tensorboard",
+    "truncate_after",
+    "without_timing",
+]
 
 
 class MetricsLog:
@@ -30,7 +32,7 @@ class MetricsLog:
         self.path = Path(output_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
-        self._tb = _tensorboard_writer(Path(output_dir) / "tensorboard") if tensorboard else None
+        self._tb = _tensorboard_writer(Path(output_dir) / TENSORBOARD_DIR) if tensorboard else None
 
     def log(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
@@ -53,15 +55,24 @@ class MetricsLog:
         self.close()
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
-    records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+class Throughput:
+    """Sentences per second of training alone, over a window of steps: the time spent on dev evaluation and
+    checkpoints (:meth:`pause`) is taken out."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.sentences, self.paused = time.perf_counter(), 0, 0.0
+
+    def add(self, sentences: int) -> None:
+        self.sentences += sentences
+
+    def pause(self, seconds: float) -> None:
+        self.paused += seconds
+
+    def rate(self) -> float:
+        return self.sentences / max(time.perf_counter() - self.start - self.paused, 1e-9)
 
 
 def truncate_after(path: str | Path, step: int) -> None:
@@ -71,10 +82,6 @@ def truncate_after(path: str | Path, step: int) -> None:
         return
     kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,31 +1,21 @@
 """The training loop: ``train(config)``.
 
-One step: take the next batch of the (seeded, length-bucketed) epoch order, tokenise it into ``2B`` rows
-``[x0, x0, x1, x1, ...]`` padded to the batch's longest sentence, run the task's forward pass and objective,
-stop on a non-finite loss, step AdamW and the LR schedule. Every ``log_every`` steps a metrics line; every
-``eval.every`` steps the STS-B dev Spearman of the inference embedding, and when it improves the model is
-exported to the output directory; every ``save_every`` steps (and at the end) the resumable checkpoint.
+One step: take the next batch of the (seeded, length-bucketed) epoch order, tokenise it with the task's
+``collate`` (``2B`` rows ``[x0, x0, x1, x1, ...]`` padded to the batch's longest sentence for SimCSE and
+the twin tower), run the task's forward pass and objective, stop on a non-finite loss, step AdamW and the
+LR schedule. Every ``log_every`` steps a metrics line; every ``eval.every`` steps the STS-B dev Spearman of
+the inference embedding, and when it improves the model is exported to the output directory; every
+``save_every`` steps (and at the end) the resumable checkpoint.
 
-Output directory::
-
-    OUT/
-      jtcse.json + model files     the best model by STS-B dev (simcse: an HF model dir; jtcse/tncse:
-                                   tower_a/, tower_b/), or the final state when dev evaluation is off
-      train_config.yaml            the resolved config (rerun with: jtcse train OUT/train_config.yaml)
-      metrics.jsonl                see jtcse.training.metrics
-      environment.json             versions, device, threads, command line (one entry per start/resume)
-      checkpoint/state.pt          the last state, for --resume (see jtcse.training.checkpoint)
-      tensorboard/                 when train.tensorboard = true
+Where things live: the run directory's files :mod:`jtcse.run_files` (written by :mod:`.run_dir`), what a
+checkpoint holds :mod:`.state`, a step's forward/backward :mod:`.step`, what each method computes
+:mod:`.tasks`, AdamW and the schedule :mod:`.optimization`, the dev score :mod:`jtcse.evaluation.dev`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import platform
-import shutil
 import signal
 import sys
 import threading
@@ -37,42 +27,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from tqdm import tqdm
 
-from jtcse.data.batching import PairTokenizer, pack_batches, plan_epoch, unpack_batches
+from jtcse.data.batching import plan_epoch
 from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write_text
-from jtcse.training import distributed
-from jtcse.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, save_checkpoint
-from jtcse.training.config import RESOLVED_CONFIG_NAME, Config, config_from_dict, dump_yaml, resolve
-from jtcse.training.metrics import METRICS_FILE, MetricsLog, require_tensorboard, truncate_after
-from jtcse.training.precision import resolve_pad_multiple, resolve_precision
-from jtcse.training.seeding import capture_rng_state, restore_rng_state, seed_everything
+from jtcse.run_files import DEV_SCORE
+from jtcse.training import distributed, run_dir
+from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
+from jtcse.training.config import Config, apply_override, check_resumable, resolve, resolve_for_model
+from jtcse.training.metrics import MetricsLog, Throughput, require_tensorboard
+from jtcse.training.optimization import build_optimizer, build_scheduler, optimizer_step
+from jtcse.training.precision import Precision, resolve_precision
+from jtcse.training.seeding import seed_everything
+from jtcse.training.state import TrainState, restore_rng, saved_config, write_checkpoint
 from jtcse.training.step import StepRunner
-from jtcse.training.tasks import build_task
-
-ENVIRONMENT_FILE = "environment.json"
-
-# Keys that may change between a run and its --resume without changing the loss curve.
-RESUMABLE_CHANGES = frozenset(
-    {
-        "output_dir",
-        "data.data_dir",
-        "train.stop_after",
-        "train.progress",
-        "train.tensorboard",
-        "train.threads",
-        "train.device",
-        "train.log_every",
-        "train.save_every",
-        "eval.batch_size",
-        # speed/memory knobs: the same objective (other float rounding; grad caching: other dropout draws)
-        "data.pad_to_multiple_of",
-        "train.cudnn_attention",
-        "train.grad_cache_chunk",
-    }
-)
+from jtcse.training.tasks import Task, build_task
 
 
 @dataclass
@@ -83,6 +53,47 @@ class TrainResult:
     best_dev: float | None
     best_step: int | None
     stopped_early: bool
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Each epoch's batches: seeded and length-bucketed (:func:`plan_epoch`), only batches every process
+    gets a share of."""
+
+    lengths: np.ndarray
+    config: Config
+    world_size: int
+
+    def __call__(self, epoch: int) -> list[np.ndarray]:
+        data = self.config.data
+        batches = plan_epoch(
+            self.lengths,
+            self.config.train.batch_size,
+            seed=self.config.seed,
+            epoch=epoch,
+            bucket_window=data.bucket_window,
+            drop_last=data.drop_last,
+        )
+        return distributed.drop_unshardable(batches, self.world_size)
+
+
+@dataclass
+class Run:
+    """What a run fixes before its first step; the loop reads it and never changes it."""
+
+    config: Config
+    out: Path
+    dist: distributed.DistContext
+    device: torch.device
+    corpus: Corpus
+    task: Task
+    plan: EpochPlan
+    total_steps: int
+    precision: Precision
+
+    @property
+    def checkpoint(self) -> Path:
+        return checkpoint_path(self.out)
 
 
 def train(
@@ -96,362 +107,167 @@ def train(
     ``on_step_end(step)`` is called after each step's logging, evaluation and checkpointing (tests use it to
     interrupt a run at a chosen step).
     """
-    out = Path(config.output_dir)
-    ckpt_file = checkpoint_path(out)
-    saved: dict[str, Any] | None = None
-    if resume:
-        saved = load_checkpoint(ckpt_file)
-        _check_resumable(config, saved)
-    elif ckpt_file.exists():
-        raise JtcseError(
-            f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it, or choose another "
-            "--output-dir"
-        )
-
-    dist_ctx, device = _setup_device(config)  # joins the process group under torchrun
-    seed_everything(config.seed, deterministic=config.train.deterministic)
-    corpus = _load_corpus(config)
-    if config.eval.every:
-        _check_dev_data(config)  # fail now, not at the first evaluation
-    if config.train.tensorboard:
-        require_tensorboard()
-    task = build_task(config).to(device)  # may fill in method-dependent values (tncse dropout)
-    if dist_ctx.enabled:  # ranks start identical but draw their own dropout masks (Python's random is shared)
-        torch.manual_seed(distributed.rank_seed(config.seed, dist_ctx.rank))
-    pad_multiple = resolve_pad_multiple(config.data.pad_to_multiple_of, device)
-    # A task that needs more than its tokenizer's duplicated rows (distill: the teacher's own tokens) brings
-    # its own ``collate(sentences) -> {name: tensor}``.
-    pairs = getattr(task, "collate", None) or PairTokenizer(
-        task.tokenizer, config.data.max_len, pad_to_multiple_of=pad_multiple or None
-    )
-    lengths = np.asarray(corpus.char_lengths())
-
-    def epoch_order(epoch: int) -> list[np.ndarray]:
-        batches = plan_epoch(
-            lengths,
-            config.train.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            bucket_window=config.data.bucket_window,
-            drop_last=config.data.drop_last,
-        )
-        return distributed.drop_unshardable(batches, dist_ctx.world_size)
-
-    order = epoch_order(0)
-    if not order:
-        raise JtcseError(
-            f"{corpus.path}: {len(corpus)} sentence(s), fewer than one batch of {config.train.batch_size} "
-            "with data.drop_last = true"
-        )
-    total_steps = config.train.max_steps or config.train.epochs * len(order)
-    warmup = config.train.warmup_steps or int(config.train.warmup_ratio * total_steps)
-    optimizer = _optimizer(task, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(config.train.schedule, warmup, total_steps)
-    )
-    precision_setup = resolve_precision(
-        config.train.precision, device, cudnn_attention=config.train.cudnn_attention
-    )
-    if precision_setup.notice:
-        _say(f"jtcse train: {precision_setup.notice}")
-    precision, autocast, scaler = precision_setup.name, precision_setup.autocast, precision_setup.scaler
-
-    step, epoch, batch_in_epoch = 0, 0, 0
-    best_dev: float | None = None
-    best_step: int | None = None
-    elapsed_before = 0.0
-    last_ckpt_step: int | None = None
-    if saved is not None:
-        if saved["corpus_fingerprint"] != corpus.fingerprint:
-            raise JtcseError(
-                f"--resume: the corpus {corpus.path} is not the one the checkpoint was trained on "
-                f"({len(corpus)} sentences now, {saved['corpus_sentences']} then); resume with the same data"
-            )
-        task.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if scaler is not None and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
-        order = unpack_batches(saved["order"], saved["order_offsets"])
-        best_dev, best_step = saved["best_dev"], saved["best_step"]
-        elapsed_before = saved["elapsed_s"]
-        last_ckpt_step = step
-        _restore_rng(saved, config, dist_ctx)
-        if dist_ctx.is_main:
-            truncate_after(out / METRICS_FILE, step)
-    elif dist_ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).unlink(missing_ok=True)  # a run that died before its first checkpoint
-        atomic_write_text(out / RESOLVED_CONFIG_NAME, dump_yaml(config))
-    if dist_ctx.is_main:
-        _record_environment(
-            out,
-            config,
-            device,
-            resumed_at=step if saved is not None else None,
-            extra={
-                "processes": dist_ctx.describe(),
-                "precision": precision_setup.describe(),
-                "pad_to_multiple_of": pad_multiple,
-                "grad_cache_chunk": config.train.grad_cache_chunk,
-            },
-        )
+    # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer
+    config = resolve_for_model(config)
+    saved = _checkpoint_to_resume(config, resume)
+    run = _setup(config)
+    state = _initial_state(run, saved)
+    resumed_at = state.step if saved is not None else None
+    run_dir.prepare(run.out, config, resumed_at=resumed_at)
+    run_dir.record_environment(run.out, config, run.device, resumed_at=resumed_at, extra=_environment(run))
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
-    runner = StepRunner(
-        task, device, precision_setup, grad_cache_chunk=config.train.grad_cache_chunk, method=config.method
-    )
+    runner = StepRunner(run.task, run.device, run.precision, grad_cache_chunk=config.train.grad_cache_chunk)
+    _say(_start_line(run, resumed_at))
+    if state.step >= run.total_steps:
+        _say(f"jtcse train: {run.out} is already complete ({state.step} steps)")
+        return _result(run, state, stopped_early=False)
 
-    _say(
-        f"jtcse train: {config.method} on {_describe_device(device)}"
-        + (f" x {dist_ctx.world_size} processes ({dist_ctx.backend})" if dist_ctx.enabled else "")
-        + f", {precision}; "
-        f"{len(corpus)} sentences ({corpus.stats.summary()}) from {corpus.path}; "
-        f"{total_steps} steps of {config.train.batch_size}"
-        + (f" (grad cache: chunks of {chunk})" if (chunk := config.train.grad_cache_chunk) else "")
-        + f" -> {out}"
-        + (f"; resuming at step {step}" if saved else "")
-    )
-    if step >= total_steps:
-        _say(f"jtcse train: {out} is already complete ({step} steps)")
-        return TrainResult(out, step, total_steps, best_dev, best_step, stopped_early=False)
-
-    def save_state() -> None:
-        nonlocal last_ckpt_step
-        rng_states = distributed.gather_objects(capture_rng_state())  # every rank's dropout stream
-        if not dist_ctx.is_main:
-            last_ckpt_step = step
-            return
-        flat, offsets = pack_batches(order)
-        save_checkpoint(
-            ckpt_file,
-            {
-                "model": task.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "rng": rng_states[0],
-                **({"rng_per_rank": rng_states} if dist_ctx.enabled else {}),
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "order": flat,
-                "order_offsets": offsets,
-                "best_dev": best_dev,
-                "best_step": best_step,
-                "elapsed_s": elapsed_before + (time.perf_counter() - started),
-                "config": config.to_dict(),
-                "corpus_fingerprint": corpus.fingerprint,
-                "corpus_sentences": len(corpus),
-            },
-        )
-        atomic_write_text(out / CHECKPOINT_DIR / RESOLVED_CONFIG_NAME, dump_yaml(config))
-        last_ckpt_step = step
-
-    started = time.perf_counter()
-    # sentences/s counts training only: time spent on dev evaluation and checkpoints is taken out
-    window_start, window_sentences, paused = started, 0, 0.0
-    stopped_early = False
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
-        disable=not config.train.progress or not dist_ctx.is_main,
-        unit="step",
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
-    task.train()
+    # -- the loop: one step per batch; log, evaluate and checkpoint when due
+    settings = config.train
+    meter, last_saved, stopped_early = Throughput(), resumed_at, False
+    run.task.train()
     with (
-        (
-            MetricsLog(out, tensorboard=config.train.tensorboard)
-            if dist_ctx.is_main
-            else distributed.NoMetrics()
-        ) as metrics,
+        _progress_bar(run, state.step) as bar,
+        _metrics_log(run) as metrics,
         _graceful_stop() as stop_requested,
         _quiet_transformers(),
     ):
-        while step < total_steps:
-            if batch_in_epoch >= len(order):
-                epoch, batch_in_epoch = epoch + 1, 0
-                order = epoch_order(epoch)
-            indices = order[batch_in_epoch]
-            if len(indices) < dist_ctx.world_size:  # only after resuming on more processes than before
-                batch_in_epoch += 1
-                continue
-            mine = dist_ctx.local_part(indices)  # this rank's slice of the global batch (one process: all)
-            batch = {
-                k: v.to(device, non_blocking=True)
-                for k, v in pairs([corpus.sentences[i] for i in mine]).items()
-            }
-            lr = scheduler.get_last_lr()[0]
+        state.start_clock()
+        while state.step < run.total_steps:
+            # next batch: this process's share of the global batch, tokenised, on the device
+            indices = _next_batch(state, run.plan, run.dist.world_size)
+            batch = run.task.collate([run.corpus.sentences[i] for i in run.dist.local_part(indices)])
+            batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+            lr = state.scheduler.get_last_lr()[0]
 
-            optimizer.zero_grad(set_to_none=True)
-            # forward + backward (DDP / grad cache); the terms are the global batch's, the same on every rank
-            terms = runner(batch, dist_ctx.shard_sizes(len(indices)))
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                bar.close()
-                values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-                kept = (
-                    f"the last good checkpoint (step {last_ckpt_step}) is kept in {ckpt_file.parent}"
-                    if last_ckpt_step is not None
-                    else "no checkpoint was written yet"
-                )
-                raise JtcseError(
-                    f"step {step + 1}: the loss is not finite ({values}); training stopped and {kept}; "
-                    "lower train.lr (or check the data) and start again"
-                )
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if config.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(task.parameters(), config.train.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            step += 1
-            batch_in_epoch += 1
-            window_sentences += len(indices)
+            # step: forward + backward (DDP / grad cache; the terms are the global batch's on every rank),
+            # finite check, AdamW + schedule
+            state.optimizer.zero_grad(set_to_none=True)
+            terms = runner(batch, run.dist.shard_sizes(len(indices)))
+            _stop_unless_finite(terms, state.step + 1, last_saved, run.checkpoint.parent)
+            optimizer_step(
+                run.task.parameters(), state.optimizer, state.scheduler, state.scaler, settings.grad_clip
+            )
+            state.step += 1
+            state.batch_in_epoch += 1
+            meter.add(len(indices))
+
+            # log: the progress bar every step, metrics.jsonl every log_every steps and at the end
             values = {k: v.item() for k, v in terms.items()}
-
-            now = time.perf_counter()
-            speed = window_sentences / max(now - window_start - paused, 1e-9)
+            speed = meter.rate()
             bar.set_postfix(
                 {**{k: f"{v:.4f}" for k, v in values.items()}, "sent/s": f"{speed:.0f}"}, refresh=False
             )
             bar.update(1)
-            if step % config.train.log_every == 0 or step == total_steps:
-                metrics.log(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        **values,
-                        "lr": lr,
-                        **({"loss_scale": scaler.get_scale()} if scaler is not None else {}),
-                        "sentences_per_s": speed,
-                        "elapsed_s": elapsed_before + now - started,
-                    }
-                )
-                window_start, window_sentences, paused = now, 0, 0.0
+            if _due(state.step, settings.log_every, run.total_steps):
+                metrics.log(_train_record(state, values, lr, speed))
+                meter.reset()
 
-            every = config.eval.every
-            if every and (step % every == 0 or step == total_steps):
-                eval_start = time.perf_counter()
-                # rank 0 evaluates; the others wait for its score
-                score = distributed.broadcast_object(
-                    _dev_score(task, config, device, autocast) if dist_ctx.is_main else None
-                )
-                improved = math.isfinite(score) and (best_dev is None or score > best_dev)
-                if improved:
-                    best_dev, best_step = score, step
-                    _export(task, out, config, {"best_step": step, "dev_stsb": score})
-                eval_took = time.perf_counter() - eval_start
-                paused += eval_took
-                metrics.log(
-                    {
-                        "step": step,
-                        "dev_stsb": score,
-                        "best_dev_stsb": best_dev,
-                        "best_step": best_step,
-                        "eval_s": eval_took,
-                        "elapsed_s": elapsed_before + time.perf_counter() - started,
-                    }
-                )
-                best_text = f"{best_dev:.2f}" if best_dev is not None else "-"
-                bar.set_description(f"dev {score:.2f} (best {best_text})", refresh=False)
-            elif not every and step == total_steps:
-                _export(task, out, config, {"final_step": step})
+            # maybe evaluate: every eval.every steps and at the end, exporting the best model so far
+            if _due(state.step, config.eval.every, run.total_steps):
+                meter.pause(_evaluate(run, state, metrics, bar))
+            elif not config.eval.every and state.step == run.total_steps:
+                run_dir.export_model(run.task, run.out, {"final_step": state.step})
 
-            stop_now = step == config.train.stop_after or distributed.any_across_ranks(
-                stop_requested(), device
+            # maybe checkpoint: every save_every steps, at the end, and when asked to stop (train.stop_after,
+            # Ctrl-C on any process)
+            stop_now = state.step == settings.stop_after or distributed.any_across_ranks(
+                stop_requested(), run.device
             )
-            save_every = config.train.save_every
-            if step == total_steps or stop_now or (save_every and step % save_every == 0):
-                save_start = time.perf_counter()
-                save_state()
-                paused += time.perf_counter() - save_start
+            save_due = settings.save_every and state.step % settings.save_every == 0
+            if stop_now or save_due or state.step == run.total_steps:
+                meter.pause(_save(run, state))
+                last_saved = state.step
             if on_step_end is not None:
-                on_step_end(step)
-            if stop_now and step < total_steps:
+                on_step_end(state.step)
+            if stop_now and state.step < run.total_steps:
                 stopped_early = True
                 break
-    bar.close()
-    if (out / "jtcse.json").exists():
-        _write_card(out)  # the whole curve, not just up to the best step
+
+    # -- finish: the card with the whole curve, not just up to the best step
+    run_dir.write_card(run.out)
     distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
-    if stopped_early:
-        _say(
-            f"jtcse train: stopped after step {step}; continue with --resume "
-            f"(checkpoint in {ckpt_file.parent})"
-        )
-    elif best_dev is not None:
-        _say(f"jtcse train: done; best STS-B dev {best_dev:.2f} at step {best_step}; model in {out}")
-    else:
-        _say(f"jtcse train: done; final model in {out}")
-    return TrainResult(out, step, total_steps, best_dev, best_step, stopped_early)
+    _say(_end_line(run, state, stopped_early))
+    return _result(run, state, stopped_early=stopped_early)
 
 
 def load_for_resume(output_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The config stored in ``OUT/checkpoint`` (``jtcse train --resume --output-dir OUT``, no CONFIG)."""
-    from jtcse.training.config import apply_override
-
-    saved = load_checkpoint(checkpoint_path(output_dir))
-    config = config_from_dict(saved["config"], origin=str(checkpoint_path(output_dir)))
+    path = checkpoint_path(output_dir)
+    config = saved_config(load_checkpoint(path), origin=str(path))
     for item in overrides:
         apply_override(config, item)
     config.output_dir = str(output_dir)
     return resolve(config)
 
 
-# ---------------------------------------------------------------------------------------------- pieces
-def _check_resumable(config: Config, saved: dict[str, Any]) -> None:
-    before = config_from_dict(saved["config"]).flat()
-    now = config.flat()
-    if config.method == "tncse" and "model.dropout" not in config.explicit:
-        now["model.dropout"] = before.get("model.dropout")  # filled in from the model, as it was then
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
-    if changed:
-        diffs = "; ".join(f"{k} = {now[k]!r} (checkpoint: {before.get(k)!r})" for k in changed)
+# ---------------------------------------------------------------------------------------------- setup
+def _checkpoint_to_resume(config: Config, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint ``--resume`` continues (its config checked against this one); None for a fresh run,
+    which must not overwrite another run's checkpoint."""
+    path = checkpoint_path(config.output_dir)
+    if resume:
+        saved = load_checkpoint(path)
+        check_resumable(config, saved_config(saved))
+        return saved
+    if path.exists():
         raise JtcseError(
-            f"--resume: the config differs from the checkpoint's in {diffs}; resume with the same settings "
-            f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
+            f"{config.output_dir}: holds a checkpoint of an earlier run; pass --resume to continue it, or "
+            "choose another --output-dir"
         )
+    return None
 
 
-def _setup_device(config: Config) -> tuple[distributed.DistContext, torch.device]:
+def _setup(config: Config) -> Run:
+    """Device (joining the process group under torchrun), seeds, corpus, task, epoch plan, precision."""
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     dist_ctx, device, notices = distributed.init_distributed(config.train.device)
     for notice in notices:
         _say(f"jtcse train: {notice}")
-    return dist_ctx, device
-
-
-def _restore_rng(saved: dict[str, Any], config: Config, dist_ctx: distributed.DistContext) -> None:
-    """The checkpoint's RNG states: each rank its own when the world size is the one it was saved with."""
-    per_rank = saved.get("rng_per_rank")
-    if dist_ctx.enabled and per_rank is not None and len(per_rank) == dist_ctx.world_size:
-        restore_rng_state(per_rank[dist_ctx.rank])
-        return
-    restore_rng_state(saved["rng"])  # Python's random (the JTCSE direction) continues on every rank
-    saved_world = len(per_rank) if per_rank is not None else 1
-    if dist_ctx.world_size != saved_world:
-        _say(
-            f"jtcse train: the checkpoint was written by {saved_world} process(es), this run has "
-            f"{dist_ctx.world_size}: the data order and the objective continue, the dropout draws do not"
+    seed_everything(config.seed, deterministic=config.train.deterministic)
+    corpus = _load_corpus(config)
+    if config.eval.every:
+        _check_dev_data(config)  # fail now, not at the first evaluation
+    if config.train.tensorboard:
+        require_tensorboard()
+    task = build_task(config).to(device)
+    if dist_ctx.enabled:  # ranks start identical but draw their own dropout masks (Python's random is shared)
+        torch.manual_seed(distributed.rank_seed(config.seed, dist_ctx.rank))
+    plan = EpochPlan(np.asarray(corpus.char_lengths()), config, dist_ctx.world_size)
+    first_epoch = len(plan(0))
+    if not first_epoch:
+        raise JtcseError(
+            f"{corpus.path}: {len(corpus)} sentence(s), fewer than one batch of {config.train.batch_size} "
+            "with data.drop_last = true"
         )
-        if dist_ctx.enabled:
-            torch.manual_seed(distributed.rank_seed(config.seed + saved["step"], dist_ctx.rank))
+    total_steps = config.train.max_steps or config.train.epochs * first_epoch
+    precision = resolve_precision(
+        config.train.precision, device, cudnn_attention=config.train.cudnn_attention
+    )
+    if precision.notice:
+        _say(f"jtcse train: {precision.notice}")
+    out = Path(config.output_dir)
+    return Run(config, out, dist_ctx, device, corpus, task, plan, total_steps, precision)
 
 
-def _describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"{device} ({torch.get_num_threads()} threads)"
+def _initial_state(run: Run, saved: dict[str, Any] | None) -> TrainState:
+    """Step 0 of a fresh run, or the checkpoint's state with its RNG streams (the last thing restored)."""
+    optimizer = build_optimizer(run.task, run.config)
+    scheduler = build_scheduler(optimizer, run.config, run.total_steps)
+    objects = {
+        "task": run.task,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "scaler": run.precision.scaler,
+    }
+    if saved is None:
+        return TrainState(**objects, order=run.plan(0))
+    state = TrainState.from_checkpoint(saved, corpus=run.corpus, **objects)
+    notice = restore_rng(saved, run.config)
+    if notice:
+        _say(f"jtcse train: {notice}")
+    return state
 
 
 def _load_corpus(config: Config) -> Corpus:
@@ -474,136 +290,145 @@ def _check_dev_data(config: Config) -> None:
         raise JtcseError(f"{exc} (STS-B dev for eval.every; set eval.every = 0 to train without it)") from exc
 
 
-def _optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
-    params = [(n, p) for n, p in task.named_parameters() if p.requires_grad]
-    decay = config.train.weight_decay
-    if config.is_twin:
-        # the official code: AdamW(model.parameters(), lr, weight_decay=0.01) on every parameter
-        groups: list[dict[str, Any]] = [{"params": [p for _, p in params], "weight_decay": decay}]
-    else:
-        # the HF Trainer (SimCSE): no decay on biases and LayerNorm weights
-        def no_decay(name: str) -> bool:
-            return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
-
-        groups = [
-            {"params": [p for n, p in params if not no_decay(n)], "weight_decay": decay},
-            {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
-        ]
-    return torch.optim.AdamW(groups, lr=config.train.lr)
-
-
-def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return step / max(1, warmup)
-        if schedule == "constant":
-            return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-@torch.no_grad()
-def _dev_score(task: nn.Module, config: Config, device: torch.device, autocast: Callable[[], Any]) -> float:
-    from jtcse.evaluation.sts import stsb_dev_score
-
-    max_len = config.eval.dev_max_len or None
-
-    def encode(sentences: list[str]) -> np.ndarray:
-        # longest first, so each batch pads to a similar length; rows go back to their places at the end
-        order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-        chunks = []
-        size = config.eval.batch_size
-        for start in range(0, len(order), size):
-            texts = [sentences[i] for i in order[start : start + size]]
-            enc = task.tokenizer(
-                texts, padding=True, truncation=max_len is not None, max_length=max_len, return_tensors="pt"
-            )
-            keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-            with autocast():
-                chunks.append(task.embed({k: enc[k].to(device) for k in keys}).float().cpu())
-        stacked = torch.cat(chunks).numpy()
-        rows = np.empty_like(stacked)
-        rows[np.asarray(order)] = stacked
-        return rows
-
-    was_training = task.training
-    task.eval()
-    try:
-        return float(stsb_dev_score(encode, config.data.data_dir or None))
-    finally:
-        task.train(was_training)
-
-
-def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -> None:
-    """Write the inference model into ``out``: built in a temporary folder, then moved in piece by piece
-    (each file and tower folder replaced in one rename; ``jtcse.json`` last). Rank 0 only."""
-    if not distributed.is_main_process():
-        return
-    staging = out / ".export.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    extra = {"train_config": RESOLVED_CONFIG_NAME, **facts}
-    task.save_model(staging, extra)
-    entries = sorted(staging.iterdir(), key=lambda p: p.name == "jtcse.json")
-    for entry in entries:
-        target = out / entry.name
-        if entry.is_dir():
-            old = out / f".old.{entry.name}"
-            shutil.rmtree(old, ignore_errors=True)
-            if target.exists():
-                os.replace(target, old)
-            os.replace(entry, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(entry, target)
-    shutil.rmtree(staging, ignore_errors=True)
-    _write_card(out)
-
-
-def _write_card(out: Path) -> None:
-    """The model card (README.md): config, data, training curve so far, STS table once evaluated."""
-    from jtcse.model_card import is_generated_card, refresh_model_card
-
-    if distributed.is_main_process() and is_generated_card(out):
-        refresh_model_card(out)
-
-
-def _record_environment(
-    out: Path,
-    config: Config,
-    device: torch.device,
-    *,
-    resumed_at: int | None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    import transformers
-
-    from jtcse import __version__
-
-    entry = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "resumed_at_step": resumed_at,
-        "argv": sys.argv,
-        "jtcse": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": np.__version__,
-        "device": _describe_device(device),
-        "cuda": torch.version.cuda,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "seed": config.seed,
-        **(extra or {}),
+def _environment(run: Run) -> dict[str, Any]:
+    """What environment.json records of this run besides versions and the device."""
+    return {
+        "processes": run.dist.describe(),
+        "precision": run.precision.describe(),
+        "pad_to_multiple_of": run.task.pad_to_multiple_of,
+        "grad_cache_chunk": run.config.train.grad_cache_chunk,
     }
-    path = out / ENVIRONMENT_FILE
-    runs: list[Any] = []
-    if path.is_file():
-        with contextlib.suppress(ValueError):
-            runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
-    atomic_write_text(path, json.dumps({"runs": [*runs, entry]}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- one step
+def _next_batch(state: TrainState, plan: EpochPlan, world_size: int) -> np.ndarray:
+    """The next global batch's sentence indices, moving into the next epoch when this one is done."""
+    while True:
+        if state.batch_in_epoch >= len(state.order):
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            state.order = plan(state.epoch)
+        indices = state.order[state.batch_in_epoch]
+        if len(indices) >= world_size:
+            return indices
+        state.batch_in_epoch += 1  # only after resuming on more processes than before
+
+
+def _stop_unless_finite(
+    terms: dict[str, torch.Tensor], step: int, last_saved: int | None, kept: Path
+) -> None:
+    if torch.isfinite(terms["loss"]):
+        return
+    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+    where = (
+        f"the last good checkpoint (step {last_saved}) is kept in {kept}"
+        if last_saved is not None
+        else "no checkpoint was written yet"
+    )
+    raise JtcseError(
+        f"step {step}: the loss is not finite ({values}); training stopped and {where}; "
+        "lower train.lr (or check the data) and start again"
+    )
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    """Every ``every`` steps (never when 0) and at step ``last``."""
+    return bool(every) and (step % every == 0 or step == last)
+
+
+def _train_record(state: TrainState, values: dict[str, float], lr: float, speed: float) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "epoch": state.epoch,
+        **values,
+        "lr": lr,
+        **({"loss_scale": state.scaler.get_scale()} if state.scaler is not None else {}),
+        "sentences_per_s": speed,
+        "elapsed_s": state.elapsed(),
+    }
+
+
+def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
+    """The dev score (rank 0 evaluates, the others wait for its score); the model is exported when it
+    improves. Returns the seconds it took."""
+    from jtcse.evaluation.dev import training_dev_score
+
+    started = time.perf_counter()
+    score = None
+    if run.dist.is_main:
+        score = training_dev_score(
+            run.task,
+            batch_size=run.config.eval.batch_size,
+            max_length=run.config.eval.dev_max_len or None,
+            device=run.device,
+            data_dir=run.config.data.data_dir or None,
+            autocast=run.precision.autocast,
+        )
+    score = distributed.broadcast_object(score)
+    if math.isfinite(score) and (state.best_dev is None or score > state.best_dev):
+        state.best_dev, state.best_step = score, state.step
+        run_dir.export_model(run.task, run.out, {"best_step": state.step, DEV_SCORE: score})
+    took = time.perf_counter() - started
+    record = {DEV_SCORE: score, f"best_{DEV_SCORE}": state.best_dev, "best_step": state.best_step}
+    metrics.log({"step": state.step, **record, "eval_s": took, "elapsed_s": state.elapsed()})
+    best = f"{state.best_dev:.2f}" if state.best_dev is not None else "-"
+    bar.set_description(f"dev {score:.2f} (best {best})", refresh=False)
+    return took
+
+
+def _save(run: Run, state: TrainState) -> float:
+    """The resumable checkpoint; returns the seconds it took."""
+    started = time.perf_counter()
+    write_checkpoint(run.checkpoint, state, config=run.config, corpus=run.corpus)
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def _result(run: Run, state: TrainState, *, stopped_early: bool) -> TrainResult:
+    return TrainResult(run.out, state.step, run.total_steps, state.best_dev, state.best_step, stopped_early)
+
+
+def _start_line(run: Run, resumed_at: int | None) -> str:
+    config, dist_ctx, corpus = run.config, run.dist, run.corpus
+    chunk = config.train.grad_cache_chunk
+    return (
+        f"jtcse train: {config.method} on {run_dir.describe_device(run.device)}"
+        + (f" x {dist_ctx.world_size} processes ({dist_ctx.backend})" if dist_ctx.enabled else "")
+        + f", {run.precision.name}; "
+        f"{len(corpus)} sentences ({corpus.stats.summary()}) from {corpus.path}; "
+        f"{run.total_steps} steps of {config.train.batch_size}"
+        + (f" (grad cache: chunks of {chunk})" if chunk else "")
+        + f" -> {run.out}"
+        + (f"; resuming at step {resumed_at}" if resumed_at is not None else "")
+    )
+
+
+def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
+    if stopped_early:
+        return (
+            f"jtcse train: stopped after step {state.step}; continue with --resume "
+            f"(checkpoint in {run.checkpoint.parent})"
+        )
+    if state.best_dev is not None:
+        best = f"best STS-B dev {state.best_dev:.2f} at step {state.best_step}"
+        return f"jtcse train: done; {best}; model in {run.out}"
+    return f"jtcse train: done; final model in {run.out}"
+
+
+def _progress_bar(run: Run, step: int) -> tqdm:
+    return tqdm(
+        total=run.total_steps,
+        initial=step,
+        disable=not run.config.train.progress or not run.dist.is_main,
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+
+
+def _metrics_log(run: Run) -> MetricsLog | distributed.NoMetrics:
+    if run.dist.is_main:
+        return MetricsLog(run.out, tensorboard=run.config.train.tensorboard)
+    return distributed.NoMetrics()
 
 
 @contextlib.contextmanager
@@ -642,8 +467,5 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def _say(message: str) -> None:
-    if not distributed.is_main_process():
-        return
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)
+    if distributed.is_main_process():
+        tqdm.write(message, file=sys.stderr)
