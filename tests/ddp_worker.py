@@ -26,16 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from jtcse.data.batching import PairTokenizer
 from jtcse.training import distributed
 from jtcse.training.config import config_from_dict, resolve
 from jtcse.training.precision import resolve_precision
 from jtcse.training.seeding import seed_everything
 from jtcse.training.step import StepRunner
-from jtcse.training.tasks import build_task
+from jtcse.training.tasks import Task, build_task
 from train_fixtures import WORDS
 
-MAX_LEN = 16
 DIRECTION_SEED = 5  # Python's random, for the JTCSE direction draw (the same on every rank)
 
 
@@ -48,7 +46,7 @@ def step_config(raw: dict[str, Any]) -> Any:
     return resolve(config_from_dict(raw))
 
 
-def fresh_task(raw: dict[str, Any]) -> torch.nn.Module:
+def fresh_task(raw: dict[str, Any]) -> Task:
     """The task with the initial weights every process gets from the seed (dropout off in the configs)."""
     config = step_config(raw)
     seed_everything(config.seed)
@@ -57,10 +55,9 @@ def fresh_task(raw: dict[str, Any]) -> torch.nn.Module:
     return task
 
 
-def make_batch(task: torch.nn.Module, texts: list[str]) -> dict[str, torch.Tensor]:
-    """What the trainer tokenises: the task's own ``collate`` (distill) or the interleaved pairs."""
-    collate = getattr(task, "collate", None)
-    return collate(texts) if collate is not None else PairTokenizer(task.tokenizer, MAX_LEN)(texts)
+def make_batch(task: Task, texts: list[str]) -> dict[str, torch.Tensor]:
+    """What the trainer tokenises: the task's ``collate`` (interleaved pairs; distill: one row + teacher)."""
+    return task.collate(texts)
 
 
 def gradients(task: torch.nn.Module) -> dict[str, torch.Tensor | None]:

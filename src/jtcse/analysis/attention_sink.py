@@ -235,22 +235,11 @@ def _short_label(text: str) -> str:
 
 def load_eager(path: str, device: torch.device) -> tuple[Any, Any]:
     """Tokenizer and model, with the eager attention path so that attention probabilities are returned."""
-    from transformers import AutoModel, AutoTokenizer
+    from jtcse.model.loading import load_hf_encoder, load_tokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise JtcseError(f"--model {path}: cannot load a tokenizer ({_first_line(exc)})") from exc
-    try:
-        model = AutoModel.from_pretrained(path, attn_implementation="eager")
-    except (OSError, ValueError, KeyError) as exc:
-        raise JtcseError(f"--model {path}: cannot load the model ({_first_line(exc)})") from exc
+    tokenizer = load_tokenizer(path, label=f"--model {path}")
+    model = load_hf_encoder(path, label=f"--model {path}", attn_implementation="eager")
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- the diagnostic

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, first_line
 
 POOLER_HELP = (
     "cls | cls_before_pooler | avg | avg_first_last (default: from the model: jtcse.json, else its "
@@ -76,5 +76,4 @@ def load_encoder(args: argparse.Namespace) -> Any:
             batch_size=args.batch_size,
         )
     except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JtcseError(f"--model {args.model}: cannot load: {first_line}") from exc
+        raise JtcseError(f"--model {args.model}: cannot load: {first_line(exc)}") from exc

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from jtcse.data.sts import DATA_DIR_HINT, STS_YEAR_SUBSETS, StsPairs, read_pair_table, read_sts_subset
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, first_line
 
 LOCAL_PREFIX = "local:"
 TSV_PREFIX = "tsv:"
@@ -461,9 +461,8 @@ def run_mteb(
             co2_tracker=False,
         )
     except OSError as exc:  # the hub, unreachable or offline (ConnectionError is an OSError)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JtcseError(
-            f"mteb could not get a task's data ({first}); offline, use local:TASK for "
+            f"mteb could not get a task's data ({first_line(exc)}); offline, use local:TASK for "
             f"{', '.join(LOCAL_TASKS)} or tsv:FILE"
         ) from None
 

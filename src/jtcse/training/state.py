@@ -30,6 +30,7 @@ from jtcse.run_files import CONFIG_FILE
 from jtcse.training import distributed
 from jtcse.training.checkpoint import save_checkpoint
 from jtcse.training.config import Config, config_from_dict, dump_yaml
+from jtcse.training.optimization import optimizer_step
 from jtcse.training.seeding import capture_rng_state, restore_rng_state
 
 
@@ -52,6 +53,10 @@ class TrainState:
     elapsed_before: float = 0.0
     """Training seconds of the processes before this one (a resumed run)."""
     clock_start: float = field(default_factory=time.perf_counter)
+
+    def apply_gradients(self, grad_clip: float) -> None:
+        """The optimizer and LR-schedule step on the gradients the step left (:func:`optimizer_step`)."""
+        optimizer_step(self.task.parameters(), self.optimizer, self.scheduler, self.scaler, grad_clip)
 
     def start_clock(self) -> None:
         self.clock_start = time.perf_counter()

@@ -37,7 +37,7 @@ from jtcse.training import distributed, run_dir
 from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
 from jtcse.training.config import Config, apply_override, check_resumable, resolve, resolve_for_model
 from jtcse.training.metrics import MetricsLog, Throughput, require_tensorboard
-from jtcse.training.optimization import build_optimizer, build_scheduler, optimizer_step
+from jtcse.training.optimization import build_optimizer, build_scheduler
 from jtcse.training.precision import Precision, resolve_precision
 from jtcse.training.seeding import seed_everything
 from jtcse.training.state import TrainState, restore_rng, saved_config, write_checkpoint
@@ -107,47 +107,30 @@ def train(
     ``on_step_end(step)`` is called after each step's logging, evaluation and checkpointing (tests use it to
     interrupt a run at a chosen step).
     """
-    # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer
-    config = resolve_for_model(config)
-    saved = _checkpoint_to_resume(config, resume)
-    run = _setup(config)
-    state = _initial_state(run, saved)
-    resumed_at = state.step if saved is not None else None
-    run_dir.prepare(run.out, config, resumed_at=resumed_at)
-    run_dir.record_environment(run.out, config, run.device, resumed_at=resumed_at, extra=_environment(run))
+    # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer, OUT/
+    run, state, resumed_at = _start(config, resume)
+    settings, every = run.config.train, run.config.eval.every
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
-    runner = StepRunner(run.task, run.device, run.precision, grad_cache_chunk=config.train.grad_cache_chunk)
-    _say(_start_line(run, resumed_at))
+    runner = StepRunner(run.task, run.device, run.precision, grad_cache_chunk=settings.grad_cache_chunk)
     if state.step >= run.total_steps:
-        _say(f"jtcse train: {run.out} is already complete ({state.step} steps)")
-        return _result(run, state, stopped_early=False)
+        return _already_complete(run, state)
 
     # -- the loop: one step per batch; log, evaluate and checkpoint when due
-    settings = config.train
     meter, last_saved, stopped_early = Throughput(), resumed_at, False
     run.task.train()
-    with (
-        _progress_bar(run, state.step) as bar,
-        _metrics_log(run) as metrics,
-        _graceful_stop() as stop_requested,
-        _quiet_transformers(),
-    ):
+    with _loop_context(run, state.step) as (bar, metrics, stop_requested):
         state.start_clock()
         while state.step < run.total_steps:
             # next batch: this process's share of the global batch, tokenised, on the device
             indices = _next_batch(state, run.plan, run.dist.world_size)
-            batch = run.task.collate([run.corpus.sentences[i] for i in run.dist.local_part(indices)])
-            batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+            batch = _collate(run, indices)
             lr = state.scheduler.get_last_lr()[0]
 
-            # step: forward + backward (DDP / grad cache; the terms are the global batch's on every rank),
-            # finite check, AdamW + schedule
+            # step: forward + backward (DDP / grad cache: the global batch's terms), finite check, AdamW
             state.optimizer.zero_grad(set_to_none=True)
             terms = runner(batch, run.dist.shard_sizes(len(indices)))
             _stop_unless_finite(terms, state.step + 1, last_saved, run.checkpoint.parent)
-            optimizer_step(
-                run.task.parameters(), state.optimizer, state.scheduler, state.scaler, settings.grad_clip
-            )
+            state.apply_gradients(settings.grad_clip)
             state.step += 1
             state.batch_in_epoch += 1
             meter.add(len(indices))
@@ -155,25 +138,20 @@ def train(
             # log: the progress bar every step, metrics.jsonl every log_every steps and at the end
             values = {k: v.item() for k, v in terms.items()}
             speed = meter.rate()
-            bar.set_postfix(
-                {**{k: f"{v:.4f}" for k, v in values.items()}, "sent/s": f"{speed:.0f}"}, refresh=False
-            )
-            bar.update(1)
+            _show_step(bar, values, speed)
             if _due(state.step, settings.log_every, run.total_steps):
                 metrics.log(_train_record(state, values, lr, speed))
                 meter.reset()
 
             # maybe evaluate: every eval.every steps and at the end, exporting the best model so far
-            if _due(state.step, config.eval.every, run.total_steps):
+            if _due(state.step, every, run.total_steps):
                 meter.pause(_evaluate(run, state, metrics, bar))
-            elif not config.eval.every and state.step == run.total_steps:
+            elif not every and state.step == run.total_steps:
                 run_dir.export_model(run.task, run.out, {"final_step": state.step})
 
             # maybe checkpoint: every save_every steps, at the end, and when asked to stop (train.stop_after,
             # Ctrl-C on any process)
-            stop_now = state.step == settings.stop_after or distributed.any_across_ranks(
-                stop_requested(), run.device
-            )
+            stop_now = _stop_now(state.step, settings.stop_after, stop_requested, run.device)
             save_due = settings.save_every and state.step % settings.save_every == 0
             if stop_now or save_due or state.step == run.total_steps:
                 meter.pause(_save(run, state))
@@ -202,6 +180,20 @@ def load_for_resume(output_dir: str | Path, overrides: list[str] | tuple[str, ..
 
 
 # ---------------------------------------------------------------------------------------------- setup
+def _start(config: Config, resume: bool) -> tuple[Run, TrainState, int | None]:
+    """Everything before the first step: the run, its state (step 0 or the checkpoint's), the output
+    directory prepared and this start recorded. Also returns the step a resumed run continues from."""
+    config = resolve_for_model(config)
+    saved = _checkpoint_to_resume(config, resume)
+    run = _setup(config)
+    state = _initial_state(run, saved)
+    resumed_at = state.step if saved is not None else None
+    run_dir.prepare(run.out, config, resumed_at=resumed_at)
+    run_dir.record_environment(run.out, config, run.device, resumed_at=resumed_at, extra=_environment(run))
+    _say(_start_line(run, resumed_at))
+    return run, state, resumed_at
+
+
 def _checkpoint_to_resume(config: Config, resume: bool) -> dict[str, Any] | None:
     """The checkpoint ``--resume`` continues (its config checked against this one); None for a fresh run,
     which must not overwrite another run's checkpoint."""
@@ -313,6 +305,12 @@ def _next_batch(state: TrainState, plan: EpochPlan, world_size: int) -> np.ndarr
         state.batch_in_epoch += 1  # only after resuming on more processes than before
 
 
+def _collate(run: Run, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """This process's share of the global batch ``indices``, tokenised by the task, on the device."""
+    batch = run.task.collate([run.corpus.sentences[i] for i in run.dist.local_part(indices)])
+    return {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+
+
 def _stop_unless_finite(
     terms: dict[str, torch.Tensor], step: int, last_saved: int | None, kept: Path
 ) -> None:
@@ -330,6 +328,11 @@ def _stop_unless_finite(
     )
 
 
+def _stop_now(step: int, stop_after: int, stop_requested: Callable[[], bool], device: torch.device) -> bool:
+    """``train.stop_after`` reached, or Ctrl-C on any process (every rank stops at the same step)."""
+    return step == stop_after or distributed.any_across_ranks(stop_requested(), device)
+
+
 def _due(step: int, every: int, last: int) -> bool:
     """Every ``every`` steps (never when 0) and at step ``last``."""
     return bool(every) and (step % every == 0 or step == last)
@@ -345,6 +348,11 @@ def _train_record(state: TrainState, values: dict[str, float], lr: float, speed:
         "sentences_per_s": speed,
         "elapsed_s": state.elapsed(),
     }
+
+
+def _show_step(bar: tqdm, values: dict[str, float], speed: float) -> None:
+    bar.set_postfix({**{k: f"{v:.4f}" for k, v in values.items()}, "sent/s": f"{speed:.0f}"}, refresh=False)
+    bar.update(1)
 
 
 def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
@@ -383,6 +391,11 @@ def _save(run: Run, state: TrainState) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- reporting
+def _already_complete(run: Run, state: TrainState) -> TrainResult:
+    _say(f"jtcse train: {run.out} is already complete ({state.step} steps)")
+    return _result(run, state, stopped_early=False)
+
+
 def _result(run: Run, state: TrainState, *, stopped_early: bool) -> TrainResult:
     return TrainResult(run.out, state.step, run.total_steps, state.best_dev, state.best_step, stopped_early)
 
@@ -414,21 +427,28 @@ def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
     return f"jtcse train: done; final model in {run.out}"
 
 
-def _progress_bar(run: Run, step: int) -> tqdm:
-    return tqdm(
-        total=run.total_steps,
-        initial=step,
-        disable=not run.config.train.progress or not run.dist.is_main,
-        unit="step",
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
-
-
-def _metrics_log(run: Run) -> MetricsLog | distributed.NoMetrics:
-    if run.dist.is_main:
-        return MetricsLog(run.out, tensorboard=run.config.train.tensorboard)
-    return distributed.NoMetrics()
+@contextlib.contextmanager
+def _loop_context(run: Run, step: int) -> Iterator[tuple[tqdm, Any, Callable[[], bool]]]:
+    """The progress bar, the metrics log (rank 0; the others log nowhere), the Ctrl-C flag, and quiet
+    transformers progress bars, for the duration of the loop."""
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(
+            tqdm(
+                total=run.total_steps,
+                initial=step,
+                disable=not run.config.train.progress or not run.dist.is_main,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        )
+        if run.dist.is_main:
+            metrics: Any = stack.enter_context(MetricsLog(run.out, tensorboard=run.config.train.tensorboard))
+        else:
+            metrics = stack.enter_context(distributed.NoMetrics())
+        stop_requested = stack.enter_context(_graceful_stop())
+        stack.enter_context(_quiet_transformers())
+        yield bar, metrics, stop_requested
 
 
 @contextlib.contextmanager
