@@ -536,3 +536,32 @@ def test_cuda_fp16_autocast_is_finite() -> None:
         assert torch.isfinite(value), name
         torch.testing.assert_close(value.cpu(), cpu[name], rtol=1e-4, atol=1e-4)
     assert all(torch.isfinite(t.grad).all() for t in cuda)
+
+
+def test_the_modulus_term_on_other_rows_than_the_batch_terms() -> None:
+    """ictm_rows / ictm_scale: the modulus term averaged over given rows (one process's under DDP) and scaled
+    to its share of the batch mean; the batch terms are unchanged. Given the batch's own rows and scale 1, the
+    result is the plain objective's."""
+    a, b, pa, pb = twin_inputs(4, seed=18)
+    plain = jtcse_objective(a, b, pa, pb, direction=0)
+    same = jtcse_objective(a, b, None, None, direction=0, ictm_rows=(a, b, pa, pb))
+    for key in plain:
+        assert torch.equal(same[key], plain[key])
+    half = (a[:4], b[:4], pa[:4], pb[:4])  # the first 2 of 4 sentences
+    local = jtcse_objective(a, b, None, None, direction=0, ictm_rows=half, ictm_scale=0.5)
+    alone = modulus_constraint(*half) + modulus_constraint(half[1], half[0], half[3], half[2])
+    torch.testing.assert_close(local["ictm"], 0.5 * alone)
+    for key in ("nce", "icnce"):
+        assert torch.equal(local[key], plain[key])
+    torch.testing.assert_close(local["loss"], plain["nce"] + plain["icnce"] + 0.5 * alone)
+    with pytest.raises(ValueError, match="ictm term needs pooled_a and pooled_b"):
+        jtcse_objective(a, b, None, None, direction=0)
+
+
+def test_a_term_is_on_exactly_when_its_weight_is_positive() -> None:
+    weights = LossWeights(nce=0.0, icnce=1e-3, icnce_ca=0.0, ictm=2.0)
+    assert [weights.is_on(t) for t in ("nce", "icnce", "icnce_ca", "ictm")] == [False, True, False, True]
+    assert set(weights.to_dict()) == {"nce", "icnce", "icnce_ca", "ictm", "fixed_direction"}
+    with pytest.raises(JtcseError, match=r"'use_ictm' was removed.*set ictm = 0") as info:
+        LossWeights(use_ictm=False)  # type: ignore[call-arg]
+    assert "\n" not in str(info.value)

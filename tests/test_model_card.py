@@ -164,3 +164,28 @@ def test_trained_model_gets_a_card_and_eval_fills_its_sts_table(tmp_path, tiny_b
     with pytest.raises(SystemExit):
         main(["eval", "sts", "--model", str(out), "--data-dir", raw["data"]["data_dir"], "--quiet"])
     assert (out / "README.md").read_text() == "my own notes\n"
+
+
+def test_model_cards_do_not_import_the_training_layer():
+    """The run directory's names come from jtcse.run_files (a low layer), not from jtcse.training: no import
+    of it anywhere in these modules, lazy ones inside functions included."""
+    import ast
+
+    import jtcse.model_card
+    import jtcse.plotting
+
+    for module in (jtcse.model_card, jtcse.plotting):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        imported = [
+            name
+            for node in ast.walk(tree)
+            for name in (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+        ]
+        assert "jtcse.run_files" in imported
+        assert not [name for name in imported if name.startswith("jtcse.training")], module.__name__

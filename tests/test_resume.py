@@ -147,3 +147,21 @@ def test_rng_states_round_trip_through_a_checkpoint(tmp_path):
     torch.manual_seed(9)
     restore_rng_state(load_checkpoint(tmp_path / "s.pt")["rng"])  # loads with weights_only=True
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_tncse_resume_fills_the_dropout_as_the_first_run_did(tmp_path, tiny_bert_dir, tiny_bert_dir_b):
+    """TNCSE's dropout comes from the backbone family (config.resolve_for_model) on every start, so a resume
+    with the same config file (model.dropout unset) matches the checkpoint's config without a special case."""
+    raw = tiny_config(
+        tmp_path, tiny_bert_dir, method="tncse", model={"tower_b": str(tiny_bert_dir_b)}, eval={"every": 0}
+    )
+    config = _config(raw, train__stop_after=2)
+    assert config.model.dropout is None and "model.dropout" not in config.explicit
+    train(config)
+    assert config.model.dropout is None  # the caller's config is not written back
+    saved = load_checkpoint(checkpoint_path(tmp_path / "run"))
+    assert saved["config"]["model"]["dropout"] == 0.00025
+    result = train(_config(raw), resume=True)
+    assert result.step == 6 and not result.stopped_early
+    with pytest.raises(JtcseError, match=r"model\.dropout = 0\.1 \(checkpoint: 0\.00025\)"):
+        train(_config({**raw, "model": {**raw["model"], "dropout": 0.1}}), resume=True)

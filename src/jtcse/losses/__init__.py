@@ -6,7 +6,7 @@ See method.md §2 (SimCSE / JTCSE / TNCSE terms) and §4.2 (distillation).
 from __future__ import annotations
 
 from jtcse.losses.cross_tower import cross_tower_info_nce
-from jtcse.losses.distillation import K_DISTILL, K_UC_DISTILL, distillation_loss
+from jtcse.losses.distillation import K_DISTILL, K_UC_DISTILL, distillation_loss, distillation_terms
 from jtcse.losses.info_nce import info_nce, partner_labels
 from jtcse.losses.masking import large_negative
 from jtcse.losses.modulus import NEGATIVE_COS_CONSTANT, modulus_constraint
@@ -20,6 +20,7 @@ __all__ = [
     "LossWeights",
     "cross_tower_info_nce",
     "distillation_loss",
+    "distillation_terms",
     "info_nce",
     "jtcse_objective",
     "large_negative",

@@ -39,6 +39,13 @@ def distillation_loss(
     ``student`` and ``teacher`` are [B, H] (B >= 1). ``teacher`` gets no gradient. L1 is the mean absolute
     error over all B * H entries of the raw (unnormalised) vectors.
     """
+    return distillation_terms(student, teacher, k, temperature)["loss"]
+
+
+def distillation_terms(
+    student: Tensor, teacher: Tensor, k: float = K_DISTILL, temperature: float = 0.05
+) -> dict[str, Tensor]:
+    """:func:`distillation_loss` as ``{"loss", "nce", "l1"}``: the loss and its two parts, unweighted."""
     for tensor_name, tensor in (("student", student), ("teacher", teacher)):
         if tensor.dim() != 2 or tensor.shape[0] < 1:
             raise ValueError(
@@ -58,4 +65,4 @@ def distillation_loss(
         student, teacher = upcast(student, teacher.detach())
         contrastive = info_nce(interleave(teacher, student), temperature)
         pull = F.l1_loss(student, teacher)
-        return k * contrastive + (1.0 - k) * pull
+        return {"loss": k * contrastive + (1.0 - k) * pull, "nce": contrastive, "l1": pull}

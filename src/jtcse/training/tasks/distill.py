@@ -42,12 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
-from jtcse.losses.distillation import distillation_loss, interleave
-from jtcse.losses.info_nce import info_nce
+from jtcse.losses.distillation import distillation_terms
 from jtcse.losses.masking import autocast_off
 from jtcse.model.format import MemberSpec, ModelSpec, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
@@ -136,13 +134,8 @@ class DistillTask(Task):
         """The distillation loss on the global batch: the InfoNCE's negatives are every sentence of the
         step, on every rank; the L1 mean is then the global one too, so nothing is kept local."""
         student, teacher = vectors.all["student"], vectors.all["teacher"]
-        loss = distillation_loss(student, teacher, k=self.k, temperature=self.temperature)
-        # the two parts, unweighted, for the log (the gradient comes from the public loss above)
-        with torch.no_grad(), autocast_off(teacher.device):
-            detached, target = student.detach().float(), teacher.detach().float()
-            nce = info_nce(interleave(target, detached), self.temperature)
-            l1 = F.l1_loss(detached, target)
-        return {"loss": loss, "nce": nce, "l1": l1}
+        # the loss and its two parts, unweighted, for the log
+        return distillation_terms(student, teacher, k=self.k, temperature=self.temperature)
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
         return self.student_vectors(batch)
