@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from jtcse.pipeline.ablate import command_line, parse_seeds
     from jtcse.pipeline.recipes import find_configs_dir, get_recipe
     from jtcse.pipeline.reproduce import ReproduceOptions, reproduce
+    from jtcse.pipeline.reproduce_report import write_report
 
     recipe = get_recipe(args.recipe)
     if args.max_steps is not None and args.max_steps < 1:
@@ -85,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         command=command_line(),
     )
-    result = reproduce(options)
-    assert result.report_md is not None
-    print(result.report_md.read_text(encoding="utf-8"))
+    report = write_report(reproduce(options))
+    print(report.read_text(encoding="utf-8"))
     return 0

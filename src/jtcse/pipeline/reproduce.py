@@ -3,7 +3,7 @@
 Stages: the data (the STS sets and the wiki1m corpus; downloaded into the user cache when absent), the
 backbone (from the Hugging Face hub, or ``--backbone DIR``), the recipe's training stages (stage-1 towers,
 the twin tower, the student of ``-d`` recipes) for each seed, and the evaluation of the recipe's result on the
-7 STS tasks. Then ``report.md`` and ``report.json`` (:mod:`jtcse.pipeline.reproduce_report`).
+7 STS tasks. :mod:`jtcse.pipeline.reproduce_report` then writes ``report.md`` and ``report.json``.
 
 Every stage goes to ``OUT/seed-<s>/<stage>/``; rerunning the same command skips finished stages and resumes
 an interrupted one (the runner's rules). ``--backbone DIR --max-steps N`` turns a recipe into a short
@@ -20,8 +20,6 @@ from jtcse.errors import JtcseError
 from jtcse.pipeline.recipes import Recipe
 from jtcse.pipeline.runner import RunResult, Say, Stage, run_stages, stderr_say
 
-REPORT_MD = "report.md"
-REPORT_JSON = "report.json"
 WIKI1M_SENTENCES = 1_000_000  # the corpus the paper configs train on for one epoch
 # Rough training throughput of a base-size encoder (forward + backward, rows/s) on a CPU: the basis of the
 # estimate a GPU-less machine gets before a full recipe. A current GPU does a few thousand.
@@ -53,13 +51,10 @@ class ReproduceResult:
     seconds: dict[str, float]  # "data", "backbone", "total"
     runs: dict[int, list[RunResult]]  # seed -> its stages' results, in order
     notes: list[str]  # deviations found at run time (a head of wiki1m, a CPU run, ...)
-    report_md: Path | None = None
 
 
 def reproduce(options: ReproduceOptions, say: Say = stderr_say) -> ReproduceResult:
-    """Run every stage of ``options.recipe`` for every seed and write the report."""
-    from jtcse.pipeline.reproduce_report import write_report
-
+    """Run every stage of ``options.recipe`` for every seed (the report is written by the caller)."""
     recipe, started = options.recipe, time.perf_counter()
     notes = check_hardware(options, say)
     seconds: dict[str, float] = {}
@@ -83,9 +78,7 @@ def reproduce(options: ReproduceOptions, say: Say = stderr_say) -> ReproduceResu
             raise KeyboardInterrupt  # rerunning the command resumes the stage
         runs[seed] = outcome.results
     seconds["total"] = time.perf_counter() - started
-    result = ReproduceResult(options, backbone, data_dir, seconds, runs, [*notes, *data_notes])
-    result.report_md = write_report(result)
-    return result
+    return ReproduceResult(options, backbone, data_dir, seconds, runs, [*notes, *data_notes])
 
 
 def plan_stages(options: ReproduceOptions, seed: int, data_dir: Path, backbone: str) -> list[Stage]:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.benchmark import TASKS, fmt_mean_std, fmt_score, fmt_seconds, md_table, mean_std, short_name
-from jtcse.pipeline.reproduce import REPORT_JSON, REPORT_MD, ReproduceResult
+from jtcse.pipeline.reproduce import ReproduceResult
 
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
 COLUMNS = (*TASKS, "avg")
 
 
