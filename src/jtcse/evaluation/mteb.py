@@ -437,16 +437,7 @@ def run_mteb(
     task_objects += resolve_tasks(task_names, data_dir=data_dir) if task_names else []
     if not task_objects:
         raise JtcseError("--tasks: name at least one task")
-
-    if isinstance(model, (str, Path)):
-        from jtcse.encoder import Encoder
-
-        encoder = Encoder(model, pooler=pooler, device=device, max_length=max_length, batch_size=batch_size)
-        name = model_name or model_name_for(model)
-    else:
-        encoder, name = model, model_name or "jtcse/encoder"
-    if "/" not in name:
-        raise JtcseError(f"model name {name!r}: mteb needs the form organization/name")
+    encoder, name = _encoder_and_name(model, model_name, pooler, device, max_length, batch_size)
     wrapper = MtebEncoder(encoder, name=name, batch_size=batch_size, show_progress=show_progress)
 
     cache_dir = Path(output_dir).expanduser()
@@ -478,6 +469,27 @@ def run_mteb(
         scores[task_name] = 100.0 * float(task_result.get_score(splits=splits))
         files[task_name] = result_cache.get_task_result_path(task_name, meta)
     return MtebRun(meta.name, meta.revision, scores, main_scores, files, result)
+
+
+def _encoder_and_name(
+    model: Any,
+    model_name: str | None,
+    pooler: str | None,
+    device: str | None,
+    max_length: int | None,
+    batch_size: int,
+) -> tuple[Any, str]:
+    """The encoder to wrap and its ``organization/name`` in mteb's results."""
+    if isinstance(model, (str, Path)):
+        from jtcse.encoder import Encoder
+
+        encoder = Encoder(model, pooler=pooler, device=device, max_length=max_length, batch_size=batch_size)
+        name = model_name or model_name_for(model)
+    else:
+        encoder, name = model, model_name or "jtcse/encoder"
+    if "/" not in name:
+        raise JtcseError(f"model name {name!r}: mteb needs the form organization/name")
+    return encoder, name
 
 
 def _main_score_name(tasks: Sequence[Any], name: str) -> str:
