@@ -21,6 +21,7 @@ Exemptions are listed below, each with its reason; keep the lists short and remo
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,3 +271,15 @@ def test_the_checks_find_each_problem(bad_tree: Path) -> None:
     assert import_cycles(modules) == [["jtcse.model.a", "jtcse.model.b"]]
     # model.b reaches cli.main through the root facade: an upward import
     assert upward_imports(modules) == ["jtcse.model.b:3 imports jtcse.cli.main (layer 6 above its own 2)"]
+
+
+# ----------------------------------------------------------------------------------------- the map stays true
+def test_every_path_in_the_contributing_map_exists() -> None:
+    repo = SRC.parent
+    text = (repo / "docs" / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text.split("## Where to change what", 1)[1].split("\n## ", 1)[0]
+    paths = [p for p in re.findall(r"`([^`]+)`", section) if "<" not in p and ("/" in p or p.endswith(".py"))]
+    assert len(paths) > 20
+    package_files = {p.name for p in (SRC / ROOT).rglob("*.py")}
+    missing = [p for p in paths if not ((repo / p).exists() if "/" in p else p in package_files)]
+    assert missing == []
