@@ -6,6 +6,9 @@
 3. train a JTCSE twin tower from those two (stage 2: cross-attention + modulus constraint);
 4. evaluate the twin tower (sum of the two towers' CLS vectors) on the 7 STS tasks and print both tables.
 
+Steps 2-4 are stages of the pipeline runner (:mod:`jtcse.pipeline.runner`), the one ``jtcse reproduce
+jtcse-bert`` runs at paper size: the demo is that pipeline at demo size, from MiniLM.
+
 The default size (a few hundred Wiki sentences per stage) finishes in about 10 minutes on 2 CPU cores; it
 shows the pipeline working end to end, not the paper's numbers (those need the full recipe on a GPU).
 ``--sentences``/``--batch-size``/``--max-len`` make it longer.
