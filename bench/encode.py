@@ -31,11 +31,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
+from jtcse.benchmark import TASKS
 from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
 from jtcse.model.names import packaged_model_dir
-
-STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
 
 
 def sts_sentences(data_dir: str | None) -> tuple[list[str], str]:
@@ -48,7 +47,7 @@ def sts_sentences(data_dir: str | None) -> tuple[list[str], str]:
     except JtcseError as exc:
         return wiki_sentences(data_dir, reason=str(exc))
     sentences: list[str] = []
-    for task in STS_TASKS:
+    for task in TASKS:
         for pairs in read_task(root, task, "test").values():
             sentences += pairs.sentences1 + pairs.sentences2
     return sentences, f"7 STS test sets under {root}"

@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jtcse.benchmark import mean_std
 from jtcse.cli.main import main
 from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
 from jtcse.evaluation.sts import TASKS, evaluate_sts
-from jtcse.experiments.ablate import (
-    RESULT_FILE,
-    RunResult,
-    mean_std,
+from jtcse.pipeline.ablate import (
     parse_grid,
     run_ablation,
     run_name,
     write_results,
 )
+from jtcse.pipeline.runner import RESULT_FILE, RunResult
 from sts_toy import write_toy_sts
 from train_fixtures import tiny_config, write_corpus
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jtcse.benchmark import in_task_order, md_table, short_name
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.model.format import is_jtcse_dir, read_spec
@@ -25,9 +26,6 @@ from jtcse.run_files import (
     STS_RESULTS_FILE,
     read_metrics,
 )
-
-STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
-_STS_HEADERS = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R"}
 
 
 def write_model_card(
@@ -130,26 +128,20 @@ def _sts_section(report: Any) -> str:
     scores = report.to_json() if hasattr(report, "to_json") else report
     if not isinstance(scores, Mapping):
         return "## STS evaluation\n\n(no scores)\n"
-    tasks = [t for t in STS_TASKS if t in scores] + [
-        t
-        for t in scores
-        if t not in STS_TASKS
-        and t not in ("avg", "details", "pairs")
-        and not isinstance(scores[t], (dict, list))
-    ]
-    names = [_STS_HEADERS.get(t, t) for t in tasks] + ["Avg."]
+    tasks = in_task_order(
+        [
+            t
+            for t in scores
+            if t not in ("avg", "details", "pairs") and not isinstance(scores[t], (dict, list))
+        ]
+    )
+    names = [short_name(t) for t in tasks] + ["Avg."]
     values = [_fmt_score(scores.get(t)) for t in tasks] + [_fmt_score(scores.get("avg"))]
     mode = (scores.get("details") or {}).get("mode") if isinstance(scores.get("details"), Mapping) else None
     caption = "Spearman correlation x100 of cosine similarity"
     caption += f" ({mode} split)" if mode else ""
     caption += ', as SimCSE\'s SentEval fork computes it (STS12-16: the "all" setting).'
-    return (
-        "## STS evaluation\n\n"
-        f"{caption}\n\n"
-        "| " + " | ".join(names) + " |\n"
-        "|" + "|".join("---" for _ in names) + "|\n"
-        "| " + " | ".join(values) + " |\n"
-    )
+    return f"## STS evaluation\n\n{caption}\n\n" + "\n".join(md_table(names, [values])) + "\n"
 
 
 def _number(value: Any) -> float | None:

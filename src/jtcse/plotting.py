@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from jtcse.benchmark import in_task_order
 from jtcse.errors import JtcseError
 from jtcse.run_files import METRICS_FILE, NON_LOSS_FIELDS, read_metrics
 
 PLOTS_DIR = "plots"
-STS_ORDER = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
 _DPI = 110
 
 
@@ -197,7 +197,7 @@ def plot_eval(eval_json: str | Path, out_dir: str | Path | None = None) -> list[
     data, pairs = read_eval_pairs(path)
     out = Path(out_dir) if out_dir is not None else path.with_name(f"{path.stem}_plots")
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [t for t in STS_ORDER if t in pairs] + [t for t in pairs if t not in STS_ORDER]
+    tasks = in_task_order(list(pairs))
     written = []
     for task in tasks:
         fig = _figure(5.0, 4.2)

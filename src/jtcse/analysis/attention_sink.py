@@ -312,7 +312,7 @@ def _diagnose_loaded(
     first_ids = {i for i in (tokenizer.cls_token_id, tokenizer.bos_token_id) if i is not None}
     # Shortest first: less padding per batch; the metrics are per sentence, so order does not matter.
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    batch_size, max_length = settings["batch_size"], settings["max_length"]
+    batch_size = settings["batch_size"]
     attn_rows, ratio_rows, token_counts = [], [], []
     start = time.perf_counter()
     model.eval()
@@ -320,28 +320,10 @@ def _diagnose_loaded(
         batches = range(0, len(order), batch_size)
         for begin in tqdm(batches, desc=f"diagnose {source.label}", unit="batch", disable=not progress):
             batch = [sentences[i] for i in order[begin : begin + batch_size]]
-            encoded = tokenizer(
-                batch,
-                padding=True,
-                truncation=max_length is not None,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            encoded = {k: v.to(device) for k, v in encoded.items()}
-            if first_ids and not set(encoded["input_ids"][:, 0].tolist()) <= first_ids:
-                raise JtcseError(f"{source.path}: the tokenizer does not put a [CLS]/<s> token first")
-            with torch.inference_mode():
-                out = model(**encoded, output_attentions=True, output_hidden_states=True, return_dict=True)
-            if not out.attentions or out.attentions[0] is None:
-                raise JtcseError(f"{source.path}: the model returned no attention probabilities")
-            mask = encoded["attention_mask"]
-            attn_rows.append(
-                cls_attention_mass(
-                    out.attentions, mask, include_cls_query=settings["include_cls_query"]
-                ).cpu()
-            )
-            ratio_rows.append(cls_norm_ratio(out.hidden_states, mask).cpu())
-            token_counts.append(mask.sum(dim=1).cpu())
+            attn, ratio, tokens = _read_batch(model, tokenizer, batch, source, settings, first_ids, device)
+            attn_rows.append(attn)
+            ratio_rows.append(ratio)
+            token_counts.append(tokens)
     finally:
         tokenizer.padding_side = old_padding_side
         model.train(was_training)
@@ -362,6 +344,32 @@ def _diagnose_loaded(
         mean_tokens=float(torch.cat(token_counts).double().mean()),
         seconds=round(time.perf_counter() - start, 3),
     )
+
+
+def _read_batch(
+    model: Any,
+    tokenizer: Any,
+    batch: list[str],
+    source: ModelSource,
+    settings: dict[str, Any],
+    first_ids: set[int],
+    device: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch's per-sentence [CLS] attention mass and E_CLS per layer, and token counts (on the CPU)."""
+    max_length = settings["max_length"]
+    encoded = tokenizer(
+        batch, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="pt"
+    )
+    encoded = {k: v.to(device) for k, v in encoded.items()}
+    if first_ids and not set(encoded["input_ids"][:, 0].tolist()) <= first_ids:
+        raise JtcseError(f"{source.path}: the tokenizer does not put a [CLS]/<s> token first")
+    with torch.inference_mode():
+        out = model(**encoded, output_attentions=True, output_hidden_states=True, return_dict=True)
+    if not out.attentions or out.attentions[0] is None:
+        raise JtcseError(f"{source.path}: the model returned no attention probabilities")
+    mask = encoded["attention_mask"]
+    attn = cls_attention_mass(out.attentions, mask, include_cls_query=settings["include_cls_query"])
+    return attn.cpu(), cls_norm_ratio(out.hidden_states, mask).cpu(), mask.sum(dim=1).cpu()
 
 
 def _ensure_eager(model: Any) -> Any:

@@ -74,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jtcse.errors import JtcseError
-    from jtcse.experiments.ablate import (
+    from jtcse.pipeline.ablate import (
         command_line,
         parse_grid,
         parse_seeds,

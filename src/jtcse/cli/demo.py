@@ -6,6 +6,9 @@
 3. train a JTCSE twin tower from those two (stage 2: cross-attention + modulus constraint);
 4. evaluate the twin tower (sum of the two towers' CLS vectors) on the 7 STS tasks and print both tables.
 
+Steps 2-4 are stages of the pipeline runner (:mod:`jtcse.pipeline.runner`), the one ``jtcse reproduce
+jtcse-bert`` runs at paper size: the demo is that pipeline at demo size, from MiniLM.
+
 The default size (a few hundred Wiki sentences per stage) finishes in about 10 minutes on 2 CPU cores; it
 shows the pipeline working end to end, not the paper's numbers (those need the full recipe on a GPU).
 ``--sentences``/``--batch-size``/``--max-len`` make it longer.
@@ -21,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jtcse.benchmark import TASKS, md_table, short_name
 from jtcse.errors import JtcseError
+from jtcse.fs import atomic_write_text
 
 MARKER = ".jtcse-demo"
 
@@ -56,75 +61,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jtcse.data.paths import resolve_data_dir
+    from jtcse.pipeline.runner import evaluate_model, run_stages
 
-    for name in ("sentences", "batch_size", "max_len"):
-        if getattr(args, name) < 1:
-            raise JtcseError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.sentences < 2 * args.batch_size:
-        raise JtcseError(
-            f"--sentences {args.sentences}: need at least two batches of --batch-size {args.batch_size}"
-        )
+    _check_sizes(args)
     data_dir = resolve_data_dir(args.data_dir, need="sts")
     out = _prepare_output_dir(Path(args.output_dir))
+    tasks = _resolve_tasks(args.tasks)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     tables: dict[str, Any] = {}
-    progress = not args.quiet
 
     _say(f"data: {data_dir}  output: {out}")
     if not args.skip_start_eval:
-        t = time.perf_counter()
-        tables["start"] = _evaluate(args.model, "cls_before_pooler", data_dir, "start", args.tasks, progress)
-        timings["eval start"] = time.perf_counter() - t
-
-    common = {
-        "data": {
-            "corpus": "wiki",
-            "data_dir": str(data_dir),
-            "max_sentences": args.sentences,
-            "max_len": args.max_len,
-        },
-        "train": {"batch_size": args.batch_size, "epochs": 1, "save_every": 0, "progress": progress},
-    }
-    steps = args.sentences // args.batch_size
-    for tower, seed in (("a", 1), ("b", 2)):
-        t = time.perf_counter()
-        _train(
-            {
-                "method": "simcse",
-                "seed": seed,
-                "output_dir": str(out / f"simcse_{tower}"),
-                "model": {"base": args.model, "pooler": "cls"},
-                "data": common["data"],
-                "train": {**common["train"], "lr": args.lr_simcse},
-                "eval": {"every": max(1, steps // 2)},
-            },
-            f"stage 1: SimCSE tower {tower.upper()} (seed {seed}, {steps} steps)",
+        _say("evaluating the start model on the STS tasks")
+        _, scores, timings["eval start"] = evaluate_model(
+            args.model, data_dir=data_dir, tasks=tasks, dev=False, pooler="cls_before_pooler"
         )
-        timings[f"train simcse_{tower}"] = time.perf_counter() - t
+        tables["start"] = {"label": "start", "scores": scores}
 
-    t = time.perf_counter()
-    _train(
-        {
-            "method": "jtcse",
-            "seed": 42,
-            "output_dir": str(out / "jtcse"),
-            "model": {
-                "tower_a": str(out / "simcse_a"),
-                "tower_b": str(out / "simcse_b"),
-                "num_ca_layers": args.num_ca_layers,
-            },
-            "data": common["data"],
-            "train": {**common["train"], "lr": args.lr_jtcse},
-            "eval": {"every": max(1, steps // 2)},
-        },
-        f"stage 2: JTCSE twin tower ({steps} steps, {args.num_ca_layers} cross-attention layers)",
+    stages = _stages(args, data_dir, out, tasks)
+    outcome = run_stages(
+        stages, announce=lambda _, stage: _say(stage.name), after=lambda _, r: _done(r, timings)
     )
-    timings["train jtcse"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    tables["jtcse"] = _evaluate(str(out / "jtcse"), None, data_dir, "JTCSE twin tower", args.tasks, progress)
-    timings["eval jtcse"] = time.perf_counter() - t
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    twin = outcome.results[-1]
+    tables["jtcse"] = {"label": "JTCSE twin tower", "scores": twin.test}
+    timings["eval jtcse"] = twin.eval_s
     timings["total"] = time.perf_counter() - started
 
     summary = {
@@ -132,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
     }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "demo_summary.json", json.dumps(summary, indent=2) + "\n")
     print()
     print(_comparison(tables))
     print()
@@ -142,6 +105,73 @@ def run(args: argparse.Namespace) -> int:
         f"{out / 'demo_summary.json'}"
     )
     return 0
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    for name in ("sentences", "batch_size", "max_len"):
+        if getattr(args, name) < 1:
+            raise JtcseError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.sentences < 2 * args.batch_size:
+        raise JtcseError(
+            f"--sentences {args.sentences}: need at least two batches of --batch-size {args.batch_size}"
+        )
+
+
+def _resolve_tasks(tasks: list[str] | None) -> list[str]:
+    from jtcse.evaluation.sts import resolve_tasks
+
+    return resolve_tasks(tasks, "test")
+
+
+def _stages(args: argparse.Namespace, data_dir: Path, out: Path, tasks: list[str]) -> list[Any]:
+    """Stage 1 (two SimCSE towers from the start model) and stage 2 (the JTCSE twin), as pipeline stages."""
+    from jtcse.pipeline.runner import Stage
+    from jtcse.training.config import load_config
+
+    steps = args.sentences // args.batch_size
+    common = {
+        "data": {
+            "corpus": "wiki",
+            "data_dir": str(data_dir),
+            "max_sentences": args.sentences,
+            "max_len": args.max_len,
+        },
+        "eval": {"every": max(1, steps // 2)},
+    }
+    train = {"batch_size": args.batch_size, "epochs": 1, "save_every": 0, "progress": not args.quiet}
+    stages = []
+    for tower, seed in (("a", 1), ("b", 2)):
+        raw = {
+            "method": "simcse",
+            "seed": seed,
+            "output_dir": str(out / f"simcse_{tower}"),
+            "model": {"base": args.model, "pooler": "cls"},
+            "train": {**train, "lr": args.lr_simcse},
+            **common,
+        }
+        label = f"stage 1: SimCSE tower {tower.upper()} (seed {seed}, {steps} steps)"
+        stages.append(Stage(label, load_config(None, base=raw)))
+    raw = {
+        "method": "jtcse",
+        "seed": 42,
+        "output_dir": str(out / "jtcse"),
+        "model": {
+            "tower_a": str(out / "simcse_a"),
+            "tower_b": str(out / "simcse_b"),
+            "num_ca_layers": args.num_ca_layers,
+        },
+        "train": {**train, "lr": args.lr_jtcse},
+        **common,
+    }
+    label = f"stage 2: JTCSE twin tower ({steps} steps, {args.num_ca_layers} cross-attention layers)"
+    stages.append(Stage(label, load_config(None, base=raw), tuple(tasks)))
+    return stages
+
+
+def _done(result: Any, timings: dict[str, float]) -> None:
+    timings[f"train {Path(result.output_dir).name}"] = result.train_s or 0.0
+    best = f", best STS-B dev {result.dev_stsb:.2f} at step {result.best_step}" if result.best_step else ""
+    _say(f"done: {result.output_dir}{best}")
 
 
 def _prepare_output_dir(out: Path) -> Path:
@@ -157,47 +187,11 @@ def _prepare_output_dir(out: Path) -> Path:
     return out
 
 
-def _evaluate(
-    model: str, pooler: str | None, data_dir: Path, label: str, tasks: list[str] | None, progress: bool
-) -> dict[str, Any]:
-    from jtcse import Encoder
-    from jtcse.evaluation.sts import evaluate_sts
-
-    _say(f"evaluating {label} on the STS tasks")
-    report = evaluate_sts(
-        Encoder(model, pooler=pooler), data_dir=data_dir, tasks=tasks, show_progress=progress
-    )
-    print(report.format_table().replace("------ test ------", f"------ {label} ------"))
-    return {"label": label, "scores": report.scores}
-
-
-def _train(raw: dict[str, Any], label: str) -> None:
-    from jtcse.training.config import load_config
-    from jtcse.training.trainer import train
-
-    _say(label)
-    result = train(load_config(None, base=raw))
-    best = (
-        f", best STS-B dev {result.best_dev:.2f} at step {result.best_step}"
-        if result.best_dev is not None
-        else ""
-    )
-    _say(f"done: {result.output_dir}{best}")
-
-
 def _comparison(tables: dict[str, Any]) -> str:
-    from jtcse.evaluation.sts import TASKS
-
-    short = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R", "avg": "Avg."}
     names = [task for task in (*TASKS, "avg") if all(task in t["scores"] for t in tables.values())]
-    rows = [("model", *(short.get(n, n) for n in names))]
-    for table in tables.values():
-        rows.append((table["label"], *(f"{table['scores'][n]:.2f}" for n in names)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    head = ["model", *("Avg." if n == "avg" else short_name(n) for n in names)]
+    rows = [[t["label"], *(f"{t['scores'][n]:.2f}" for n in names)] for t in tables.values()]
+    lines = md_table(head, rows, align=True)
     return "\n".join(["7-task STS (Spearman x100, SentEval 'all' setting):", *lines])
 
 

@@ -93,12 +93,7 @@ def load_corpus(
         raise ValueError(f"on_bad_utf8 must be 'skip' or 'error', not {on_bad_utf8!r}")
     if max_chars < 1:
         raise ValueError("max_chars must be >= 1")
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise JtcseError(f"{path}: no such corpus file")
-    if not path.is_file():
-        raise JtcseError(f"{path}: is not a file; expected a text file with one sentence per line")
-
+    path = _corpus_file(path)
     stats = CorpusStats()
     sentences: list[str] = []
     seen: set[str] = set()
@@ -106,26 +101,12 @@ def load_corpus(
     with path.open("rb") as fh:
         for line_no, (raw, cut) in enumerate(_bounded_lines(fh, max_chars * _MAX_UTF8_BYTES), start=1):
             stats.lines += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                # A cut can split one multi-byte character at the very end; that is not a bad line.
-                if (
-                    cut
-                    and exc.start >= len(raw) - (_MAX_UTF8_BYTES - 1)
-                    and exc.reason.startswith("unexpected end")
-                ):
-                    text = raw[: exc.start].decode("utf-8", errors="strict")
-                else:
-                    if on_bad_utf8 == "error":
-                        raise JtcseError(
-                            f"{path}:{line_no}: not valid UTF-8 ({exc.reason} at byte {exc.start} of the "
-                            'line); fix the file or set data.on_bad_utf8 = "skip"'
-                        ) from None
-                    stats.bad_utf8 += 1
-                    if len(stats.bad_utf8_lines) < _LINES_QUOTED:
-                        stats.bad_utf8_lines.append(line_no)
-                    continue
+            text = _decode(raw, cut, f"{path}:{line_no}", on_bad_utf8)
+            if text is None:
+                stats.bad_utf8 += 1
+                if len(stats.bad_utf8_lines) < _LINES_QUOTED:
+                    stats.bad_utf8_lines.append(line_no)
+                continue
             sentence = text.strip()
             if not sentence:
                 stats.blank += 1
@@ -155,6 +136,31 @@ def load_corpus(
         why = "is empty" if stats.lines == 0 else f"has no sentences ({stats.summary()})"
         raise JtcseError(f"{path}: {why}; expected one sentence per line")
     return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
+
+
+def _corpus_file(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise JtcseError(f"{path}: no such corpus file")
+    if not path.is_file():
+        raise JtcseError(f"{path}: is not a file; expected a text file with one sentence per line")
+    return path
+
+
+def _decode(raw: bytes, cut: bool, where: str, on_bad_utf8: str) -> str | None:
+    """The line as text; None for a line that is not valid UTF-8 (an error with ``on_bad_utf8="error"``)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut can split one multi-byte character at the very end; that is not a bad line.
+        if cut and exc.start >= len(raw) - (_MAX_UTF8_BYTES - 1) and exc.reason.startswith("unexpected end"):
+            return raw[: exc.start].decode("utf-8", errors="strict")
+        if on_bad_utf8 == "error":
+            raise JtcseError(
+                f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start} of the "
+                'line); fix the file or set data.on_bad_utf8 = "skip"'
+            ) from None
+        return None
 
 
 def _bounded_lines(fh, limit: int):

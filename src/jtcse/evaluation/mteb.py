@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 
+from jtcse.benchmark import MTEB_NAMES, TASKS
 from jtcse.data.sts import DATA_DIR_HINT, STS_YEAR_SUBSETS, StsPairs, read_pair_table, read_sts_subset
 from jtcse.errors import JtcseError, first_line
 
 LOCAL_PREFIX = "local:"
 TSV_PREFIX = "tsv:"
 LOCAL_SUFFIX = ".local"
-LOCAL_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICK-R")
+LOCAL_TASKS = tuple(MTEB_NAMES.get(t, t) for t in TASKS)  # MTEB's names of the 7 tasks
 _LOCAL_ALIASES = {"SICKRelatedness": "SICK-R", "SICK": "SICK-R", "STSB": "STSBenchmark"}
 _SICK_FILES = ("SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt")
 # Files that determine a model's embeddings (exported copies such as onnx/ do not).
@@ -436,16 +437,7 @@ def run_mteb(
     task_objects += resolve_tasks(task_names, data_dir=data_dir) if task_names else []
     if not task_objects:
         raise JtcseError("--tasks: name at least one task")
-
-    if isinstance(model, (str, Path)):
-        from jtcse.encoder import Encoder
-
-        encoder = Encoder(model, pooler=pooler, device=device, max_length=max_length, batch_size=batch_size)
-        name = model_name or model_name_for(model)
-    else:
-        encoder, name = model, model_name or "jtcse/encoder"
-    if "/" not in name:
-        raise JtcseError(f"model name {name!r}: mteb needs the form organization/name")
+    encoder, name = _encoder_and_name(model, model_name, pooler, device, max_length, batch_size)
     wrapper = MtebEncoder(encoder, name=name, batch_size=batch_size, show_progress=show_progress)
 
     cache_dir = Path(output_dir).expanduser()
@@ -476,6 +468,27 @@ def run_mteb(
         scores[task_name] = 100.0 * float(task_result.get_score(splits=splits))
         files[task_name] = result_cache.get_task_result_path(task_name, meta)
     return MtebRun(meta.name, meta.revision, scores, main_scores, files, result)
+
+
+def _encoder_and_name(
+    model: Any,
+    model_name: str | None,
+    pooler: str | None,
+    device: str | None,
+    max_length: int | None,
+    batch_size: int,
+) -> tuple[Any, str]:
+    """The encoder to wrap and its ``organization/name`` in mteb's results."""
+    if isinstance(model, (str, Path)):
+        from jtcse.encoder import Encoder
+
+        encoder = Encoder(model, pooler=pooler, device=device, max_length=max_length, batch_size=batch_size)
+        name = model_name or model_name_for(model)
+    else:
+        encoder, name = model, model_name or "jtcse/encoder"
+    if "/" not in name:
+        raise JtcseError(f"model name {name!r}: mteb needs the form organization/name")
+    return encoder, name
 
 
 def _main_score_name(tasks: Sequence[Any], name: str) -> str:

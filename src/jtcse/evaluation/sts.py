@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
+from jtcse.benchmark import DEV_TASKS, TASKS
 from jtcse.data.paths import resolve_data_dir
 from jtcse.data.sts import STS_YEAR_SUBSETS, StsPairs, read_stsb, read_task
 from jtcse.errors import JtcseError
 
-TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
-DEV_TASKS = ("STSBenchmark", "SICKRelatedness")
 MODES = ("test", "dev")
 
 _ALIASES = {
@@ -169,33 +169,19 @@ def pair_cosines(unit: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.nd
 
 
 def correlations(predicted: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
-    """(Spearman, Pearson) x100, as ``scipy.stats.spearmanr`` / ``pearsonr`` give them; NaN when a side is
-    constant. Spearman is the Pearson correlation of tie-averaged ranks."""
+    """(Spearman, Pearson) x100 from ``scipy.stats.spearmanr`` / ``pearsonr`` (ties get average ranks, as
+    SentEval's scipy call gives them); NaN when a side is constant."""
     predicted = np.asarray(predicted, dtype=np.float64)
     gold = np.asarray(gold, dtype=np.float64)
     if len(predicted) < 2 or np.ptp(predicted) == 0 or np.ptp(gold) == 0:
         return math.nan, math.nan
-    spearman = _pearson(average_ranks(predicted), average_ranks(gold))
-    return 100.0 * spearman, 100.0 * _pearson(predicted, gold)
+    spearman = float(stats.spearmanr(predicted, gold)[0])
+    return 100.0 * spearman, 100.0 * float(stats.pearsonr(predicted, gold)[0])
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks; tied values share the mean of the ranks they span (scipy's ``rankdata`` "average")."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    # Start index of every run of equal values, plus the end.
-    bounds = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True])))
-    run_ranks = (bounds[:-1] + bounds[1:] + 1) / 2.0  # mean of ranks start+1 .. end
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat(run_ranks, np.diff(bounds))
-    return ranks
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    y = y - y.mean()
-    value = float(np.dot(x, y) / math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y))))
-    return max(-1.0, min(1.0, value))
+    """1-based ranks; tied values share the mean of the ranks they span (what Spearman correlates)."""
+    return stats.rankdata(values, method="average")
 
 
 def _score_task(
