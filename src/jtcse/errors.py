@@ -16,3 +16,8 @@ class JtcseError(Exception):
     def __init__(self, message: str) -> None:
         # Keep it to one line even when a caller formats a multi-line value into it.
         super().__init__(" ".join(str(message).split()))
+
+
+class JtcseWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it as one line
+    (``jtcse: warning: ...``), without Python's file and source line."""

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
 
 # Bytes per character at most in UTF-8: a line is read up to 4 * max_chars bytes before it is cut.
 _MAX_UTF8_BYTES = 4
@@ -87,6 +87,7 @@ def load_corpus(
     dedup: bool = False,
     max_sentences: int = 0,
     on_bad_utf8: str = "skip",
+    min_sentences: int = 2,
 ) -> Corpus:
     """Read a one-sentence-per-line file (see the module docstring for the rules)."""
     if on_bad_utf8 not in ("skip", "error"):
@@ -149,11 +150,17 @@ def load_corpus(
         warnings.warn(
             f"{path}: skipped {stats.bad_utf8} line(s) that are not valid UTF-8 "
             f"(line {', '.join(map(str, stats.bad_utf8_lines))}{more})",
+            JtcseWarning,
             stacklevel=2,
         )
     if not sentences:
         why = "is empty" if stats.lines == 0 else f"has no sentences ({stats.summary()})"
         raise JtcseError(f"{path}: {why}; expected one sentence per line")
+    if len(sentences) < min_sentences:
+        raise JtcseError(
+            f"{path}: only {len(sentences)} sentence(s) ({stats.summary()}); contrastive training needs at "
+            f"least {min_sentences}, since each sentence's negatives are the other sentences of its batch"
+        )
     return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
 
 

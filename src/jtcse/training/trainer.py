@@ -42,9 +42,15 @@ from torch import nn
 from jtcse.data.batching import PairTokenizer, pack_batches, plan_epoch, unpack_batches
 from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write_text
+from jtcse.fs import atomic_write_text, removed_on_failure
 from jtcse.training import distributed
-from jtcse.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, save_checkpoint
+from jtcse.training.checkpoint import (  # recover_output_dir: issue 15
+    CHECKPOINT_DIR,
+    checkpoint_path,
+    load_checkpoint,
+    recover_output_dir,
+    save_checkpoint,
+)
 from jtcse.training.config import RESOLVED_CONFIG_NAME, Config, config_from_dict, dump_yaml, resolve
 from jtcse.training.metrics import METRICS_FILE, MetricsLog, require_tensorboard, truncate_after
 from jtcse.training.precision import resolve_pad_multiple, resolve_precision
@@ -98,6 +104,7 @@ def train(
     """
     out = Path(config.output_dir)
     ckpt_file = checkpoint_path(out)
+    recover_output_dir(out)  # issue 15: temporaries and staging left by a crashed earlier run
     saved: dict[str, Any] | None = None
     if resume:
         saved = load_checkpoint(ckpt_file)
@@ -544,7 +551,8 @@ def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     extra = {"train_config": RESOLVED_CONFIG_NAME, **facts}
-    task.save_model(staging, extra)
+    with removed_on_failure(staging, out):  # issue 15: a full disk is one line and leaves no staging
+        task.save_model(staging, extra)
     entries = sorted(staging.iterdir(), key=lambda p: p.name == "jtcse.json")
     for entry in entries:
         target = out / entry.name
