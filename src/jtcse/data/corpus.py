@@ -87,7 +87,7 @@ def load_corpus(
     dedup: bool = False,
     max_sentences: int = 0,
     on_bad_utf8: str = "skip",
-    min_sentences: int = 2,
+    min_sentences: int = 1,
 ) -> Corpus:
     """Read a one-sentence-per-line file (see the module docstring for the rules)."""
     if on_bad_utf8 not in ("skip", "error"):

@@ -185,9 +185,6 @@ def write_spec(model_dir: str | Path, spec: ModelSpec) -> Path:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / CONFIG_NAME
-    for member in spec.members:
-        if not member.external:
-            resolve_member_path(model_dir, member)  # confined and present, or fail before writing
     spec.checksums = build_manifest(model_dir, member_dirs_inside(model_dir, spec))
     atomic_write_text(target, json.dumps(spec.to_dict(), indent=2) + "\n")
     return target

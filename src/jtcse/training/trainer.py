@@ -469,6 +469,7 @@ def _load_corpus(config: Config) -> Corpus:
         dedup=config.data.dedup,
         max_sentences=config.data.max_sentences,
         on_bad_utf8=config.data.on_bad_utf8,
+        min_sentences=2,  # issue 15: one sentence has no in-batch negatives (loss 0, nothing learned)
     )
 
 
