@@ -162,18 +162,21 @@ def atomic_write(
 
 
 @contextmanager
-def staged_directory(out: str | Path, *, prefix: str = "jtcse_tmp_") -> Iterator[Path]:
+def staged_directory(
+    out: str | Path, *, prefix: str = "jtcse_tmp_", size_hint: int | None = None
+) -> Iterator[Path]:
     """Build a directory in a sibling temporary folder and swap it in for ``out`` only when the block
     succeeds: an error (or Ctrl-C) leaves ``out`` as it was, never half-written. The old ``out`` is moved
     aside before the new one is renamed in, and deleted only after. A full disk inside the block is a
-    one-line :class:`JtcseError` naming ``out``."""
+    one-line :class:`JtcseError` naming ``out`` (``size_hint``: the expected size in bytes, for its
+    "needed" figure)."""
     out = Path(out)
     check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out.parent)
     tag = _owner_tag()
     staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{tag}.", dir=out.parent))
-    with removed_on_failure(staging, out):
+    with removed_on_failure(staging, out, size_hint=size_hint):
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's folder is private (0700); a plain mkdir's is not
         yield staging
         aside = None
@@ -192,7 +195,7 @@ def staged_directory(out: str | Path, *, prefix: str = "jtcse_tmp_") -> Iterator
 
 
 @contextmanager
-def removed_on_failure(staging: Path, target: Path) -> Iterator[None]:
+def removed_on_failure(staging: Path, target: Path, *, size_hint: int | None = None) -> Iterator[None]:
     """Any error in the block deletes the folder ``staging`` that was being filled for ``target``; a full
     disk becomes the one-line :class:`JtcseError` naming ``target``."""
     try:
@@ -202,7 +205,9 @@ def removed_on_failure(staging: Path, target: Path) -> Iterator[None]:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, Exception) and not isinstance(exc, JtcseError) and is_disk_full(exc):
             kept = f"{target} is unchanged" if target.exists() else ""
-            raise disk_full_error(target, written + 1, exact=False, kept=kept) from exc
+            exact = bool(size_hint and size_hint > written)
+            needed = size_hint if exact else written + 1
+            raise disk_full_error(target, needed, exact=exact, kept=kept) from exc
         raise
 
 

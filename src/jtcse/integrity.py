@@ -126,3 +126,8 @@ def check_finite_weights(model, source: str) -> None:
             raise JtcseError(
                 f"{source}: weight {name} holds NaN or inf; the model is damaged (restore or re-train it)"
             )
+
+
+def parameter_bytes(module) -> int:
+    """Bytes of the trainable parameters in float32: about what saving the model writes."""
+    return sum(4 * p.numel() for p in module.parameters() if p.requires_grad)

@@ -43,6 +43,7 @@ from jtcse.data.batching import PairTokenizer, pack_batches, plan_epoch, unpack_
 from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, removed_on_failure
+from jtcse.integrity import parameter_bytes
 from jtcse.training import distributed
 from jtcse.training.checkpoint import (  # recover_output_dir: issue 15
     CHECKPOINT_DIR,
@@ -552,7 +553,8 @@ def _export(task: nn.Module, out: Path, config: Config, facts: dict[str, Any]) -
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     extra = {"train_config": RESOLVED_CONFIG_NAME, **facts}
-    with removed_on_failure(staging, out):  # issue 15: a full disk is one line and leaves no staging
+    # issue 15: a full disk is one line (with the space needed) and leaves no staging folder
+    with removed_on_failure(staging, out, size_hint=parameter_bytes(task)):
         task.save_model(staging, extra)
     entries = sorted(staging.iterdir(), key=lambda p: p.name == "jtcse.json")
     for entry in entries:
