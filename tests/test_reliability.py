@@ -468,3 +468,18 @@ def test_relative_model_path_that_does_not_exist(tmp_path: Path, capsys, monkeyp
     assert_one_line_error(code, err, "--model runs/simcse: no such directory")
     code, err = run_cli(["similarity", "--model", "my_model", "a", "b"], capsys)  # could be a hub id
     assert_one_line_error(code, err, "--model my_model: no such directory, and no Hugging Face hub model")
+
+
+def test_a_full_disk_anywhere_else_is_still_one_line(tmp_path, tiny_bert_dir, capsys, monkeypatch) -> None:
+    """A writer outside jtcse.fs (here the metrics log's append) hitting ENOSPC: the CLI's last net."""
+    from jtcse.training.metrics import MetricsLog
+
+    def log(self, record) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(MetricsLog, "log", log)
+    config = tmp_path / "config.json"
+    raw = tiny_config(tmp_path, tiny_bert_dir, train={"max_steps": 1}, eval={"every": 0})
+    config.write_text(json.dumps(raw))
+    code, err = run_cli(["train", str(config)], capsys)
+    assert_one_line_error(code, err, "metrics.jsonl: no space left on the device")

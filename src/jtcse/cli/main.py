@@ -67,25 +67,28 @@ _python_show_warning = warnings.showwarning
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.showwarning = _show_warning
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         code = args.func(args)
     except JtcseError as exc:
         print(f"jtcse: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except OSError as exc:
+    except KeyboardInterrupt:
+        print("jtcse: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
         if not is_disk_full(exc):
             raise
         # a writer that does not go through jtcse.fs (logs, third-party code): still one line, exit 2
-        where = f"{exc.filename}: " if exc.filename else ""
+        filename = getattr(exc, "filename", None)
+        where = f"{filename}: " if filename else ""
         print(
             f"jtcse: error: {where}no space left on the device; free some space and run again",
             file=sys.stderr,
         )
         sys.exit(JtcseError.exit_code)
-    except KeyboardInterrupt:
-        print("jtcse: interrupted", file=sys.stderr)
-        sys.exit(130)
+    finally:
+        warnings.showwarning = previous
     sys.exit(code or 0)
 
 
