@@ -235,6 +235,18 @@ def test_full_disk_in_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old content" and os.listdir(tmp_path) == ["vectors.npy"]
 
 
+def test_a_short_write_from_numpy_counts_as_a_full_disk(tmp_path: Path) -> None:
+    def write(fh) -> None:
+        fh.write(b"v" * 300)
+        raise OSError("4000000 requested and 262112 written")  # np.save's report, without an errno
+
+    with pytest.raises(
+        JtcseError, match=r"vecs\.npy: no space left on the device \(.* at least 301 B needed"
+    ):
+        fs.atomic_write(tmp_path / "vecs.npy", write)
+    assert os.listdir(tmp_path) == []
+
+
 def test_full_disk_in_a_staged_directory_leaves_no_staging(tmp_path: Path) -> None:
     out = tmp_path / "export"
     out.mkdir()

@@ -31,6 +31,8 @@ from jtcse.errors import JtcseError
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # how writers that do not raise OSError say it (safetensors' Rust writer, torch's zip writer)
 _DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded", "os error 28", "os error 122")
+# numpy's ndarray.tofile (np.save to a real file) reports a short write without an errno
+_SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
 # a temporary of another host is only taken to be orphaned after this long (no way to ask for its pid)
 _FOREIGN_AGE_S = 24 * 3600
 # ".NAME.<host>-<pid>.<random>.tmp" (this version) or ".NAME.<random>.tmp" (earlier versions)
@@ -63,7 +65,8 @@ def is_disk_full(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
             return True
-        if any(text in str(current).lower() for text in _DISK_FULL_TEXT):
+        text = str(current).lower()
+        if any(marker in text for marker in _DISK_FULL_TEXT) or _SHORT_WRITE.search(text):
             return True
         current = current.__cause__ or current.__context__
     return False
