@@ -350,6 +350,29 @@ def test_orphaned_temporaries_are_removed_and_live_ones_kept(tmp_path: Path) -> 
     assert (out / "notes.tmp").exists()
 
 
+def test_an_export_interrupted_after_its_staging_was_complete_is_finished(
+    trained: Path, tiny_bert_dir_b: Path, tmp_path: Path
+) -> None:
+    """Killed in the middle of moving a finished export into OUT: the next start completes the move, so the
+    model is the new one throughout (never half old, half new)."""
+    out = copy_run(trained, tmp_path)
+    staging = out / ".export.tmp"
+    staging.mkdir()
+    new_weights = tiny_bert_dir_b / "model.safetensors"  # the "better" model of the interrupted export
+    shutil.copy(new_weights, staging / "model.safetensors")
+    shutil.copy(out / "config.json", staging / "config.json")
+    spec = json.loads((out / "jtcse.json").read_text())
+    spec["checksums"]["model.safetensors"] = hashlib.sha256(new_weights.read_bytes()).hexdigest()
+    (staging / "jtcse.json").write_text(json.dumps(spec))
+    (staging / "model.safetensors").rename(out / "model.safetensors")  # the kill fell after this move
+    with pytest.raises(JtcseError, match=r"model\.safetensors: does not match its checksum"):
+        Encoder(out, device="cpu")  # as the crash left it: refused, not silently mixed
+    recover_output_dir(out)
+    assert not staging.exists() and json.loads((out / "jtcse.json").read_text()) == spec
+    assert (out / "model.safetensors").read_bytes() == new_weights.read_bytes()
+    assert Encoder(out, device="cpu").dim == 32
+
+
 def test_writers_clean_up_after_an_earlier_crash(tmp_path: Path) -> None:
     pid, host = dead_pid(), host_tag()
     target = tmp_path / "vectors.npy"

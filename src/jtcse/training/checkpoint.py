@@ -20,6 +20,7 @@ non-finite weights is also never written: the previous checkpoint stays.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -171,18 +172,20 @@ def _tensor_bytes(state: dict[str, Any]) -> int:
 
 def recover_output_dir(output_dir: str | Path) -> None:
     """Refuse an output path that is a file, then tidy what a crashed earlier run left in a training output
-    directory: temporaries of dead writers in ``OUT``, ``OUT/checkpoint`` and the model's sub-folders, the
-    export staging folder, and a tower folder moved aside just before a crash (put back when nothing
-    replaced it, else deleted)."""
+    directory: temporaries of dead writers in ``OUT``, ``OUT/checkpoint`` and the model's sub-folders, and an
+    interrupted model export. An export whose staging folder is complete (it holds ``jtcse.json``, written
+    last) is finished; an incomplete one is deleted, and a tower folder it had moved aside is put back."""
     out = Path(output_dir)
     check_output_dir(out)
     if not out.is_dir():
         return
     remove_stale_temporaries(out)
+    staging = out / _EXPORT_STAGING
+    if (staging / "jtcse.json").is_file():
+        _finish_export(staging, out)
+    shutil.rmtree(staging, ignore_errors=True)
     for entry in sorted(out.iterdir()):
-        if entry.name == _EXPORT_STAGING and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(_ASIDE_PREFIX) and entry.is_dir():
+        if entry.name.startswith(_ASIDE_PREFIX) and entry.is_dir():
             original = out / entry.name[len(_ASIDE_PREFIX) :]
             if original.exists():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -190,3 +193,12 @@ def recover_output_dir(output_dir: str | Path) -> None:
                 entry.rename(original)
         elif entry.is_dir() and not entry.name.startswith("."):
             remove_stale_temporaries(entry)
+
+
+def _finish_export(staging: Path, out: Path) -> None:
+    """Move the rest of a complete export into place, ``jtcse.json`` last (as trainer._export does)."""
+    for entry in sorted(staging.iterdir(), key=lambda p: p.name == "jtcse.json"):
+        target = out / entry.name
+        if entry.is_dir() and target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
