@@ -490,10 +490,14 @@ def test_sts_subsets_without_usable_gold(tmp_path, tiny_bert_dir, capsys, gold: 
     assert_one_line_error(code, err, str(gold_file), message)
 
 
-def test_empty_model_folder(tmp_path: Path, capsys) -> None:
+def test_empty_model_folder(tmp_path: Path, tiny_bert_dir: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     code, err = run_cli(["similarity", "--model", str(tmp_path / "empty"), "a", "b"], capsys)
     assert_one_line_error(code, err, "empty: not a model directory (it is empty)")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_config(tmp_path, tiny_bert_dir)))
+    code, err = run_cli(["train", str(config), "--set", f"model.base={tmp_path / 'empty'}"], capsys)
+    assert_one_line_error(code, err, "model.base = ", "empty: not a model directory (it is empty)")
 
 
 def test_relative_model_path_that_does_not_exist(tmp_path: Path, capsys, monkeypatch) -> None:

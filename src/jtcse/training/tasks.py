@@ -27,8 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
+from jtcse.integrity import check_model_folder  # issue 15
 from jtcse.losses import TERMS, LossWeights, jtcse_objective, modulus_constraint, simcse_objective
-from jtcse.model.format import MemberSpec, ModelSpec, write_spec
+from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
 from jtcse.training.config import TNCSE_DROPOUT, Config
 from jtcse.training.step import Vectors
@@ -254,10 +255,13 @@ def _resolve(name: str, key: str) -> str:
     from jtcse.model.names import resolve_model
 
     try:
-        return resolve_model(name)
+        path = resolve_model(name)
     except JtcseError as exc:
         reason = str(exc).removeprefix(f"--model {name}: ")
         raise JtcseError(f"{key} = {name!r}: {reason}") from exc
+    if not is_jtcse_dir(path):  # issue 15: an empty folder or a truncated .safetensors is one clear line
+        check_model_folder(path, f"{key} =")
+    return path
 
 
 def _load_tokenizer(path: str, key: str) -> Any:
