@@ -522,3 +522,14 @@ def test_a_full_disk_anywhere_else_is_still_one_line(tmp_path, tiny_bert_dir, ca
     config.write_text(json.dumps(raw))
     code, err = run_cli(["train", str(config)], capsys)
     assert_one_line_error(code, err, "metrics.jsonl: no space left on the device")
+
+
+def test_encode_tidies_its_output_folder_first(tmp_path: Path, tiny_bert_dir: Path, capsys) -> None:
+    pid, host = dead_pid(), host_tag()
+    orphan = tmp_path / f".old_vectors.npy.{host}-{pid}.abcd1234.tmp"  # an encode killed mid-write
+    orphan.write_bytes(b"\0" * 1000)
+    (tmp_path / "in.txt").write_text("a man plays\na dog runs\n")
+    argv = ["encode", "--model", str(tiny_bert_dir), "--device", "cpu", "--input", str(tmp_path / "in.txt")]
+    code, err = run_cli([*argv, "--output", str(tmp_path / "vecs.npy")], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["in.txt", "vecs.npy"]
