@@ -89,7 +89,8 @@ def load_corpus(
     on_bad_utf8: str = "skip",
     min_sentences: int = 1,
 ) -> Corpus:
-    """Read a one-sentence-per-line file (see the module docstring for the rules)."""
+    """Read a one-sentence-per-line file (see the module docstring for the rules); fewer than
+    ``min_sentences`` sentences is an error (training asks for 2: a contrastive loss needs negatives)."""
     if on_bad_utf8 not in ("skip", "error"):
         raise ValueError(f"on_bad_utf8 must be 'skip' or 'error', not {on_bad_utf8!r}")
     if max_chars < 1:
@@ -153,15 +154,19 @@ def load_corpus(
             JtcseWarning,
             stacklevel=2,
         )
-    if not sentences:
+    _check_count(path, len(sentences), stats, min_sentences)
+    return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
+
+
+def _check_count(path: Path, count: int, stats: CorpusStats, min_sentences: int) -> None:
+    if not count:
         why = "is empty" if stats.lines == 0 else f"has no sentences ({stats.summary()})"
         raise JtcseError(f"{path}: {why}; expected one sentence per line")
-    if len(sentences) < min_sentences:
+    if count < min_sentences:
         raise JtcseError(
-            f"{path}: only {len(sentences)} sentence(s) ({stats.summary()}); contrastive training needs at "
-            f"least {min_sentences}, since each sentence's negatives are the other sentences of its batch"
+            f"{path}: only {count} sentence(s) ({stats.summary()}); contrastive training needs at least "
+            f"{min_sentences}, since each sentence's negatives are the other sentences of its batch"
         )
-    return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
 
 
 def _bounded_lines(fh, limit: int):
