@@ -154,7 +154,13 @@ def test_nested_ensemble_dir_is_weighted_sum(tmp_path, tiny_bert_dir, tiny_bert_
     twin = tmp_path / "twin"
     write_spec(
         twin,
-        ModelSpec(kind="twin", members=[MemberSpec(str(tiny_bert_dir)), MemberSpec(str(tiny_bert_dir_b))]),
+        ModelSpec(
+            kind="twin",
+            members=[
+                MemberSpec(str(tiny_bert_dir), external=True),
+                MemberSpec(str(tiny_bert_dir_b), external=True),
+            ],
+        ),
     )
     ensemble = tmp_path / "ensemble"
     write_spec(
@@ -162,8 +168,8 @@ def test_nested_ensemble_dir_is_weighted_sum(tmp_path, tiny_bert_dir, tiny_bert_
         ModelSpec(
             kind="ensemble",
             members=[
-                MemberSpec(str(twin), weight=0.3),
-                MemberSpec(str(tiny_roberta_dir), pooler="avg", weight=0.7),
+                MemberSpec(str(twin), weight=0.3, external=True),
+                MemberSpec(str(tiny_roberta_dir), pooler="avg", weight=0.7, external=True),
             ],
         ),
     )
@@ -248,7 +254,10 @@ def test_unknown_pooler(tiny_bert_dir):
 
 
 def test_bad_pooler_in_jtcse_json_names_file(tmp_path, tiny_bert_dir):
-    write_spec(tmp_path, ModelSpec(kind="single", members=[MemberSpec(str(tiny_bert_dir), pooler="max")]))
+    write_spec(
+        tmp_path,
+        ModelSpec(kind="single", members=[MemberSpec(str(tiny_bert_dir), pooler="max", external=True)]),
+    )
     with pytest.raises(JtcseError, match=r"jtcse\.json: members\[0\]"):
         Encoder(tmp_path, device="cpu")
 

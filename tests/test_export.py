@@ -85,10 +85,12 @@ def test_ensemble_with_nested_twin_and_roberta(
     plus a member with avg_first_last; members share towers with other members."""
     ens = tmp_path / "ens"
     members = [
-        MemberSpec(str(twin_dir), "cls_before_pooler", 0.3),
-        MemberSpec(str(tiny_roberta_dir), "cls_before_pooler", 0.7),
-        MemberSpec(str(tiny_bert_dir), "avg_first_last", 0.25),
-        MemberSpec(str(tiny_bert_dir), "avg", 0.5),  # the same model again: one tower, two members
+        MemberSpec(str(twin_dir), "cls_before_pooler", 0.3, external=True),
+        MemberSpec(str(tiny_roberta_dir), "cls_before_pooler", 0.7, external=True),
+        MemberSpec(str(tiny_bert_dir), "avg_first_last", 0.25, external=True),
+        MemberSpec(
+            str(tiny_bert_dir), "avg", 0.5, external=True
+        ),  # the same model again: one tower, two members
     ]
     write_spec(ens, ModelSpec("ensemble", members, method="ensemble"))
     out = tmp_path / "st_ens"

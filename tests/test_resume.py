@@ -132,7 +132,7 @@ def test_a_crash_mid_save_keeps_the_previous_checkpoint(tmp_path):
 def test_a_torn_checkpoint_is_a_one_line_error(tmp_path):
     path = tmp_path / "state.pt"
     path.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    with pytest.raises(JtcseError, match=r"state\.pt: cannot read the checkpoint"):
+    with pytest.raises(JtcseError, match=r"state\.pt: the checkpoint is damaged"):
         load_checkpoint(path)
 
 

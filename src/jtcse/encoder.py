@@ -22,7 +22,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from jtcse.errors import JtcseError
-from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path
+from jtcse.integrity import check_finite_weights, check_model_folder
+from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path, verify_model_dir
 from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler, needs_hidden_states, pool
@@ -132,6 +133,7 @@ class Encoder:
                 f"{Path(path) / CONFIG_NAME}: jtcse directories nested deeper than {_MAX_NESTING}"
             )
         spec = read_spec(path)
+        verify_model_dir(path, spec)  # the checksums written with jtcse.json: no damaged file loads
         here = Path(path).resolve()
         members: list[Member] = []
         for i, entry in enumerate(spec.members):
@@ -155,7 +157,18 @@ class Encoder:
 
     def _member(self, path: str, *, pooler: str, weight: float) -> Member:
         if path not in self._loaded:  # members that name the same model share one copy
-            self._loaded[path] = load_member(path, self.device)
+            check_model_folder(path, "--model")  # an empty folder, a truncated .safetensors: one line
+            try:
+                self._loaded[path] = load_member(path, self.device)
+            except JtcseError as exc:
+                if Path(path).exists():
+                    raise
+                # not here, and the hub (offline, unreachable, or no such id) could not give it either
+                raise JtcseError(
+                    f"--model {path}: no such directory, and no Hugging Face hub model of that name could "
+                    f"be loaded ({exc})"
+                ) from exc
+            check_finite_weights(self._loaded[path][0], path)  # NaN weights would give NaN vectors
         model, tokenizer, missing = self._loaded[path]
         if pooler == "cls":
             if getattr(model, "pooler", None) is None:

@@ -148,7 +148,9 @@ def _member_spec(i: int, path: str, pooler: str | None, weight: float) -> Member
                     "give None as its pooler"
                 )
             # The format wants a pooler on every entry; the Encoder takes a nested model's own instead.
-            return MemberSpec(path=str(local.resolve()), pooler="cls_before_pooler", weight=weight)
+            return MemberSpec(
+                path=str(local.resolve()), pooler="cls_before_pooler", weight=weight, external=True
+            )
         if not (local / "config.json").is_file():
             raise JtcseError(f"ensemble: member {i} ({path}) has no config.json; not a model directory")
         path = str(local.resolve())
@@ -158,7 +160,8 @@ def _member_spec(i: int, path: str, pooler: str | None, weight: float) -> Member
         pooler = sentence_transformers_pooler(path) or "cls_before_pooler"
     if pooler not in POOLERS:
         raise JtcseError(f"ensemble: member {i} pooler {pooler!r} is not one of {', '.join(POOLERS)}")
-    return MemberSpec(path=path, pooler=pooler, weight=weight)
+    # stored elsewhere on purpose (an absolute path or a hub id); _copy_member brings local ones inside
+    return MemberSpec(path=path, pooler=pooler, weight=weight, external=True)
 
 
 def _hidden_size(path: str) -> int | None:
@@ -186,7 +189,7 @@ def _copy_member(i: int, spec: MemberSpec, root: Path) -> MemberSpec:
         return spec  # a hub id: nothing local to copy
     rel = f"{MEMBERS_DIR}/{i}_{src.name}"
     shutil.copytree(src, root / rel, ignore=shutil.ignore_patterns("checkpoint", "*.tmp"))
-    return MemberSpec(path=rel, pooler=spec.pooler, weight=spec.weight)
+    return MemberSpec(path=rel, pooler=spec.pooler, weight=spec.weight)  # inside the directory now
 
 
 def _write_card(out: Path, spec: ModelSpec) -> None:

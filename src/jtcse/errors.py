@@ -23,3 +23,8 @@ def first_line(exc: BaseException) -> str:
     :class:`JtcseError` quotes of a library's failure."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class JtcseWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it as one line
+    (``jtcse: warning: ...``), without Python's file and source line."""

@@ -37,9 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jtcse.fs import remove_stale_temporaries
     from jtcse.tools.encode_file import check_vector_suffix, encode_file
 
     check_vector_suffix(args.output)  # before loading a model
+    remove_stale_temporaries(args.output.parent)  # what an encode or search killed mid-write left there
     encoder = load_encoder(args)
     vectors = encode_file(
         encoder,

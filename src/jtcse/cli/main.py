@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from jtcse import __version__
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
+from jtcse.fs import is_disk_full
 
 # sub-command name -> module under jtcse.cli
 COMMANDS: dict[str, str] = {
@@ -52,9 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """jtcse's own warnings as one line; others as Python prints them."""
+    if issubclass(category, JtcseWarning):
+        print(f"jtcse: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         code = args.func(args)
     except JtcseError as exc:
@@ -63,6 +77,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("jtcse: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        # a writer that does not go through jtcse.fs (logs, third-party code): still one line, exit 2
+        filename = getattr(exc, "filename", None)
+        where = f"{filename}: " if filename else ""
+        print(
+            f"jtcse: error: {where}no space left on the device; free some space and run again",
+            file=sys.stderr,
+        )
+        sys.exit(JtcseError.exit_code)
+    finally:
+        warnings.showwarning = previous
     sys.exit(code or 0)
 
 

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
 
 # Bytes per character at most in UTF-8: a line is read up to 4 * max_chars bytes before it is cut.
 _MAX_UTF8_BYTES = 4
@@ -87,8 +87,10 @@ def load_corpus(
     dedup: bool = False,
     max_sentences: int = 0,
     on_bad_utf8: str = "skip",
+    min_sentences: int = 1,
 ) -> Corpus:
-    """Read a one-sentence-per-line file (see the module docstring for the rules)."""
+    """Read a one-sentence-per-line file (see the module docstring for the rules); fewer than
+    ``min_sentences`` sentences is an error (training asks for 2: a contrastive loss needs negatives)."""
     if on_bad_utf8 not in ("skip", "error"):
         raise ValueError(f"on_bad_utf8 must be 'skip' or 'error', not {on_bad_utf8!r}")
     if max_chars < 1:
@@ -130,12 +132,22 @@ def load_corpus(
         warnings.warn(
             f"{path}: skipped {stats.bad_utf8} line(s) that are not valid UTF-8 "
             f"(line {', '.join(map(str, stats.bad_utf8_lines))}{more})",
+            JtcseWarning,
             stacklevel=2,
         )
-    if not sentences:
+    _check_count(path, len(sentences), stats, min_sentences)
+    return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
+
+
+def _check_count(path: Path, count: int, stats: CorpusStats, min_sentences: int) -> None:
+    if not count:
         why = "is empty" if stats.lines == 0 else f"has no sentences ({stats.summary()})"
         raise JtcseError(f"{path}: {why}; expected one sentence per line")
-    return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
+    if count < min_sentences:
+        raise JtcseError(
+            f"{path}: only {count} sentence(s) ({stats.summary()}); contrastive training needs at least "
+            f"{min_sentences}, since each sentence's negatives are the other sentences of its batch"
+        )
 
 
 def _corpus_file(path: str | Path) -> Path:

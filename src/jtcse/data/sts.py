@@ -105,7 +105,22 @@ def read_sts_subset(
         scores.append(parse_score(gold_line, gold_path, index + 1))
         sentences1.append(normalize(columns[0]))
         sentences2.append(normalize(columns[1]))
-    return StsPairs(subset, f"{input_path} + {gold_path.name}", sentences1, sentences2, np.array(scores))
+    return check_gold(
+        StsPairs(subset, f"{input_path} + {gold_path.name}", sentences1, sentences2, np.array(scores)),
+        gold_path,
+    )
+
+
+def check_gold(pairs: StsPairs, source: Path) -> StsPairs:
+    """A subset can be scored only with pairs and gold scores that differ (a correlation needs spread)."""
+    if len(pairs) == 0:
+        raise JtcseError(f"{source}: no scored pairs (every gold line is blank); nothing to evaluate")
+    if len(pairs) < 2 or float(np.ptp(pairs.scores)) == 0.0:
+        raise JtcseError(
+            f"{source}: every gold score is {pairs.scores[0]:g} ({len(pairs)} pair(s)); a correlation needs "
+            "gold scores that differ"
+        )
+    return pairs
 
 
 def read_sts_year(data_dir: str | Path, task: str) -> dict[str, StsPairs]:
@@ -119,13 +134,13 @@ def read_sts_year(data_dir: str | Path, task: str) -> dict[str, StsPairs]:
 def read_stsb(data_dir: str | Path, split: str = "test") -> StsPairs:
     """An STS Benchmark split (``train``, ``dev`` or ``test``)."""
     path = task_folder(data_dir, "STSBenchmark") / STSB_FILES[_check_split(split)]
-    return read_pair_table(path, split, score_col=4, sent_cols=(5, 6), header=False)
+    return check_gold(read_pair_table(path, split, score_col=4, sent_cols=(5, 6), header=False), path)
 
 
 def read_sick(data_dir: str | Path, split: str = "test") -> StsPairs:
     """A SICK relatedness split (``train``, ``dev`` = SICK_trial, or ``test`` = SICK_test_annotated)."""
     path = task_folder(data_dir, "SICKRelatedness") / SICK_FILES[_check_split(split)]
-    return read_pair_table(path, split, score_col=3, sent_cols=(1, 2), header=True)
+    return check_gold(read_pair_table(path, split, score_col=3, sent_cols=(1, 2), header=True), path)
 
 
 def read_task(data_dir: str | Path, task: str, split: str = "test") -> dict[str, StsPairs]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from jtcse.errors import JtcseError
 from jtcse.fs import staged_directory
+from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
 
@@ -109,7 +110,8 @@ def export_sentence_transformers(
     _refuse_self_overwrite(out, encoder)
 
     # no dots in the staging name: transformers turns the folder name into a module name for custom code
-    with staged_directory(out, prefix="jtcse_export_tmp_") as staging:
+    size = sum(parameter_bytes(m.model) for m in encoder.members)  # for a full disk's "needed" figure
+    with staged_directory(out, prefix="jtcse_export_tmp_", size_hint=size) as staging:
         layout = "plain" if _plain_pipeline_fits(encoder) else "custom"
         if layout == "plain":
             _save_plain(encoder, staging)

@@ -21,8 +21,15 @@ covers the three cases:
 * ``single``: one member whose ``path`` is ``"."`` (the directory itself is a standard HF model dir);
 * ``twin``: a JTCSE/TNCSE twin tower, ``tower_a/`` and ``tower_b/`` (each a standard Hugging Face model dir),
   both weight 1 and ``cls_before_pooler``: the paper's ``h_CLS^A + h_CLS^B``;
-* ``ensemble``: any members, e.g. JTCSE-UC = 0.3 x twin tower + 0.7 x an external checkpoint. A member path is
-  relative to the directory, absolute, or a hub id; a member may itself be a jtcse model directory.
+* ``ensemble``: any members, e.g. JTCSE-UC = 0.3 x twin tower + 0.7 x an external checkpoint. A member may
+  itself be a jtcse model directory.
+
+Confinement: a member path is relative to the directory and stays inside it (no ``..`` out of it, no
+absolute path), unless the member says ``"external": true`` (an ensemble that references separately stored
+models: then the path may be absolute or a hub id). A member that is missing is an error naming
+``jtcse.json`` and the member; it is never tried as a hub id. ``"checksums"`` lists the SHA-256 of the model
+files stored inside the directory (see :mod:`jtcse.integrity`); it is written with the file and verified
+when the model is loaded.
 
 Each member directory carries its own tokenizer files, so members may use different tokenizers.
 """
@@ -30,13 +37,14 @@ Each member directory carries its own tokenizer files, so members may use differ
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jtcse import __version__
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
+from jtcse.integrity import MANIFEST_KEY, build_manifest, verify_manifest
 
 CONFIG_NAME = "jtcse.json"
 FORMAT_NAME = "jtcse-model"
@@ -49,6 +57,11 @@ class MemberSpec:
     path: str
     pooler: str = "cls_before_pooler"
     weight: float = 1.0
+    external: bool = False  # stored outside the model directory on purpose (absolute path or hub id)
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": self.path, "pooler": self.pooler, "weight": self.weight}
+        return {**entry, "external": True} if self.external else entry
 
 
 @dataclass
@@ -57,16 +70,18 @@ class ModelSpec:
     members: list[MemberSpec]
     method: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)  # filled in by write_spec
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
-            "members": [asdict(m) for m in self.members],
+            "members": [m.to_dict() for m in self.members],
             "method": self.method,
             "jtcse_version": __version__,
             "extra": self.extra,
+            **({MANIFEST_KEY: self.checksums} if self.checksums else {}),
         }
 
 
@@ -106,30 +121,70 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
                     path=str(m["path"]),
                     pooler=str(m.get("pooler", "cls_before_pooler")),
                     weight=float(m.get("weight", 1.0)),
+                    external=_flag(m.get("external", False), file, f"members[{i}].external"),
                 )
             )
         except (TypeError, ValueError) as exc:
             raise JtcseError(f"{file}: members[{i}] has a bad value ({exc})") from exc
+    checksums = raw.get(MANIFEST_KEY) or {}
+    if not isinstance(checksums, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in checksums.items()
+    ):
+        raise JtcseError(f"{file}: '{MANIFEST_KEY}' must map file names to SHA-256 strings")
     return ModelSpec(
-        kind=kind, members=members, method=str(raw.get("method", "")), extra=raw.get("extra") or {}
+        kind=kind,
+        members=members,
+        method=str(raw.get("method", "")),
+        extra=raw.get("extra") or {},
+        checksums=checksums,
     )
 
 
+def _flag(value: Any, file: Path, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise JtcseError(f"{file}: {key} must be true or false, got {value!r}")
+    return value
+
+
 def resolve_member_path(model_dir: str | Path, member: MemberSpec) -> str:
-    """Member path as ``from_pretrained`` wants it: relative paths are taken inside ``model_dir``."""
+    """Member path as ``from_pretrained`` wants it: an existing folder inside ``model_dir``, or, for a member
+    declared ``external``, an absolute/relative path or a hub id. Anything else is a one-line error naming
+    ``jtcse.json`` and the member."""
+    file = Path(model_dir).resolve() / CONFIG_NAME
     p = Path(member.path).expanduser()
-    if p.is_absolute():
-        return str(p)
-    local = Path(model_dir) / p
-    if local.exists() or member.path in (".", "") or member.path.startswith("."):
-        return str(local.resolve())
-    return member.path  # a hub id
+    if member.external:
+        if p.is_absolute():
+            return str(p)
+        local = Path(model_dir) / p
+        return str(local.resolve()) if local.exists() else member.path  # else: a hub id, on purpose
+    root = Path(model_dir).resolve()
+    local = (root / p).resolve()
+    if p.is_absolute() or (local != root and root not in local.parents):
+        raise JtcseError(
+            f"{file}: member {member.path!r} lies outside the model directory; store it inside, or mark "
+            'the member "external": true if it is meant to be stored elsewhere'
+        )
+    if not local.is_dir():
+        raise JtcseError(f"{file}: member {member.path!r} is missing (no folder {local})")
+    return str(local)
+
+
+def member_dirs_inside(model_dir: str | Path, spec: ModelSpec) -> list[str]:
+    """The relative folders of the members stored inside ``model_dir`` (what the checksums cover)."""
+    return [m.path for m in spec.members if not m.external]
+
+
+def verify_model_dir(model_dir: str | Path, spec: ModelSpec) -> None:
+    """Check the files listed in ``jtcse.json``'s checksums (a directory written before them has none)."""
+    verify_manifest(Path(model_dir), spec.checksums, Path(model_dir).resolve() / CONFIG_NAME)
 
 
 def write_spec(model_dir: str | Path, spec: ModelSpec) -> Path:
-    """Write ``jtcse.json`` atomically (temp file, fsync, rename)."""
+    """Write ``jtcse.json`` atomically (temp file, fsync, rename), with the checksums of the model files of
+    the members stored inside ``model_dir``: call it after they are written."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / CONFIG_NAME
+    spec.checksums = build_manifest(model_dir, member_dirs_inside(model_dir, spec))
     atomic_write_text(target, json.dumps(spec.to_dict(), indent=2) + "\n")
     return target

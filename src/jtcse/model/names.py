@@ -55,7 +55,9 @@ def resolve_model(name_or_path: str | Path) -> str:
             raise JtcseError(f"--model {text}: is a file; expected a model directory or a hub id")
         return str(path)
     looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
-    if looks_like_path:
+    # "runs/simcse" is a hub id in form, but when "runs" is a folder here it is meant as a path
+    first = path.parts[0] if path.parts else ""
+    if looks_like_path or (len(path.parts) > 1 and Path(first).is_dir()):
         raise JtcseError(f"--model {text}: no such directory")
     return text
 

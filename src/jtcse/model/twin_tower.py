@@ -32,7 +32,14 @@ from jtcse.model.cross_attention import (
     side_cls_states,
     tap_layers,
 )
-from jtcse.model.format import MemberSpec, ModelSpec, read_spec, resolve_member_path, write_spec
+from jtcse.model.format import (
+    MemberSpec,
+    ModelSpec,
+    read_spec,
+    resolve_member_path,
+    verify_model_dir,
+    write_spec,
+)
 
 TOWER_DIRS = ("tower_a", "tower_b")
 DEFAULT_NUM_CA_LAYERS = 6  # the official --num_ca_layers default
@@ -136,6 +143,7 @@ class TwinTower(nn.Module):
                 f"{Path(model_dir) / 'jtcse.json'}: kind {spec.kind!r} with {len(spec.members)} member(s) "
                 f"is not a twin tower (need kind 'twin' with 2 members)"
             )
+        verify_model_dir(model_dir, spec)  # checksums written with jtcse.json
         ca_keys = ("num_ca_layers", "ca_mode", "ca_placement")
         given = {k: overrides.pop(k) for k in ca_keys if k in overrides}
         saved = {k: spec.extra[k] for k in ca_keys if k in spec.extra and k not in given}

@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import sys
 import types
 import typing
@@ -505,6 +506,7 @@ def validate(config: Config) -> None:
         raise JtcseError(f"train.lr: must be > 0, got {config.train.lr}")
     if not config.loss.temperature > 0:
         raise JtcseError(f"loss.temperature: must be > 0, got {config.loss.temperature}")
+    _check_can_learn(config)
     if config.model.dropout is not None and not 0.0 <= config.model.dropout < 1.0:
         raise JtcseError(f"model.dropout: must be in [0, 1) or none, got {config.model.dropout}")
     if config.loss.small_cos_floor is not None and not config.loss.small_cos_floor > 0:
@@ -517,6 +519,38 @@ def validate(config: Config) -> None:
     # distill's loss is weighted by distill.k, not by the loss.* weights
     if config.method != "distill" and not any(w > 0 for w in weights):
         raise JtcseError("loss: every loss term has weight 0; nothing to train")
+
+
+# cos/T with T outside this range: logits of 1000+ (overflow, one-hot softmax) or a flat softmax (no signal);
+# published settings use 0.01-0.1
+TEMPERATURE_RANGE = (1e-3, 10.0)
+
+
+def _check_can_learn(config: Config) -> None:
+    """Settings under which training runs but cannot learn: non-finite numbers, no in-batch negatives,
+    a temperature that saturates the softmax."""
+    for key in (
+        "train.lr",
+        "train.weight_decay",
+        "train.grad_clip",
+        "train.warmup_ratio",
+        "loss.temperature",
+    ):
+        value = config.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise JtcseError(f"{key}: must be a finite number, got {value}")
+    if config.train.batch_size < 2:
+        raise JtcseError(
+            f"train.batch_size: must be >= 2, got {config.train.batch_size}; the contrastive loss takes its "
+            "negatives from the other sentences of the batch, so with one there is nothing to learn"
+        )
+    low, high = TEMPERATURE_RANGE
+    if not low <= config.loss.temperature <= high:
+        raise JtcseError(
+            f"loss.temperature: {config.loss.temperature:g} is outside [{low:g}, {high:g}]: the logits cos/T "
+            f"would reach {1 / config.loss.temperature:.3g}, where the loss saturates and nothing is learned "
+            "(SimCSE uses 0.05)"
+        )
 
 
 def _validate_distill(config: Config) -> None:
@@ -547,13 +581,18 @@ def _validate_distill(config: Config) -> None:
 # -- what the model decides, and what a resume may change ------------------------------------------------
 def model_path(name: str, key: str) -> str:
     """``name`` (a config value naming a model) resolved for ``from_pretrained``; errors name ``key``."""
+    from jtcse.integrity import check_model_folder
+    from jtcse.model.format import is_jtcse_dir
     from jtcse.model.names import resolve_model
 
     try:
-        return resolve_model(name)
+        path = resolve_model(name)
     except JtcseError as exc:
         reason = str(exc).removeprefix(f"--model {name}: ")
         raise JtcseError(f"{key} = {name!r}: {reason}") from exc
+    if not is_jtcse_dir(path):  # an empty folder or a truncated .safetensors is one clear line
+        check_model_folder(path, f"{key} =")
+    return path
 
 
 def tower_sources(config: Config) -> tuple[tuple[str, str], tuple[str, str]]:

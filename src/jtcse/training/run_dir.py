@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from jtcse.fs import atomic_write_text
+from jtcse.fs import atomic_write_text, removed_on_failure
+from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME as MODEL_SPEC
 from jtcse.run_files import CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE
 from jtcse.training import distributed
@@ -47,7 +48,9 @@ def export_model(task: Task, out: Path, facts: dict[str, Any]) -> None:
     staging = out / ".export.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    task.save_model(staging, {"train_config": CONFIG_FILE, **facts})
+    # a full disk is one line (with the space needed) and leaves no staging folder
+    with removed_on_failure(staging, out, size_hint=parameter_bytes(task)):
+        task.save_model(staging, {"train_config": CONFIG_FILE, **facts})
     for entry in sorted(staging.iterdir(), key=lambda p: p.name == MODEL_SPEC):
         target = out / entry.name
         if entry.is_dir():

@@ -34,7 +34,7 @@ from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
-from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
+from jtcse.training.checkpoint import checkpoint_path, load_checkpoint, recover_output_dir
 from jtcse.training.config import Config, apply_override, check_resumable, resolve, resolve_for_model
 from jtcse.training.metrics import MetricsLog, Throughput, require_tensorboard
 from jtcse.training.optimization import build_optimizer, build_scheduler
@@ -184,6 +184,7 @@ def _start(config: Config, resume: bool) -> tuple[Run, TrainState, int | None]:
     """Everything before the first step: the run, its state (step 0 or the checkpoint's), the output
     directory prepared and this start recorded. Also returns the step a resumed run continues from."""
     config = resolve_for_model(config)
+    recover_output_dir(Path(config.output_dir))  # temporaries and staging left by a crashed earlier run
     saved = _checkpoint_to_resume(config, resume)
     run = _setup(config)
     state = _initial_state(run, saved)
@@ -270,6 +271,7 @@ def _load_corpus(config: Config) -> Corpus:
         dedup=config.data.dedup,
         max_sentences=config.data.max_sentences,
         on_bad_utf8=config.data.on_bad_utf8,
+        min_sentences=2,  # one sentence has no in-batch negatives (loss 0, nothing learned)
     )
 
 
