@@ -186,7 +186,7 @@ def prepare_backbone(name: str) -> str:
     try:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        AutoConfig.from_pretrained(path)  # the cheapest request first: offline, it fails after one retry cycle
+        AutoConfig.from_pretrained(path)  # the cheapest request first: offline it fails after one retry
         AutoTokenizer.from_pretrained(path)
         AutoModel.from_pretrained(path)
     except Exception as exc:  # OSError, ValueError, requests' errors: all mean "not reachable here"
