@@ -178,3 +178,12 @@ def test_full_recipe_without_gpu_is_refused_with_an_estimate(data_dir: Path, tmp
     assert err.startswith("jtcse: error: no CUDA GPU found: jtcse-bert needs about ")
     assert " days of training on a CPU" in err and "--allow-cpu" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_full_run_on_a_head_of_wiki1m_is_noted(data_dir: Path) -> None:
+    from jtcse.pipeline.reproduce import prepare_data
+
+    root, notes = prepare_data(str(data_dir), full=True, say=print)
+    assert root == data_dir.resolve()
+    assert notes == ["corpus: wiki1m_for_simcse.head40.txt, 40 sentences of wiki1m, not the full corpus"]
+    assert prepare_data(str(data_dir), full=False, say=print)[1] == []  # a short run: nothing to note

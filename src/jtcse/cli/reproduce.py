@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reproduce",
         help="run a paper recipe end to end and compare with the paper's row",
-        description=__doc__.split("\n")[0].strip("`"),
+        description="Run a paper recipe end to end: data, backbone, training stages, evaluation, report.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

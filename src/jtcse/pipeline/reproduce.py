@@ -184,8 +184,9 @@ def prepare_backbone(name: str) -> str:
     if Path(path).is_dir():
         return path
     try:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        AutoConfig.from_pretrained(path)  # the cheapest request first: offline it fails after one retry
         AutoTokenizer.from_pretrained(path)
         AutoModel.from_pretrained(path)
     except Exception as exc:  # OSError, ValueError, requests' errors: all mean "not reachable here"
