@@ -10,10 +10,10 @@
     build_index("corpus.vectors", "corpus.index", kind="ivf")
     VectorIndex.load("corpus.index").search(encoder, "a query", top_k=5)
 
-One job per module: ``lines`` (reading a file by line ranges), ``manifest`` (what a vectors folder
-holds), ``shards`` (writing and reading shard files), ``progress``, ``encode`` (the resumable multi-process loop),
-``exact`` (streaming exact top-k, recall), ``faiss_kinds`` (flat / IVF / HNSW), ``index`` (a saved index tied to
-its vectors and model).
+One job per module: ``lines`` (reading a file by line ranges), ``manifest`` (what a vectors
+folder holds), ``shards`` (writing and reading shard files), ``progress``, ``encode`` (the resumable
+multi-process loop), ``exact`` (streaming exact top-k, recall), ``faiss_kinds`` (flat / IVF / HNSW),
+``index`` (a saved index tied to its vectors and model).
 """
 
 from __future__ import annotations

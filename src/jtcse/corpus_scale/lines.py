@@ -65,7 +65,7 @@ def plan_lines(path: str | Path, shard_size: int, *, what: str = "--input") -> L
         lines += 1  # a last line without a newline
     if lines == 0:
         raise JtcseError(f"{what} {path}: the file is empty")
-    offsets = offsets[: -(-lines // shard_size)] + [position]
+    offsets = [*offsets[: -(-lines // shard_size)], position]
     return LinePlan(path, digest.hexdigest(), position, lines, shard_size, tuple(offsets))
 
 

@@ -146,7 +146,8 @@ def _pick_backend(backend: str) -> str:
     if backend == "faiss":
         raise JtcseError(
             "--backend faiss: a corpus index is searched exactly with numpy (a flat faiss index gives the "
-            "same product); for an approximate IVF or HNSW index of a large corpus use jtcse encode + jtcse index"
+            "same product); for an approximate IVF or HNSW index of a large corpus use jtcse encode + "
+            "jtcse index"
         )
     if backend not in BACKENDS:
         raise JtcseError(f"--backend {backend}: unknown; choose one of {', '.join(BACKENDS)}")
