@@ -17,7 +17,7 @@ examples:
 
 Kinds (cosine similarity, blank lines not indexed):
   flat   exact search (every vector per query); the default below 100,000 vectors
-  ivf    k-means cells (--nlist, default ~4 sqrt(n)); a query scans --nprobe cells; the default above
+  ivf    k-means cells (--nlist, default ~sqrt(n)); a query scans --nprobe cells; the default above
   hnsw   a neighbour graph (--m links, --ef-construction); a query explores --ef-search candidates
 --nprobe / --ef-search here are saved as the defaults of later searches; jtcse search can override them.
 The index (DIR/index-KIND unless --output) records the model and the sha256 of the vectors' manifest:
@@ -38,8 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="index folder (default: VECTORS/index-KIND)")
     parser.add_argument("--nlist", type=positive_int, help="ivf: number of cells")
     parser.add_argument("--nprobe", type=positive_int, help="ivf: cells scanned per query")
-    parser.add_argument("--m", type=positive_int, help="hnsw: links per node (default: 32)")
-    parser.add_argument("--ef-construction", type=positive_int, help="hnsw: build-time candidates (80)")
+    parser.add_argument("--m", type=positive_int, help="hnsw: links per node (default: 16)")
+    parser.add_argument("--ef-construction", type=positive_int, help="hnsw: build candidates (default: 40)")
     parser.add_argument("--ef-search", type=positive_int, help="hnsw: candidates per query (default: 64)")
     parser.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
     parser.set_defaults(func=run)

@@ -17,7 +17,7 @@ from jtcse.errors import JtcseError
 
 KINDS = ("flat", "ivf", "hnsw")
 EXACT_BELOW = 100_000  # default kind: exact below this many vectors, IVF from there on
-TRAIN_PER_CELL = 64  # training vectors per IVF cell (faiss warns below 39)
+TRAIN_PER_CELL = 40  # training vectors per IVF cell (faiss warns below 39)
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,18 @@ def resolve_params(
     ef_construction: int | None = None,
     ef_search: int | None = None,
 ) -> IndexParams:
-    """Defaults filled in for ``count`` vectors: nlist ~ 4 sqrt(n), nprobe ~ nlist / 32 (at least 16)."""
+    """Defaults filled in for ``count`` vectors: nlist ~ sqrt(n) (k-means training stays minutes on a few
+    cores at 10 million), nprobe ~ nlist / 32 (at least 16); HNSW M 16, efConstruction 40, efSearch 64."""
     kind = kind or default_kind(count)
     if kind not in KINDS:
         raise JtcseError(f"--kind {kind}: unknown; choose one of {', '.join(KINDS)}")
     if kind == "ivf":
-        nlist = nlist or max(1, min(int(4 * math.sqrt(count)), count // TRAIN_PER_CELL or 1))
+        nlist = nlist or max(1, min(round(math.sqrt(count)), count // TRAIN_PER_CELL or 1))
         if nlist > count:
             raise JtcseError(f"--nlist {nlist}: more cells than vectors ({count})")
         return IndexParams(kind, nlist=nlist, nprobe=min(nlist, nprobe or max(16, nlist // 32)))
     if kind == "hnsw":
-        return IndexParams(kind, m=m or 32, ef_construction=ef_construction or 80, ef_search=ef_search or 64)
+        return IndexParams(kind, m=m or 16, ef_construction=ef_construction or 40, ef_search=ef_search or 64)
     return IndexParams(kind)
 
 
