@@ -5,12 +5,12 @@ all-MiniLM-L6-v2), so the run takes minutes on a CPU; memory is about the pipeli
 shards), not the model. The lines are generated sentences of 4-16 words (seed 0), every 50th one blank.
 
 Measured in one process: the resident set after loading the model and encoding a warm-up batch (the
-model's own memory), then the peak resident set (sampled every 20 ms) while
-:func:`jtcse.corpus_scale.encode_to_shards` encodes the file. Side by side, on the first ``--compare``
-lines, the one-shot path (:func:`jtcse.tools.encode_file.encode_file`, everything in memory) shows what
-the shards save. The goal: the sharded run stays within 1.5 GiB above the model's own memory.
+model's own memory, the baseline), then the peak resident set (sampled every 20 ms) while
+:func:`jtcse.corpus_scale.encode_to_shards` encodes the file. The goal: the sharded run stays within
+1.5 GiB above the model's own memory. For scale: the one-shot path (``--output vecs.npy``) would hold the
+1,000,000 x 32 matrix plus every sentence and its tokens at once, and grows with the input.
 
-    python bench/encode_memory.py [--lines 1000000] [--shard-size 100000] [--compare 100000] [--threads T]
+    python bench/encode_memory.py [--lines 1000000] [--shard-size 100000] [--threads T]
 
 The last line is the peak growth of the sharded run as a share of the 1.5 GiB allowance.
 """
@@ -18,7 +18,6 @@ The last line is the peak growth of the sharded run as a share of the 1.5 GiB al
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import random
 import tempfile
@@ -35,7 +34,6 @@ import psutil
 from jtcse.corpus_scale import ShardOptions, encode_to_shards
 from jtcse.encoder import Encoder
 from jtcse.model.names import packaged_model_dir
-from jtcse.tools.encode_file import encode_file
 
 GIB = 2**30
 ALLOWANCE = 1.5 * GIB
@@ -163,17 +161,10 @@ def sharded_run(encoder: Encoder, corpus: Path, out: Path, options: ShardOptions
     return growth
 
 
-def one_shot_run(encoder: Encoder, corpus: Path, out: Path, own: int) -> None:
-    with PeakRss() as one_shot:
-        encode_file(encoder, corpus, out, normalize=True, show_progress=False)
-    print(f"the same lines one-shot (all in memory): peak +{(one_shot.peak - own) / 2**20:,.0f} MiB")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--shard-size", type=int, default=100_000)
-    parser.add_argument("--compare", type=int, default=100_000, help="lines for the one-shot comparison")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -183,19 +174,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="jtcse_bench_mem_") as tmp:
         root = Path(tmp)
-        corpus, small = root / "lines.txt", root / "small.txt"
+        corpus = root / "lines.txt"
         write_lines(corpus, args.lines)
-        write_lines(small, args.compare)
         encoder = Encoder(cheap_model(root / "model"), device="cpu", batch_size=args.batch_size)
         encoder.encode(["warm up the model and the tokenizer"] * args.batch_size)
         own = psutil.Process().memory_info().rss
         print(f"goal: peak resident memory of the sharded encode <= model's own + {ALLOWANCE / GIB:.1f} GiB")
         print(f"model's own resident memory (after loading and a warm-up batch): {own / GIB:.2f} GiB")
         options = ShardOptions(shard_size=args.shard_size, normalize=True, batch_size=args.batch_size)
-        growth = sharded_run(encoder, corpus, root / "lines.vectors", options, own)  # first: a fresh heap
-        quiet = dataclasses.replace(options, progress=False)
-        sharded_run(encoder, small, root / "small.vectors", quiet, own)
-        one_shot_run(encoder, small, root / "small.npy", own)
+        growth = sharded_run(encoder, corpus, root / "lines.vectors", options, own)
         print(f"peak growth of the sharded encode as a share of the allowance: {growth / ALLOWANCE:.1%}")
 
 
