@@ -20,6 +20,7 @@ import pytest
 from jtcse.cli.main import main
 from jtcse.corpus_scale import ShardedVectors, ShardOptions, encode_to_shards
 from jtcse.corpus_scale import lines as lines_module
+from jtcse.corpus_scale.encode import rank_share
 from jtcse.corpus_scale.lines import plan_lines, read_shard_lines
 from jtcse.encoder import Encoder
 from jtcse.tools.encode_file import read_lines
@@ -70,6 +71,14 @@ def test_plan_and_shard_reading_equal_read_lines(tmp_path: Path, monkeypatch) ->
             plan = plan_lines(path, size)
             assert plan.lines == len(want)
             assert [line for k in range(plan.shards) for line in read_shard_lines(plan, k)] == want
+
+
+def test_ranks_split_the_remaining_shards_contiguously() -> None:
+    for todo in ([], [3], list(range(9)), [0, 2, 5, 6, 7, 8, 11]):
+        for world in (1, 2, 3, 5):
+            parts = [rank_share(todo, rank, world) for rank in range(world)]
+            assert [k for part in parts for k in part] == todo  # every shard once, in order
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
 def test_bad_utf8_names_the_line(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def encode_to_shards(
     if setup[0] == "error":
         raise JtcseError(setup[1])
     _, plan, manifest, todo, created = setup
-    mine = _my_part(todo, coordinator.rank, coordinator.world_size)
+    mine = rank_share(todo, coordinator.rank, coordinator.world_size)
     prefix = "encode" if coordinator.world_size == 1 else f"encode (rank {coordinator.rank})"
     rows = sum(min(plan.shard_size, plan.lines - k * plan.shard_size) for k in mine)
     progress = Progress(rows, prefix=prefix, enabled=options.progress)
@@ -149,7 +149,7 @@ def _prepare(
     return "ok", plan, manifest, todo, created
 
 
-def _my_part(todo: list[int], rank: int, world_size: int) -> list[int]:
+def rank_share(todo: list[int], rank: int, world_size: int) -> list[int]:
     """A contiguous slice of ``todo`` per rank; the first ranks take one more when it does not divide."""
     base, extra = divmod(len(todo), world_size)
     start = rank * base + min(rank, extra)
