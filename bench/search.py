@@ -29,7 +29,13 @@ import time
 
 import numpy as np
 
-from jtcse.corpus_scale.faiss_kinds import faiss_module, make_index, resolve_params, set_search_params
+from jtcse.corpus_scale.faiss_kinds import (
+    TRAIN_PER_CELL,
+    faiss_module,
+    make_index,
+    resolve_params,
+    set_search_params,
+)
 
 RECALL_GOAL = 0.95
 SPEEDUP_GOAL = 10.0
@@ -58,7 +64,9 @@ def build(kind: str, x: np.ndarray, **knobs: int) -> tuple[object, float]:
     started = time.perf_counter()
     index = make_index(params, x.shape[1])
     if kind == "ivf":
-        sample = x[np.random.default_rng(1).choice(len(x), min(len(x), params.nlist * 40), replace=False)]
+        sample = x[
+            np.random.default_rng(1).choice(len(x), min(len(x), params.nlist * TRAIN_PER_CELL), replace=False)
+        ]
         index.train(sample)
     for begin in range(0, len(x), 65_536):
         index.add(x[begin : begin + 65_536])

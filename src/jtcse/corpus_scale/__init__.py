@@ -19,6 +19,7 @@ multi-process loop), ``exact`` (streaming exact top-k, recall), ``faiss_kinds`` 
 from __future__ import annotations
 
 from jtcse.corpus_scale.encode import DEFAULT_SHARD_SIZE, EncodeResult, ShardOptions, encode_to_shards
+from jtcse.corpus_scale.index import VectorIndex, build_index
 from jtcse.corpus_scale.shards import ShardedVectors
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "EncodeResult",
     "ShardOptions",
     "ShardedVectors",
+    "VectorIndex",
+    "build_index",
     "encode_to_shards",
 ]
