@@ -193,6 +193,9 @@ def test_refusals(tiny_bert_dir: Path, tiny_bert_dir_b: Path, corpus: Path, tmp_
     _one_line_error(code, err, "--resume: only for a folder --output")
     code, err = _cli(_encode_cmd(tiny_bert_dir, corpus, out, "--resume"), capsys)
     assert code == 0 and "encoded 0 of 9 shards" in err  # a finished folder: nothing to do
+    code, err = _cli(_encode_cmd(tiny_bert_dir, tmp_path / "missing.txt", tmp_path / "new"), capsys)
+    _one_line_error(code, err, "missing.txt: no such file")
+    assert not (tmp_path / "new").exists()
 
 
 def test_full_disk_leaves_no_folder(

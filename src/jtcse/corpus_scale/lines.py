@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.tools.encode_file import read_text_bytes
 
 _BLOCK = 16 << 20  # bytes read at a time by the planning pass
 _BOM = b"\xef\xbb\xbf"
@@ -44,7 +43,7 @@ class LinePlan:
 def plan_lines(path: str | Path, shard_size: int, *, what: str = "--input") -> LinePlan:
     """One pass over the file: its sha256, its line count and the byte offset of every shard's first line."""
     path = Path(path)
-    read_text_bytes_check(path, what=what)
+    _check_file(path, what=what)
     digest = hashlib.sha256()
     offsets = [0]  # byte offset of lines 0, S, 2S, ...
     lines = 0  # newlines seen so far
@@ -69,10 +68,12 @@ def plan_lines(path: str | Path, shard_size: int, *, what: str = "--input") -> L
     return LinePlan(path, digest.hexdigest(), position, lines, shard_size, tuple(offsets))
 
 
-def read_text_bytes_check(path: Path, *, what: str) -> None:
-    """The one-line errors of :func:`read_text_bytes` (missing file, not a file) without reading it."""
+def _check_file(path: Path, *, what: str) -> None:
+    """The one-line errors of :func:`jtcse.tools.encode_file.read_text_bytes`, without reading the file."""
+    if not path.exists():
+        raise JtcseError(f"{what} {path}: no such file")
     if not path.is_file():
-        read_text_bytes(path, what=what)
+        raise JtcseError(f"{what} {path}: not a file")
 
 
 def read_shard_lines(plan: LinePlan, shard: int) -> list[str]:
