@@ -7,7 +7,7 @@ module importing from a layer above its own. The layers, lowest first (docs/CONT
 2 model       model/
 3 evaluation/inference
               evaluation/, analysis/ (readings of a model), encoder.py, ensemble.py, model_card.py,
-              export/, tools/ (everything that uses a saved model)
+              export/, tools/, corpus_scale/ (everything that uses a saved model)
 4 training    training/
 5 pipeline    pipeline/ (runner, ablate, reproduce, the study), plotting.py (draws runs' outputs)
 6 cli         cli/, __main__.py
@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "jtcse.model_card": 3,
     "jtcse.export": 3,
     "jtcse.tools": 3,
+    "jtcse.corpus_scale": 3,
     "jtcse.training": 4,
     "jtcse.pipeline": 5,
     "jtcse.plotting": 5,

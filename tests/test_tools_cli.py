@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,26 @@ def test_plot(tmp_path: Path, capsys) -> None:
     assert_one_line_error(code, err, "no per-pair data")
     code, _, err = run_cli(["plot", str(tmp_path / "nothing")], capsys)
     assert_one_line_error(code, err, "no such file or directory")
+
+
+def test_search_truncated_index_and_full_disk(
+    tiny_bert_dir: Path, sentences_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    base = ["search", "--model", str(tiny_bert_dir), "--device", "cpu", "--corpus", str(sentences_file)]
+    index_dir = tmp_path / "idx"
+    assert run_cli([*base, "--index", str(index_dir), "--query", "music"], capsys)[0] == 0
+    vectors = index_dir / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-20])  # truncated
+    code, _, err = run_cli([*base, "--index", str(index_dir), "--query", "music"], capsys)
+    assert_one_line_error(code, err, "vectors.npy: cannot read the index")
+    assert "pass --rebuild" in err
+    assert run_cli([*base, "--index", str(index_dir), "--query", "music", "--rebuild"], capsys)[0] == 0
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)  # every atomic write fails as on a full disk
+    fresh = tmp_path / "fresh_idx"
+    code, _, err = run_cli([*base, "--index", str(fresh), "--query", "music"], capsys)
+    assert_one_line_error(code, err, "no space left on the device")
+    assert not fresh.exists()  # no empty index folder left behind

@@ -1,46 +1,96 @@
-"""``jtcse encode --model M --input sents.txt --output vecs.npy``: one vector per input line."""
+"""``jtcse encode --model M --input sents.txt --output vecs.npy|DIR``: one vector per input line.
+
+A file name ending in ``.npy`` / ``.safetensors`` gives one matrix (small inputs, held in memory); any other
+``--output`` is a folder of shards (any input size, bounded memory, ``--resume``, several processes under
+``torchrun``), see :mod:`jtcse.corpus_scale`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from jtcse.cli.options import add_model_options, add_progress_option, load_encoder
+from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
+from jtcse.errors import JtcseError
 
+FOLDER_SUFFIXES = ("", ".vectors", ".shards")  # an --output with these is a folder of shards
 EPILOG = """\
 examples:
   jtcse encode --model minilm --input sents.txt --output vecs.npy
   jtcse encode --model runs/jtcse --input sents.txt --output vecs.safetensors --normalize
+  jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize      # a folder of shards
+  jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize --resume
+  torchrun --nproc_per_node 4 -m jtcse encode --model minilm --input corpus.txt --output corpus.vectors
 
-Row i of the output is line i+1 of the input (blank lines included). .npy holds a float32 matrix;
-.safetensors holds it under the key "embeddings", with the source file in the metadata.
+A single file: row i is line i+1 of the input (a blank line encodes as the empty sentence). .npy holds a
+float32 matrix; .safetensors holds it under the key "embeddings", with the source file in the metadata.
+
+A folder (a name without extension, or ending in .vectors): shards of --shard-size lines
+(shard-00000.npy, ...) and manifest.json (model, pooler, dimension, normalisation, line count, each
+shard's line range and sha256). Row i of the shards in order is line i+1;
+a blank line is a zero row. Memory depends on --shard-size, not on the input. --resume continues a killed
+run from its last complete shard, with any number of processes. Under torchrun every process encodes its
+own range of shards (on cuda:LOCAL_RANK when there is a GPU); the manifest is complete once all are done.
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
-        help="encode a text file (one sentence per line) into .npy or .safetensors vectors",
-        description="Encode every line of a text file with a sentence encoder and save the matrix.",
+        help="encode a text file (one sentence per line) into .npy / .safetensors or a folder of shards",
+        description="Encode every line of a text file with a sentence encoder and save the vectors.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_options(parser)
     parser.add_argument("--input", required=True, type=Path, help="UTF-8 text file, one sentence per line")
     parser.add_argument(
-        "--output", required=True, type=Path, help="output file ending in .npy or .safetensors"
+        "--output",
+        required=True,
+        type=Path,
+        help="a file ending in .npy or .safetensors, or a folder (shards)",
     )
     parser.add_argument("--normalize", action="store_true", help="scale every vector to unit length")
+    shards = parser.add_argument_group("a folder of shards (large inputs)")
+    shards.add_argument(
+        "--shard-size", type=positive_int, help="lines per shard (default: 100000); memory grows with it"
+    )
+    shards.add_argument("--shard-format", choices=("npy", "safetensors"), help="shard files (default: npy)")
+    shards.add_argument("--resume", action="store_true", help="continue an unfinished run in --output")
     add_progress_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.fs import remove_stale_temporaries
-    from jtcse.tools.encode_file import check_vector_suffix, encode_file
+    from jtcse.tools.encode_file import VECTOR_SUFFIXES
 
-    check_vector_suffix(args.output)  # before loading a model
+    suffix = args.output.suffix.lower()
+    if suffix in VECTOR_SUFFIXES:
+        return _run_single_file(args)
+    if suffix in FOLDER_SUFFIXES or args.output.is_dir():
+        return _run_sharded(args)
+    raise JtcseError(
+        f"--output {args.output}: unknown file type; use a name ending in .npy or .safetensors, or a folder "
+        f"(a name without extension, or ending in .vectors) for shards"
+    )
+
+
+def _run_single_file(args: argparse.Namespace) -> int:
+    from jtcse.fs import remove_stale_temporaries
+    from jtcse.tools.encode_file import encode_file
+    from jtcse.training.distributed import launched_world
+
+    for flag, value in (
+        ("--resume", args.resume),
+        ("--shard-size", args.shard_size),
+        ("--shard-format", args.shard_format),
+    ):
+        if value:
+            raise JtcseError(f"{flag}: only for a folder --output (shards), not the file {args.output}")
+    if launched_world()[2] > 1:
+        raise JtcseError(f"--output {args.output}: under torchrun, --output must be a folder (shards)")
     remove_stale_temporaries(args.output.parent)  # what an encode or search killed mid-write left there
     encoder = load_encoder(args)
     vectors = encode_file(
@@ -56,4 +106,60 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 vectors{note} to {args.output}",
         file=sys.stderr,
     )
+    return 0
+
+
+class _TorchCoordinator:
+    """Ranks under torchrun agree through a gloo process group (CPU; it works beside GPUs too)."""
+
+    def __init__(self) -> None:
+        from jtcse.training.distributed import init_distributed
+
+        context, _, _ = init_distributed("cpu")
+        self.rank, self.world_size = context.rank, context.world_size
+
+    def broadcast(self, obj: Any) -> Any:
+        from jtcse.training.distributed import broadcast_object
+
+        return broadcast_object(obj)
+
+
+def _rank_device(device: str | None, local_rank: int) -> str | None:
+    """Under torchrun each process encodes on cuda:LOCAL_RANK when there is a GPU (as training does)."""
+    import torch
+
+    if device in (None, "cuda") and torch.cuda.is_available():
+        return f"cuda:{local_rank % torch.cuda.device_count()}"
+    return device
+
+
+def _run_sharded(args: argparse.Namespace) -> int:
+    from jtcse.corpus_scale.encode import DEFAULT_SHARD_SIZE, ShardOptions, encode_to_shards
+    from jtcse.training.distributed import launched_world
+
+    rank, local_rank, world = launched_world()
+    coordinator = _TorchCoordinator() if world > 1 else None
+    if world > 1:
+        args.device = _rank_device(args.device, local_rank)
+    encoder = load_encoder(args)
+    options = ShardOptions(
+        shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+        shard_format=args.shard_format or "npy",
+        normalize=args.normalize,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        progress=args.progress is not False,
+    )
+    result = encode_to_shards(encoder, args.input, args.output, options, coordinator)
+    who = "" if world == 1 else f"rank {rank}: "
+    resumed = f" ({result.already_done} were done before: resumed)" if result.already_done else ""
+    shards = len(result.manifest["shards"])
+    print(f"{who}encoded {result.encoded} of {shards} shards{resumed}", file=sys.stderr)
+    if result.complete:
+        m = result.manifest
+        print(
+            f"complete: {m['lines']:,} x {m['dim']} float32 vectors ({m['blank']:,} blank lines as zero "
+            f"rows) in {args.output}/",
+            file=sys.stderr,
+        )
     return 0

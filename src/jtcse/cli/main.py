@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "encode": "jtcse.cli.encode",
     "similarity": "jtcse.cli.similarity",
     "search": "jtcse.cli.search",
+    "index": "jtcse.cli.index",
     "export": "jtcse.cli.export",
     "plot": "jtcse.cli.plot",
     "ablate": "jtcse.cli.ablate",

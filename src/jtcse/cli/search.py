@@ -1,4 +1,5 @@
-"""``jtcse search --model M --corpus FILE --query "..." [--top-k 5]``: nearest corpus lines by cosine."""
+"""``jtcse search --model M --corpus FILE --query "..." [--top-k 5]``: nearest corpus lines by cosine;
+``jtcse search --model M --index DIR --query "..."``: the same through an index built by ``jtcse index``."""
 
 from __future__ import annotations
 
@@ -6,52 +7,84 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from jtcse.cli.options import add_model_options, add_progress_option, load_encoder
+from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
 from jtcse.errors import JtcseError
 
 EPILOG = """\
 examples:
   jtcse search --model minilm --corpus faq.txt --query "how do I reset my password" --top-k 5
   jtcse search --model runs/jtcse --corpus faq.txt --query "refunds" --query "shipping times" --json
+  jtcse search --model minilm --index corpus.vectors/index-ivf --query "refunds" --check-recall 200
 
-The first search indexes the corpus (one sentence per line; blank lines skipped) and saves the index as
-FILE.jtcse-index/ (or --index DIR); later searches reuse it while the model and the corpus content are the
-same. A changed corpus is re-indexed; an index of another model is an error unless --rebuild.
-Search is exact either way: faiss-cpu (IndexFlatIP) when installed, numpy otherwise.
+With --corpus, the first search indexes the corpus (one sentence per line; blank lines skipped) and saves
+the index as FILE.jtcse-index/ (or --index DIR); later searches reuse it while the model and the corpus
+content are the same. A changed corpus is re-indexed; an index of another model is an error unless
+--rebuild. That search is exact (numpy), fine up to some 100,000 lines.
+
+For millions of lines: jtcse encode --output FOLDER, jtcse index --vectors FOLDER, then --index with the
+index folder (flat, IVF or HNSW; see jtcse index --help). --nprobe (IVF) and --ef-search (HNSW) trade speed
+for recall; --check-recall N measures recall@top-k against exact search on N corpus vectors as queries.
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="semantic search over a text file (index built once, saved beside it)",
+        help="semantic search over a text file (index built once, saved beside it) or a jtcse index",
         description="Find the corpus lines closest to a query (cosine similarity).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_options(parser)
-    parser.add_argument("--corpus", required=True, type=Path, help="UTF-8 text file, one sentence per line")
+    parser.add_argument("--corpus", type=Path, help="UTF-8 text file, one sentence per line")
     parser.add_argument("--query", action="append", required=True, help="the query (repeat for several)")
     parser.add_argument("--top-k", type=int, default=5, help="hits per query (default: 5)")
-    parser.add_argument("--index", type=Path, help="index directory (default: CORPUS.jtcse-index)")
-    parser.add_argument("--rebuild", action="store_true", help="re-index even when a saved index exists")
     parser.add_argument(
-        "--backend", default="auto", help="auto | faiss | numpy (default: auto = faiss when installed)"
+        "--index", type=Path, help="index folder: CORPUS.jtcse-index by default, or one built by jtcse index"
+    )
+    parser.add_argument("--rebuild", action="store_true", help="re-index the --corpus even when saved")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="numpy (the exact search of a --corpus index; default: auto = numpy)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
+    ann = parser.add_argument_group("an index built by jtcse index")
+    ann.add_argument("--nprobe", type=positive_int, help="ivf: cells scanned per query (more: better recall)")
+    ann.add_argument(
+        "--ef-search", type=positive_int, help="hnsw: candidates per query (more: better recall)"
+    )
+    ann.add_argument(
+        "--check-recall", type=positive_int, metavar="N", help="recall@top-k vs exact, N queries"
+    )
+    ann.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
     add_progress_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.tools.search import SearchIndex, read_corpus
+    from jtcse.corpus_scale.index import is_vector_index
 
     for query in args.query:
         if not query.strip():
             raise JtcseError("--query: the query is empty")
     if args.top_k < 1:
         raise JtcseError(f"--top-k {args.top_k}: must be a positive integer")
+    if args.index is not None and is_vector_index(args.index):
+        return _run_vector_index(args)
+    return _run_corpus(args)
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    from jtcse.tools.search import SearchIndex, read_corpus
+
+    if args.corpus is None:
+        raise JtcseError("--corpus: required (or --index with a folder built by jtcse index)")
+    for flag in ("nprobe", "ef_search", "check_recall", "threads"):
+        if getattr(args, flag) is not None:
+            raise JtcseError(f"--{flag.replace('_', '-')}: only with an --index built by jtcse index")
     read_corpus(args.corpus)  # a missing or empty corpus fails before a model is loaded
     encoder = load_encoder(args)
     index = SearchIndex.for_corpus(
@@ -63,7 +96,41 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
     )
     print(f"index: {index.status}, {len(index)} sentences, {index.dim}-dim, {index.backend}", file=sys.stderr)
-    results = index.search(encoder, list(args.query), top_k=args.top_k)
+    _print_hits(args, index.search(encoder, list(args.query), top_k=args.top_k))
+    return 0
+
+
+def _run_vector_index(args: argparse.Namespace) -> int:
+    from jtcse.corpus_scale.faiss_kinds import set_threads
+    from jtcse.corpus_scale.index import VectorIndex
+
+    for flag, value in (("--corpus", args.corpus), ("--rebuild", args.rebuild)):
+        if value:
+            raise JtcseError(
+                f"{flag}: not used with an index built by jtcse index (rebuild it with jtcse index)"
+            )
+    index = VectorIndex.load(args.index)  # a damaged or mismatched index fails before a model is loaded
+    set_threads(args.threads)
+    encoder = load_encoder(args)
+    knobs = {"nprobe": args.nprobe, "ef_search": args.ef_search}
+    results = index.search(encoder, list(args.query), top_k=args.top_k, **knobs)
+    settings = {
+        "ivf": f", nprobe {args.nprobe or index.meta.get('nprobe')}",
+        "hnsw": f", efSearch {args.ef_search or index.meta.get('ef_search')}",
+    }.get(index.kind, "")
+    print(f"index: {index.kind}{settings}, {len(index):,} vectors, {index.dim}-dim", file=sys.stderr)
+    _print_hits(args, results)
+    if args.check_recall:
+        recall = index.check_recall(args.check_recall, args.top_k, **knobs)
+        print(
+            f"recall@{args.top_k} against exact search ({min(args.check_recall, len(index))} corpus "
+            f"vectors as queries): {recall:.3f}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _print_hits(args: argparse.Namespace, results: list[Any]) -> None:
     for query, hits in zip(args.query, results, strict=True):
         if args.json:
             record = {"query": query, "hits": [hit.__dict__ for hit in hits]}
@@ -73,4 +140,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"query: {query}")
         for hit in hits:
             print(f"{hit.rank:>3}  {hit.score:.4f}  line {hit.line}: {hit.text}")
-    return 0

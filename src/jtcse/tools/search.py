@@ -2,17 +2,19 @@
 
 ``SearchIndex.for_corpus(encoder, corpus)`` loads ``<corpus>.jtcse-index/`` when it was built by the same
 model from the same file content, builds and saves it otherwise. Scores are cosine similarities. The saved
-form is plain numpy (``vectors.npy`` + ``index.json``) whatever the search backend: faiss-cpu's exact
-``IndexFlatIP`` when installed, an exact numpy product otherwise; both return the same hits. Blank corpus
-lines are skipped; each hit carries its 1-based line number in the corpus.
+form is plain numpy (``vectors.npy`` + ``index.json``) and the search an exact numpy product (a faiss flat
+index would compute the same product; corpora too large for this use :mod:`jtcse.corpus_scale`, with
+approximate IVF / HNSW indexes). Blank corpus lines are skipped; each hit carries its 1-based line number.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ META_NAME = "index.json"
 VECTORS_NAME = "vectors.npy"
 INDEX_FORMAT = "jtcse-search-index"
 INDEX_FORMAT_VERSION = 1
-BACKENDS = ("auto", "faiss", "numpy")
+BACKENDS = ("auto", "numpy")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _PROBE_BYTES = 1 << 20
 
@@ -141,15 +143,15 @@ def faiss_available() -> bool:
 
 
 def _pick_backend(backend: str) -> str:
+    if backend == "faiss":
+        raise JtcseError(
+            "--backend faiss: a corpus index is searched exactly with numpy (a flat faiss index gives the "
+            "same product); for an approximate IVF or HNSW index of a large corpus use jtcse encode + "
+            "jtcse index"
+        )
     if backend not in BACKENDS:
         raise JtcseError(f"--backend {backend}: unknown; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        return "faiss" if faiss_available() else "numpy"
-    if backend == "faiss" and not faiss_available():
-        raise JtcseError(
-            "--backend faiss: faiss is not installed; pip install faiss-cpu (or use --backend numpy)"
-        )
-    return backend
+    return "numpy"
 
 
 def default_index_dir(corpus: str | Path) -> Path:
@@ -177,7 +179,6 @@ class SearchIndex:
         self.identity = identity
         self.backend = _pick_backend(backend)
         self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
-        self._faiss_index: Any = None
         self._checked_encoder: Any = None
 
     @property
@@ -211,13 +212,25 @@ class SearchIndex:
     def save(self, index_dir: str | Path | None = None) -> Path:
         """Write ``vectors.npy``, then ``index.json`` (last, so a half-written index is never trusted)."""
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir(self.corpus.path)
+        created = not index_dir.exists()
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
             (index_dir / META_NAME).unlink(missing_ok=True)
             atomic_write(index_dir / VECTORS_NAME, lambda fh: np.save(fh, self.vectors))
             atomic_write_text(index_dir / META_NAME, json.dumps(self._meta(), indent=2) + "\n")
-        except PermissionError as exc:
-            raise JtcseError(f"--index {index_dir}: cannot write the index here ({exc.strerror})") from exc
+        except BaseException as exc:
+            if created:  # a folder without a complete index would only be in the way
+                shutil.rmtree(index_dir, ignore_errors=True)
+            if isinstance(exc, PermissionError):
+                raise JtcseError(
+                    f"--index {index_dir}: cannot write the index here ({exc.strerror})"
+                ) from exc
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JtcseError(
+                    f"--index {index_dir}: no space left on the device; about "
+                    f"{self.vectors.nbytes / 2**20:,.0f} MiB is needed"
+                ) from exc
+            raise
         return index_dir
 
     def _meta(self) -> dict[str, Any]:
@@ -264,7 +277,13 @@ class SearchIndex:
                 f"--index {index_dir}: built from another version of {corpus.path} (sha256 differs); "
                 "pass --rebuild"
             )
-        vectors = np.load(index_dir / VECTORS_NAME)
+        try:
+            vectors = np.load(index_dir / VECTORS_NAME, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a truncated or damaged file, or none
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JtcseError(
+                f"{index_dir / VECTORS_NAME}: cannot read the index ({first}); pass --rebuild"
+            ) from exc
         if vectors.shape != (meta["count"], meta["dim"]) or vectors.shape[0] != len(corpus.sentences):
             raise JtcseError(
                 f"{index_dir / VECTORS_NAME}: shape {vectors.shape} does not match {META_NAME}; "
@@ -326,31 +345,7 @@ class SearchIndex:
                 "the index was built by another model: pass --rebuild"
             )
         k = min(top_k, len(self))
-        if self.backend == "numpy":
-            return _exact_top_k(queries @ self.vectors.T, k)
-        # One row more than asked shows whether a tie straddles the cut (duplicate corpus lines do that);
-        # such rows are redone exactly so both backends keep the same, earliest, lines.
-        k_probe = min(k + 1, len(self))
-        scores, rows = self._faiss().search(np.ascontiguousarray(queries, dtype=np.float32), k_probe)
-        scores, rows = scores.astype(np.float32), rows.astype(np.int64)
-        out_scores, out_rows = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
-        for q in range(len(queries)):
-            if k_probe > k and scores[q, k] == scores[q, k - 1]:
-                s, r = _exact_top_k(queries[q : q + 1] @ self.vectors.T, k)
-                out_scores[q], out_rows[q] = s[0], r[0]
-            else:
-                order = np.lexsort((rows[q, :k], -scores[q, :k]))
-                out_scores[q], out_rows[q] = scores[q, order], rows[q, order]
-        return out_scores, out_rows
-
-    def _faiss(self) -> Any:
-        if self._faiss_index is None:
-            import faiss
-
-            index = faiss.IndexFlatIP(self.dim)
-            index.add(self.vectors)
-            self._faiss_index = index
-        return self._faiss_index
+        return _exact_top_k(queries @ self.vectors.T, k)
 
     def search(
         self, encoder: SupportsEncode, queries: str | Sequence[str], top_k: int = 5

@@ -1,0 +1,160 @@
+"""Exact vs approximate search on 1,000,000 vectors of dimension 384: build time, queries/s, recall@10.
+
+The vectors are a Gaussian mixture, normalised to unit length: 2,000 centres drawn from N(0, I), each vector a
+centre plus N(0, I) noise (seed 0; ``--noise`` scales it): as much noise as signal, so the clusters overlap
+and a vector's true neighbours often sit in other cells (with 0.6 every index finds them all; with 2.0 the
+data is close to uniform on the sphere, unlike sentence embeddings). The 1,000 queries are fresh draws
+from the same mixture (not corpus vectors). Recall@10 is the share of the exact top 10 (faiss
+IndexFlatIP, the ``flat`` kind) that an approximate index returns.
+
+The indexes are the ones ``jtcse index`` builds (:func:`jtcse.corpus_scale.faiss_kinds.make_index`): ``ivf``
+with its default nlist (~sqrt(n)) swept over nprobe, ``hnsw`` (M 16, efConstruction 40) swept over efSearch.
+Query timing: every setting runs the same 1,000 queries in each of ``--repeats`` interleaved rounds (exact,
+then every IVF and HNSW setting, round after round), best round kept. Same thread count for all.
+
+On 2 cores the HNSW build of 1,000,000 vectors takes ~10 minutes; ``--hnsw-n`` builds it on the first N
+vectors only (its recall and speed-up are then against exact search over the same N, and say so).
+
+    python bench/search.py [--n 1000000] [--dim 384] [--queries 1000] [--hnsw-n N] [--threads T]
+
+The last line is the speed-up (queries/s) over exact search of the fastest approximate setting whose
+recall@10 is at least 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from jtcse.corpus_scale.faiss_kinds import (
+    TRAIN_PER_CELL,
+    faiss_module,
+    make_index,
+    resolve_params,
+    set_search_params,
+)
+
+RECALL_GOAL = 0.95
+SPEEDUP_GOAL = 10.0
+K = 10
+NOISE = 1.0
+
+
+def mixture(n: int, dim: int, centres: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty((n, dim), np.float32)
+    for begin in range(0, n, 100_000):  # in blocks: the float64 noise of 1M x 384 would be 3 GB
+        size = min(100_000, n - begin)
+        noise_block = noise * rng.standard_normal((size, dim), np.float32)
+        block = centres[rng.integers(0, len(centres), size)] + noise_block
+        out[begin : begin + size] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist(), strict=True)])
+    )
+
+
+def build(kind: str, x: np.ndarray, **knobs: int) -> tuple[object, float]:
+    params = resolve_params(kind, len(x), **knobs)
+    started = time.perf_counter()
+    index = make_index(params, x.shape[1])
+    if kind == "ivf":
+        sample = x[
+            np.random.default_rng(1).choice(len(x), min(len(x), params.nlist * TRAIN_PER_CELL), replace=False)
+        ]
+        index.train(sample)
+    for begin in range(0, len(x), 65_536):
+        index.add(x[begin : begin + 65_536])
+    print(f"{kind}: built in {time.perf_counter() - started:.1f} s ({params.describe()})", flush=True)
+    return index, time.perf_counter() - started
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--hnsw-n", type=int, help="build HNSW on the first N vectors only (default: all)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--noise", type=float, default=NOISE, help="noise scale (centres have scale 1)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    return parser.parse_args()
+
+
+def build_settings(args: argparse.Namespace, x: np.ndarray) -> list[tuple]:
+    """(kind, index, query knobs, position of its exact truth, build seconds, vectors) per setting."""
+    hnsw_n = min(args.hnsw_n or args.n, args.n)
+    exact, exact_build = build("flat", x)
+    settings: list[tuple] = [("exact", exact, {}, 0, exact_build, args.n)]
+    if hnsw_n < args.n:
+        exact_small, small_build = build("flat", x[:hnsw_n])
+        settings.append(("exact", exact_small, {}, 1, small_build, hnsw_n))
+    small = len(settings) - 1
+    ivf, ivf_build = build("ivf", x)
+    hnsw, hnsw_build = build("hnsw", x[:hnsw_n])
+    nprobes = [p for p in (4, 8, 16, 32, 64, 128, 256) if p <= ivf.nlist]
+    settings += [("ivf", ivf, {"nprobe": p}, 0, ivf_build, args.n) for p in nprobes]
+    efs = (16, 32, 64, 128, 256, 512)
+    settings += [("hnsw", hnsw, {"ef_search": e}, small, hnsw_build, hnsw_n) for e in efs]
+    return settings
+
+
+def time_rounds(settings: list[tuple], queries: np.ndarray, repeats: int) -> tuple[list[float], list]:
+    """Best seconds and the hits of every setting, in interleaved rounds (load drifts over all alike)."""
+    best = [float("inf")] * len(settings)
+    found: list[np.ndarray] = [np.empty(0)] * len(settings)
+    for _ in range(repeats):
+        for i, (kind, index, knobs, _, _, _) in enumerate(settings):
+            set_search_params(index, kind, nprobe=knobs.get("nprobe"), ef_search=knobs.get("ef_search"))
+            t = time.perf_counter()
+            found[i] = index.search(queries, K)[1]
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best, found
+
+
+def report(settings: list[tuple], best: list[float], found: list, queries: int) -> None:
+    exact_qps = {n: queries / best[i] for i, (kind, *_, n) in enumerate(settings) if kind == "exact"}
+    winner = 0.0
+    for i, (kind, _, knobs, truth, build_s, n) in enumerate(settings):
+        qps = queries / best[i]
+        r = recall(found[i], found[truth])
+        speedup = qps / exact_qps[n]
+        setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "flat"
+        print(
+            f"{kind:<5} {setting:<14} n={n:>9,}  build {build_s:7.1f} s  {qps:10,.0f} queries/s  "
+            f"recall@{K} {r:.3f}  x{speedup:.1f} vs exact"
+        )
+        if kind != "exact" and r >= RECALL_GOAL:
+            winner = max(winner, speedup)
+    print(f"fastest approximate index at the recall goal, speed-up over exact search: {winner:.1f}x")
+
+
+def main() -> None:
+    args = parse_args()
+    faiss_module().omp_set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, args.dim)).astype(np.float32)
+    started = time.perf_counter()
+    x = mixture(args.n, args.dim, centres, args.noise, rng)
+    queries = mixture(args.queries, args.dim, centres, args.noise, rng)
+    print(
+        f"data: {args.n:,} x {args.dim} mixture vectors (noise {args.noise}) + {args.queries:,} queries "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    print(
+        f"goal: an approximate index >= {SPEEDUP_GOAL:.0f}x the queries/s of exact search "
+        f"at recall@{K} >= {RECALL_GOAL}"
+    )
+    print(f"threads: {args.threads}, k = {K}", flush=True)
+    settings = build_settings(args, x)
+    best, found = time_rounds(settings, queries, args.repeats)
+    report(settings, best, found, args.queries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Encode a text file of any size into a folder of shards, resumably, on one process or several.
+
+Memory is bounded by the shard size (lines are read shard by shard and encoded in chunks), not by the file.
+With several processes (``torchrun``), rank 0 plans the run and shares the plan; every rank then encodes its
+own contiguous range of the shards still to do, and whichever rank writes the last shard completes the
+manifest. A resumed run recomputes "still to do" from the shard entries on disk, so it may use any number
+of processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from jtcse.corpus_scale.lines import LinePlan, plan_lines, read_shard_lines
+from jtcse.corpus_scale.manifest import (
+    SHARD_FORMATS,
+    check_resumable,
+    new_manifest,
+    read_manifest,
+    write_manifest,
+)
+from jtcse.corpus_scale.progress import Progress
+from jtcse.corpus_scale.shards import completed_entries, remove_orphans, write_shard
+from jtcse.errors import JtcseError
+from jtcse.tools.encode_file import SupportsEncode
+from jtcse.tools.search import model_identity
+from jtcse.tools.similarity import normalize_rows
+
+DEFAULT_SHARD_SIZE = 100_000
+_MIN_CHUNK = 4096  # lines encoded per call (progress granularity; the encoder batches inside)
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    shard_size: int = DEFAULT_SHARD_SIZE
+    shard_format: str = "npy"
+    normalize: bool = False
+    batch_size: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+class Coordinator(Protocol):
+    """How ranks agree: rank 0's object handed to every rank (a single process: itself)."""
+
+    rank: int
+    world_size: int
+
+    def broadcast(self, obj: Any) -> Any: ...
+
+
+class SingleProcess:
+    rank = 0
+    world_size = 1
+
+    def broadcast(self, obj: Any) -> Any:
+        return obj
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    folder: Path
+    manifest: dict[str, Any]  # the complete manifest when ``complete``, else the plan
+    complete: bool
+    encoded: int  # shards this process wrote
+    already_done: int  # shards found complete at the start (--resume)
+
+
+def encode_to_shards(
+    encoder: SupportsEncode,
+    input_path: str | Path,
+    folder: str | Path,
+    options: ShardOptions = ShardOptions(),
+    coordinator: Coordinator | None = None,
+) -> EncodeResult:
+    """Encode every line of ``input_path`` into ``folder`` (see :mod:`jtcse.corpus_scale.manifest`)."""
+    coordinator = coordinator or SingleProcess()
+    folder = Path(folder)
+    setup: Any = None
+    if coordinator.rank == 0:
+        try:
+            setup = _prepare(encoder, Path(input_path), folder, options)
+        except JtcseError as exc:
+            setup = ("error", str(exc))  # every rank must stop, not only rank 0
+    setup = coordinator.broadcast(setup)
+    if setup[0] == "error":
+        raise JtcseError(setup[1])
+    _, plan, manifest, todo, created = setup
+    mine = rank_share(todo, coordinator.rank, coordinator.world_size)
+    prefix = "encode" if coordinator.world_size == 1 else f"encode (rank {coordinator.rank})"
+    rows = sum(min(plan.shard_size, plan.lines - k * plan.shard_size) for k in mine)
+    progress = Progress(rows, prefix=prefix, enabled=options.progress)
+    with _disk_errors(folder, manifest, todo, remove_if_empty=created and coordinator.world_size == 1):
+        for k in mine:
+            _encode_shard(encoder, plan, manifest, folder, k, options, progress)
+        if mine:
+            progress.advance(0, force=True)
+        final = finish(folder, manifest)
+    done_before = plan.shards - len(todo)
+    return EncodeResult(folder, final or manifest, final is not None, len(mine), done_before)
+
+
+def _prepare(
+    encoder: SupportsEncode, input_path: Path, folder: Path, options: ShardOptions
+) -> tuple[str, LinePlan, dict[str, Any], list[int], bool]:
+    """Rank 0: plan the lines, check or create the folder, list the shards still to do."""
+    if options.shard_format not in SHARD_FORMATS:
+        raise JtcseError(f"--shard-format {options.shard_format}: choose {' or '.join(SHARD_FORMATS)}")
+    if folder.exists() and not folder.is_dir():
+        raise JtcseError(f"--output {folder}: exists and is not a folder")
+    plan = plan_lines(input_path, options.shard_size)
+    dim = int(getattr(encoder, "dim", 0) or 0) or int(np.asarray(encoder.encode(["dim"])).shape[1])
+    wanted = new_manifest(
+        plan, model_identity(encoder), dim=dim, normalize=options.normalize, shard_format=options.shard_format
+    )
+    saved = read_manifest(folder, what="--output")
+    created = False
+    if saved is not None:
+        if not options.resume:
+            state = "finished" if saved.get("complete") else "unfinished"
+            raise JtcseError(
+                f"--output {folder}: holds an {state} encoding already; pass --resume to continue it, or "
+                "use another --output"
+            )
+        check_resumable(saved, wanted, folder)
+        remove_orphans(folder)
+        manifest = saved
+    else:
+        if folder.is_dir() and any(folder.iterdir()):
+            raise JtcseError(f"--output {folder}: the folder is not empty and holds no {'manifest.json'}")
+        created = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JtcseError(f"--output {folder}: cannot create the folder ({exc.strerror})") from exc
+        manifest = wanted
+        with _disk_errors(folder, manifest, list(range(plan.shards)), remove_if_empty=created):
+            write_manifest(folder, manifest)
+    done = completed_entries(folder, manifest)
+    todo = [k for k in range(plan.shards) if k not in done]
+    return "ok", plan, manifest, todo, created
+
+
+def rank_share(todo: list[int], rank: int, world_size: int) -> list[int]:
+    """A contiguous slice of ``todo`` per rank; the first ranks take one more when it does not divide."""
+    base, extra = divmod(len(todo), world_size)
+    start = rank * base + min(rank, extra)
+    return todo[start : start + base + (1 if rank < extra else 0)]
+
+
+def _encode_shard(
+    encoder: SupportsEncode,
+    plan: LinePlan,
+    manifest: dict[str, Any],
+    folder: Path,
+    k: int,
+    options: ShardOptions,
+    progress: Progress,
+) -> None:
+    lines = read_shard_lines(plan, k)
+    dim = int(manifest["dim"])
+    vectors = np.zeros((len(lines), dim), np.float32)  # blank lines stay zero rows
+    keep = np.flatnonzero([bool(line.strip()) for line in lines])
+    chunk = max(_MIN_CHUNK, 16 * (options.batch_size or 64))
+    for begin in range(0, len(lines), chunk):
+        part = keep[(keep >= begin) & (keep < begin + chunk)]
+        if len(part):
+            encoded = encoder.encode(
+                [lines[i] for i in part], batch_size=options.batch_size, show_progress=False
+            )
+            vectors[part] = np.asarray(encoded, dtype=np.float32)
+        progress.advance(min(chunk, len(lines) - begin))
+    if options.normalize and len(keep):
+        vectors[keep] = normalize_rows(vectors[keep])
+    planned = manifest["shards"][k]
+    write_shard(
+        folder,
+        k,
+        vectors,
+        file=planned["file"],
+        start=planned["start"],
+        stop=planned["stop"],
+        blank=len(lines) - len(keep),
+    )
+
+
+def finish(folder: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """Mark the manifest complete when every shard is (by whichever rank sees it first); None if not yet."""
+    entries = completed_entries(folder, manifest)
+    if len(entries) < len(manifest["shards"]):
+        return None
+    shards = [{**planned, **entries[k]} for k, planned in enumerate(manifest["shards"])]
+    final = {**manifest, "complete": True, "shards": shards, "blank": sum(e["blank"] for e in shards)}
+    write_manifest(folder, final)
+    return final
+
+
+@contextmanager
+def _disk_errors(
+    folder: Path, manifest: dict[str, Any], todo: list[int], *, remove_if_empty: bool
+) -> Iterator[None]:
+    """A full disk as one line with the space still needed; a folder this run made and could not fill
+    is removed (a half-made folder would otherwise block the next run)."""
+    try:
+        yield
+    except BaseException as exc:
+        if remove_if_empty and not completed_entries(folder, manifest):
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            rows = sum(manifest["shards"][k]["stop"] - manifest["shards"][k]["start"] for k in todo)
+            need = rows * int(manifest["dim"]) * 4 / 2**20
+            raise JtcseError(
+                f"--output {folder}: no space left on the device ({exc.filename or folder}); about "
+                f"{need:,.0f} MiB more is needed; free space and rerun with --resume"
+            ) from exc
+        raise

@@ -1,0 +1,317 @@
+"""A saved faiss index over a vectors folder, tied to the model and the exact shards it was built from.
+
+``IDX/`` (written as a whole through :func:`jtcse.fs.staged_directory`: an index is there complete or not at
+all)::
+
+    index.faiss   the faiss index (unit vectors, inner product = cosine)
+    rows.npy      int64: the input row (0-based line) of each indexed vector; blank lines are not indexed
+    index.json    kind and parameters, model identity, the vectors folder and its manifest's sha256, the
+                  input file and shard offsets (to show the text of a hit), sha256 of the two files above
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from jtcse import __version__
+from jtcse.corpus_scale.exact import exact_search, recall_at_k
+from jtcse.corpus_scale.faiss_kinds import (
+    EXACT_BELOW,
+    TRAIN_PER_CELL,
+    faiss_module,
+    make_index,
+    resolve_params,
+    set_search_params,
+    set_threads,
+)
+from jtcse.corpus_scale.lines import read_lines_at
+from jtcse.corpus_scale.manifest import MANIFEST_NAME
+from jtcse.corpus_scale.shards import ShardedVectors, file_sha256
+from jtcse.errors import JtcseError
+from jtcse.fs import atomic_write, atomic_write_text, staged_directory
+from jtcse.tools.search import SearchHit, describe_identity, model_identity
+from jtcse.tools.similarity import normalize_rows
+
+FORMAT = "jtcse-vector-index"
+FORMAT_VERSION = 1
+META_NAME = "index.json"
+FAISS_NAME = "index.faiss"
+ROWS_NAME = "rows.npy"
+_ADD_ROWS = 1 << 16
+
+
+def _unit_blocks(vectors: ShardedVectors) -> Any:
+    """``(rows, unit vectors)`` of the non-blank rows, one block of at most 65,536 rows at a time."""
+    for first, shard in vectors.shards():
+        for begin in range(0, shard.shape[0], _ADD_ROWS):
+            block = np.asarray(shard[begin : begin + _ADD_ROWS], dtype=np.float32)
+            keep = np.flatnonzero(np.linalg.norm(block, axis=1) > 0)
+            yield first + begin + keep, np.ascontiguousarray(normalize_rows(block[keep]))
+
+
+def _training_sample(vectors: ShardedVectors, size: int, seed: int = 0) -> np.ndarray:
+    rows = np.sort(np.random.default_rng(seed).choice(vectors.rows, min(size, vectors.rows), replace=False))
+    sample = vectors.take(rows)
+    sample = sample[np.linalg.norm(sample, axis=1) > 0]
+    return np.ascontiguousarray(normalize_rows(sample))
+
+
+def build_index(
+    vectors_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    kind: str | None = None,
+    threads: int | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    **knobs: int | None,
+) -> tuple[Path, dict[str, Any]]:
+    """Build the index of a finished vectors folder and save it (default: ``DIR/index-KIND``).
+
+    ``knobs``: ``nlist``, ``nprobe`` (ivf), ``m``, ``ef_construction``, ``ef_search`` (hnsw).
+    """
+    vectors = ShardedVectors(vectors_dir)
+    vectors.verify()  # a damaged shard must not end up in an index
+    count = vectors.rows - int(vectors.manifest.get("blank", 0))
+    if count == 0:
+        raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
+    params = resolve_params(kind, count, **knobs)
+    why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
+    log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
+    set_threads(threads)
+    started = time.perf_counter()
+    index = make_index(params, vectors.dim)
+    if params.kind == "ivf":
+        index.train(_training_sample(vectors, params.nlist * TRAIN_PER_CELL))
+    rows = []
+    for block_rows, block in _unit_blocks(vectors):
+        index.add(block)
+        rows.append(block_rows)
+    meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
+    out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"
+    _save(out, index, np.concatenate(rows).astype(np.int64), meta)
+    return out, meta
+
+
+def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: float) -> dict[str, Any]:
+    manifest = vectors.manifest
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "jtcse_version": __version__,
+        "faiss_version": faiss_module().__version__,
+        **params,
+        "count": count,
+        "dim": vectors.dim,
+        "similarity": "cosine",
+        "build_seconds": round(seconds, 3),
+        "model": manifest["model"],
+        "vectors": {"folder": str(vectors.folder.resolve()), "manifest_sha256": vectors.manifest_sha256()},
+        "input": manifest["input"],
+        "shard_size": manifest["shard_size"],
+        "shard_offsets": [entry["offset"] for entry in manifest["shards"]],
+    }
+
+
+def _write_faiss(index: Any) -> Callable[[IO[bytes]], None]:
+    """A writer for :func:`atomic_write` that streams the index (no second in-memory copy); an error of
+    the file (a full disk) comes out as itself, not as faiss's RuntimeError."""
+    faiss = faiss_module()
+
+    def write(fh: IO[bytes]) -> None:
+        failures: list[BaseException] = []
+
+        def sink(data: bytes) -> int:
+            try:
+                return fh.write(data)
+            except BaseException as exc:
+                failures.append(exc)
+                raise
+
+        try:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(sink))
+        except RuntimeError:
+            if failures:
+                raise failures[0] from None
+            raise
+
+    return write
+
+
+def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any]) -> None:
+    """Write the index folder as a whole; a failure (a full disk) leaves no staging folder behind."""
+    try:
+        with staged_directory(out, prefix=".jtcse_index_tmp_") as staging:
+            atomic_write(staging / FAISS_NAME, _write_faiss(index))
+            atomic_write(staging / ROWS_NAME, lambda fh: np.save(fh, rows))
+            meta["files"] = {name: file_sha256(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
+            atomic_write_text(staging / META_NAME, json.dumps(meta, indent=1) + "\n")
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        need = (rows.nbytes + index.ntotal * meta["dim"] * 4) / 2**20
+        raise JtcseError(
+            f"--output {out}: no space left on the device; the index needs at least {need:,.0f} MiB"
+        ) from exc
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    file = folder / META_NAME
+    if not file.is_file():
+        raise JtcseError(f"--index {folder}: no {META_NAME} (build one with: jtcse index --vectors DIR)")
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JtcseError(f"{file}: not valid JSON ({exc}); rebuild it with jtcse index") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise JtcseError(f"{file}: not a jtcse vector index (built by jtcse index)")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise JtcseError(f"{file}: written by a newer jtcse; upgrade jtcse")
+    return meta
+
+
+def is_vector_index(folder: str | Path) -> bool:
+    try:
+        return json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class VectorIndex:
+    """A loaded index: search by vectors or by text, check recall against exact search."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any], index: Any, rows: np.ndarray) -> None:
+        self.folder, self.meta, self.index, self.rows = folder, meta, index, rows
+        self._checked_encoder: Any = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["kind"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    def __len__(self) -> int:
+        return int(self.meta["count"])
+
+    @classmethod
+    def load(cls, folder: str | Path) -> VectorIndex:
+        """Load and verify (checksums; the vectors folder, when present, must be the one indexed)."""
+        folder = Path(folder)
+        meta = read_meta(folder)
+        for name, digest in meta.get("files", {}).items():
+            if not (folder / name).is_file() or file_sha256(folder / name) != digest:
+                raise JtcseError(
+                    f"{folder / name}: missing, truncated or damaged (checksum differs from {META_NAME}); "
+                    f"rebuild it: jtcse index --vectors {meta['vectors']['folder']} --output {folder}"
+                )
+        try:
+            index = faiss_module().read_index(str(folder / FAISS_NAME))
+            rows = np.load(folder / ROWS_NAME, allow_pickle=False)
+        except (RuntimeError, ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JtcseError(
+                f"--index {folder}: cannot read the index ({first}); rebuild it: jtcse index --vectors "
+                f"{meta['vectors']['folder']} --output {folder}"
+            ) from exc
+        loaded = cls(folder, meta, index, rows)
+        loaded.check_vectors(required=False)
+        return loaded
+
+    def check_vectors(self, *, required: bool = True) -> ShardedVectors | None:
+        """The vectors folder this index was built from, refused when its shards changed since."""
+        folder = Path(self.meta["vectors"]["folder"])
+        if not (folder / MANIFEST_NAME).is_file():
+            if required:
+                raise JtcseError(f"--index {self.folder}: its vectors folder {folder} is gone")
+            return None
+        vectors = ShardedVectors(folder)
+        if vectors.manifest_sha256() != self.meta["vectors"]["manifest_sha256"]:
+            raise JtcseError(
+                f"--index {self.folder}: built from other shards than those now in {folder} (the manifest "
+                f"changed); rebuild it: jtcse index --vectors {folder} --output {self.folder}"
+            )
+        return vectors
+
+    def check_model(self, encoder: Any) -> None:
+        mine = model_identity(encoder)
+        if mine != self.meta["model"]:
+            raise JtcseError(
+                f"--index {self.folder}: built from vectors of {describe_identity(self.meta['model'])}, "
+                f"not {describe_identity(mine)}; search with the same --model"
+            )
+
+    def search_vectors(
+        self, queries: np.ndarray, top_k: int = 5, *, nprobe: int | None = None, ef_search: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (cosine, input row) per query; a row of -1 (score -inf) where fewer than k were found."""
+        if not isinstance(top_k, int) or top_k < 1:
+            raise JtcseError(f"--top-k {top_k}: must be a positive integer")
+        queries = np.ascontiguousarray(normalize_rows(np.atleast_2d(queries)), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise JtcseError(f"query vectors have {queries.shape[1]} dimensions, the index {self.dim}")
+        set_search_params(
+            self.index,
+            self.kind,
+            nprobe=nprobe or self.meta.get("nprobe"),
+            ef_search=ef_search or self.meta.get("ef_search"),
+        )
+        scores, labels = self.index.search(queries, min(top_k, len(self)))
+        rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1)
+        return np.where(labels >= 0, scores, -np.inf).astype(np.float32), rows.astype(np.int64)
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        """The input lines of ``rows`` (0-based), read from the input file the vectors were made from."""
+        source = self.meta["input"]
+        path = Path(source["path"])
+        if not path.is_file() or path.stat().st_size != source["bytes"]:
+            raise JtcseError(
+                f"--index {self.folder}: the input {path} is missing or changed since it was encoded, so "
+                "hits cannot show their text; restore it or encode it again"
+            )
+        size, found = int(self.meta["shard_size"]), {}
+        for shard in sorted({row // size for row in rows}):
+            wanted = {row for row in rows if row // size == shard}
+            found.update(read_lines_at(path, self.meta["shard_offsets"][shard], shard * size, wanted))
+        return found
+
+    def search(
+        self, encoder: Any, queries: str | Sequence[str], top_k: int = 5, **knobs: int | None
+    ) -> list[SearchHit] | list[list[SearchHit]]:
+        """Hits for one query (a list) or several (a list of lists), like :meth:`SearchIndex.search`."""
+        single = isinstance(queries, str)
+        texts = [queries] if single else list(queries)
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise JtcseError("--query: the query is empty")
+        if self._checked_encoder is not encoder:
+            self.check_model(encoder)
+            self._checked_encoder = encoder
+        q = np.asarray(encoder.encode(texts, normalize=True, show_progress=False))
+        scores, rows = self.search_vectors(q, top_k, **knobs)
+        lines = self.texts(sorted({int(r) for r in rows.ravel() if r >= 0}))
+        results = [
+            [
+                SearchHit(rank=i + 1, score=float(s), line=int(r) + 1, text=lines[int(r)])
+                for i, (s, r) in enumerate(zip(srow, rrow, strict=True))
+                if r >= 0
+            ]
+            for srow, rrow in zip(scores, rows, strict=True)
+        ]
+        return results[0] if single else results
+
+    def check_recall(self, queries: int, top_k: int = 10, *, seed: int = 0, **knobs: int | None) -> float:
+        """recall@top_k of this index against exact search, on ``queries`` corpus vectors taken as queries."""
+        vectors = self.check_vectors()
+        assert vectors is not None
+        picked = np.sort(np.random.default_rng(seed).choice(self.rows, min(queries, len(self.rows)), False))
+        q = normalize_rows(vectors.take(picked))
+        _, approx = self.search_vectors(q, top_k, **knobs)
+        _, exact = exact_search(vectors, q, min(top_k, len(self)))
+        return recall_at_k(approx, exact)

@@ -1,0 +1,181 @@
+"""Shard files: written atomically with their checksum, then their entry; read back memory-mapped.
+
+The order on disk is what makes a kill harmless: the shard's bytes go to a temporary file that is renamed
+into place (:func:`jtcse.fs.atomic_write`), and only then is ``shard-NNNNN.json`` written. A shard without
+its entry, or whose size disagrees with it, is redone by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from jtcse.corpus_scale.manifest import MANIFEST_NAME, entry_file, require_complete
+from jtcse.errors import JtcseError
+from jtcse.fs import atomic_write, atomic_write_text, remove_stale_temporaries
+from jtcse.tools.encode_file import SAFETENSORS_KEY
+
+# Test hook: sleep this long inside the write of shard JTCSE_TEST_PAUSE_SHARD (a kill then lands mid-write)
+_PAUSE_ENV = "JTCSE_TEST_PAUSE_SHARD"
+_HASH_BLOCK = 8 << 20
+
+
+class _HashingWriter:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.sha256, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.sha256.update(view)
+        self.size += len(view)
+        return self.fh.write(view)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _write_body(fh: IO[bytes], vectors: np.ndarray, shard_format: str) -> None:
+    if shard_format == "npy":
+        np.save(fh, vectors)
+    else:
+        from safetensors.numpy import save
+
+        fh.write(save({SAFETENSORS_KEY: vectors}))
+
+
+def _pause_for_tests(index: int) -> None:
+    spec = os.environ.get(_PAUSE_ENV)
+    if spec and int(spec.split(":")[0]) == index:
+        time.sleep(float(spec.split(":")[1]) if ":" in spec else 60.0)
+
+
+def write_shard(
+    folder: Path, index: int, vectors: np.ndarray, *, file: str, start: int, stop: int, blank: int
+) -> dict[str, Any]:
+    """Write shard ``index`` (then its entry) and return the entry."""
+    shard_format = file.rsplit(".", 1)[1]
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    digest: dict[str, Any] = {}
+
+    def write(fh: IO[bytes]) -> None:
+        writer = _HashingWriter(fh)
+        _write_body(writer, vectors, shard_format)  # type: ignore[arg-type]
+        _pause_for_tests(index)
+        digest.update(sha256=writer.sha256.hexdigest(), bytes=writer.size)
+
+    atomic_write(folder / file, write)
+    entry = {"file": file, "start": start, "stop": stop, "rows": int(vectors.shape[0]), "blank": blank}
+    entry.update(digest)
+    atomic_write_text(folder / entry_file(index), json.dumps(entry) + "\n")
+    return entry
+
+
+def read_entry(folder: Path, index: int, planned: dict[str, Any]) -> dict[str, Any] | None:
+    """Shard ``index``'s entry when the shard is complete (entry present, range and file size as planned)."""
+    try:
+        entry = json.loads((folder / entry_file(index)).read_text(encoding="utf-8"))
+        size = (folder / entry["file"]).stat().st_size
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same_plan = (entry.get("file"), entry.get("start"), entry.get("stop")) == (
+        planned["file"],
+        planned["start"],
+        planned["stop"],
+    )
+    return entry if same_plan and size == entry.get("bytes") else None
+
+
+def completed_entries(folder: Path, manifest: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The complete shards of ``folder``, by index."""
+    found = {k: read_entry(folder, k, planned) for k, planned in enumerate(manifest["shards"])}
+    return {k: entry for k, entry in found.items() if entry is not None}
+
+
+def remove_orphans(folder: Path) -> int:
+    """Delete the temporaries that killed writes left behind (shards, the manifest); those of a writer
+    still running (another rank) are left alone (:func:`jtcse.fs.remove_stale_temporaries`)."""
+    return len(remove_stale_temporaries(folder))
+
+
+def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.ndarray:
+    """One shard as float32 ``[rows, dim]`` (memory-mapped for ``.npy``)."""
+    path = folder / entry["file"]
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        else:
+            from safetensors.numpy import load_file
+
+            array = load_file(str(path))[SAFETENSORS_KEY]
+    except (OSError, ValueError, KeyError) as exc:
+        raise JtcseError(f"{path}: cannot read the shard ({exc}); re-encode with jtcse encode") from exc
+    if array.ndim != 2 or array.shape[0] != entry["rows"]:
+        raise JtcseError(f"{path}: {array.shape} does not match {MANIFEST_NAME}; re-encode with jtcse encode")
+    return array
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ShardedVectors:
+    """A finished vectors folder: the manifest and its shards, read one at a time."""
+
+    def __init__(self, folder: str | Path, *, what: str = "--vectors") -> None:
+        from jtcse.corpus_scale.manifest import read_manifest
+
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise JtcseError(f"{what} {self.folder}: no such folder")
+        self.manifest = require_complete(read_manifest(self.folder, what=what), self.folder, what=what)
+        self.entries: list[dict[str, Any]] = self.manifest["shards"]
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["lines"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def manifest_sha256(self) -> str:
+        return file_sha256(self.folder / MANIFEST_NAME)
+
+    def verify(self) -> None:
+        """Every shard's sha256 against the manifest (reads every byte once)."""
+        for entry in self.entries:
+            if file_sha256(self.folder / entry["file"]) != entry["sha256"]:
+                raise JtcseError(
+                    f"{self.folder / entry['file']}: checksum differs from {MANIFEST_NAME} (damaged or "
+                    "replaced); re-encode with jtcse encode"
+                )
+
+    def shards(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, vectors)`` of each shard in order."""
+        for entry in self.entries:
+            yield entry["start"], load_shard(self.folder, entry)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of the given rows (any order), reading only the shards they fall in."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dim), np.float32)
+        starts = np.array([e["start"] for e in self.entries])
+        which = np.searchsorted(starts, rows, side="right") - 1
+        for k in np.unique(which):
+            mask = which == k
+            shard = load_shard(self.folder, self.entries[k])
+            out[mask] = shard[rows[mask] - self.entries[k]["start"]]
+        return out
