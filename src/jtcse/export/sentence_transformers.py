@@ -106,7 +106,7 @@ def export_sentence_transformers(
 
     source = resolve_model(model)
     encoder = Encoder(source, pooler=pooler, max_length=max_length, device="cpu")
-    _refuse_self_overwrite(out, encoder)
+    refuse_self_overwrite(out, encoder)
 
     # no dots in the staging name: transformers turns the folder name into a module name for custom code
     with staged_directory(out, prefix="jtcse_export_tmp_") as staging:
@@ -134,7 +134,7 @@ def _require_sentence_transformers() -> None:
         ) from exc
 
 
-def _refuse_self_overwrite(out: Path, encoder: Any) -> None:
+def refuse_self_overwrite(out: Path, encoder: Any) -> None:
     """Replacing the output must never delete the model being exported."""
     target = out.resolve()
     for member in encoder.members:

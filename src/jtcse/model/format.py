@@ -25,6 +25,11 @@ covers the three cases:
   relative to the directory, absolute, or a hub id; a member may itself be a jtcse model directory.
 
 Each member directory carries its own tokenizer files, so members may use different tokenizers.
+
+A member may also be an ONNX graph (``"backend": "onnx"``, written by ``jtcse export --format onnx``): its
+directory holds ``model.onnx`` (token ids -> final vector, pooling and weighted sums inside), ``graph.json``
+and the tokenizer; its ``pooler`` is ``"graph"``. ``backend`` is written only when it is not ``"torch"``, so
+files without ONNX members are unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ CONFIG_NAME = "jtcse.json"
 FORMAT_NAME = "jtcse-model"
 FORMAT_VERSION = 1
 KINDS = ("single", "twin", "ensemble")
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -49,6 +55,13 @@ class MemberSpec:
     path: str
     pooler: str = "cls_before_pooler"
     weight: float = 1.0
+    backend: str = "torch"  # "onnx": the member is an exported graph (see the module doc)
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = asdict(self)
+        if self.backend == "torch":
+            del entry["backend"]
+        return entry
 
 
 @dataclass
@@ -63,7 +76,7 @@ class ModelSpec:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
-            "members": [asdict(m) for m in self.members],
+            "members": [m.to_dict() for m in self.members],
             "method": self.method,
             "jtcse_version": __version__,
             "extra": self.extra,
@@ -106,10 +119,15 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
                     path=str(m["path"]),
                     pooler=str(m.get("pooler", "cls_before_pooler")),
                     weight=float(m.get("weight", 1.0)),
+                    backend=str(m.get("backend", "torch")),
                 )
             )
         except (TypeError, ValueError) as exc:
             raise JtcseError(f"{file}: members[{i}] has a bad value ({exc})") from exc
+        if members[-1].backend not in BACKENDS:
+            raise JtcseError(
+                f"{file}: members[{i}] backend {members[-1].backend!r} is not one of {', '.join(BACKENDS)}"
+            )
     return ModelSpec(
         kind=kind, members=members, method=str(raw.get("method", "")), extra=raw.get("extra") or {}
     )
