@@ -78,6 +78,10 @@ def export_onnx(
     out = check_output_dir(out_dir, overwrite=overwrite)
     import_onnxruntime("--format onnx")
     _require_exporter()
+    if quantize:  # the gate needs STS-B dev: fail before the slow part when it is missing
+        from jtcse.data.paths import resolve_data_dir
+
+        data_dir = resolve_data_dir(data_dir, need="sts")
     source = resolve_model(model)
     encoder = Encoder(source, pooler=pooler, max_length=max_length, device="cpu", threads=threads)
     if any(m.graph is not None for m in encoder.members):
@@ -213,14 +217,28 @@ def _fuse(path: Path, sample: dict[str, Any], shape: tuple[int, int]) -> bool:
     """Fuse attention, layer norms and GELU with onnxruntime's transformer optimizer, in place, when the
     fused graph gives the same vectors on ``sample`` (else keep the plain graph); returns whether it did."""
     import onnxruntime as ort
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     fused_path = path.with_name("fused.tmp.onnx")
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)  # chatty about unmatched patterns
+    options = FusionOptions("bert")
+    # the embedding fusion assumes one model per graph (a twin tower's second one breaks it); it saves little
+    options.enable_embed_layer_norm = False
     heads, hidden = shape
     try:
-        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
-        fused.save_model_to_file(str(fused_path))
+        try:
+            fused = optimize_model(
+                str(path),
+                "bert",
+                num_heads=heads,
+                hidden_size=hidden,
+                opt_level=0,
+                optimization_options=options,
+            )
+            fused.save_model_to_file(str(fused_path))
+        except Exception:  # a pattern the optimizer mishandles: the plain graph is correct, only slower
+            return False
         feed = {name: value.numpy() for name, value in sample.items()}
         plain, new = (
             ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
