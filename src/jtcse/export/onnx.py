@@ -339,6 +339,7 @@ def quantize_graph(path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = path.with_name(path.stem + ".int8.tmp.onnx")
+    logging.disable(logging.WARNING)  # its advice to pre-process is for static quantisation of CNNs
     try:
         quantize_dynamic(
             str(path),
@@ -352,6 +353,7 @@ def quantize_graph(path: Path) -> None:
         )
         tmp.replace(path)
     finally:
+        logging.disable(logging.NOTSET)
         tmp.unlink(missing_ok=True)
 
 
