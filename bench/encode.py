@@ -44,8 +44,9 @@ STS_TASKS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKR
 GOAL = "goal: ONNX int8 / sentence-transformers >= 3 on distinct sentences; int8 STS avg within 0.5 of fp32"
 
 
-def sts_sentences(data_dir: str | None) -> tuple[list[str], str]:
-    """Both sides of every scored test pair of the 7 STS tasks, in file order."""
+def sts_sentences(data_dir: str | None, limit: int | None) -> tuple[list[str], str]:
+    """Both sides of every scored test pair of the 7 STS tasks, in file order; with ``limit``, the first
+    pairs of every subset (so a quick run still spans all tasks and keeps their repeated sentences)."""
     from jtcse.data.paths import resolve_data_dir
     from jtcse.data.sts import read_task
 
@@ -53,11 +54,13 @@ def sts_sentences(data_dir: str | None) -> tuple[list[str], str]:
         root = resolve_data_dir(data_dir, need="sts", download=False)
     except JtcseError as exc:
         sys.exit(f"bench: no STS data ({exc})")
+    subsets = [pairs for task in STS_TASKS for pairs in read_task(root, task, "test").values()]
+    per_subset = None if not limit else max(1, limit // (2 * len(subsets)))
     sentences: list[str] = []
-    for task in STS_TASKS:
-        for pairs in read_task(root, task, "test").values():
-            sentences += pairs.sentences1 + pairs.sentences2
-    return sentences, f"7 STS test sets under {root}"
+    for pairs in subsets:
+        sentences += pairs.sentences1[:per_subset] + pairs.sentences2[:per_subset]
+    what = "" if not limit else f"the first {per_subset} pairs of each of {len(subsets)} subsets of "
+    return sentences, f"{what}the 7 STS test sets under {root}"
 
 
 def exported(kind: str, export_dir: Path, threads: int) -> Path:
@@ -167,7 +170,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats (median kept)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size for every backend")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N sentences (quick runs)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="about N sentences, from every subset (quick runs)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: torch's)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--export-dir", type=Path, default=Path("bench_out"), help="where the exports go")
@@ -183,8 +188,7 @@ def main() -> None:
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
-    sentences, origin = sts_sentences(args.data_dir)
-    sentences = sentences[: args.limit] if args.limit else sentences
+    sentences, origin = sts_sentences(args.data_dir, args.limit)
     distinct = list(dict.fromkeys(sentences))
     workloads = {"distinct": distinct, "all": sentences}
     print(GOAL)

@@ -106,6 +106,8 @@ def export_sentence_transformers(
 
     source = resolve_model(model)
     encoder = Encoder(source, pooler=pooler, max_length=max_length, device="cpu")
+    if any(member.model is None for member in encoder.members):
+        raise JtcseError(f"--model {model}: is an ONNX export; export the model it came from")
     refuse_self_overwrite(out, encoder)
 
     # no dots in the staging name: transformers turns the folder name into a module name for custom code
