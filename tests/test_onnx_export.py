@@ -213,19 +213,20 @@ def test_bad_input(bert_onnx: Path, tiny_bert_dir: Path, tmp_path: Path) -> None
         Encoder(broken)
 
 
-def test_missing_onnxruntime_is_one_line_naming_the_extra(bert_onnx: Path, tmp_path: Path) -> None:
-    # a real interpreter in which `import onnxruntime` fails, as it does without the extra
+def test_missing_onnxruntime_is_one_line_naming_the_extra(
+    bert_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jtcse.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails, as without the extra
     text = tmp_path / "in.txt"
     text.write_text("hello\n", encoding="utf-8")
-    args = ["encode", "--model", str(bert_onnx), "--input", str(text), "--output", str(tmp_path / "v.npy")]
-    code = (
-        "import sys; sys.modules['onnxruntime'] = None\n"
-        f"from jtcse.cli.main import main\nsys.exit(main({args!r}))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode", "--model", str(bert_onnx), "--input", str(text), "--output", str(tmp_path / "v.npy")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1, lines
     assert "needs onnxruntime" in lines[0] and "pip install 'jtcse[onnx]'" in lines[0]
+    assert not (tmp_path / "v.npy").exists()
 
 
 def test_cli_encode_and_eval_sts_run_the_graph(bert_onnx: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
