@@ -280,3 +280,19 @@ def test_cli_encode_and_eval_sts_run_the_graph(bert_onnx: Path, tiny_bert_dir: P
     )
     assert proc.returncode == 0, proc.stderr
     assert "STS" in proc.stdout
+
+
+def test_threads_are_the_same_for_torch_and_onnxruntime(bert_onnx: Path, tiny_bert_dir: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        encoder = Encoder.ensemble([bert_onnx, tiny_bert_dir], [1.0, 1.0], threads=1)
+        assert torch.get_num_threads() == 1 and encoder.threads == 1
+        assert encoder.members[0].graph.session.get_session_options().intra_op_num_threads == 1
+        default = Encoder(bert_onnx)  # no --threads: onnxruntime follows torch's setting
+        assert default.members[0].graph.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+    want = Encoder(tiny_bert_dir, pooler="avg").encode(SENTENCES) + Encoder(tiny_bert_dir).encode(SENTENCES)
+    np.testing.assert_allclose(encoder.encode(SENTENCES), want, atol=1e-5, rtol=0)
