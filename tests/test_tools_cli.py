@@ -173,9 +173,9 @@ def test_export(tiny_bert_dir: Path, tmp_path: Path, capsys) -> None:
     )
     assert_one_line_error(code, err, "exists and is not empty; pass --overwrite")
     code, _, err = run_cli(
-        ["export", "--model", str(tiny_bert_dir), "--format", "onnx", str(tmp_path / "o")], capsys
+        ["export", "--model", str(tiny_bert_dir), "--format", "tflite", str(tmp_path / "o")], capsys
     )
-    assert_one_line_error(code, err, "--format onnx: unknown export format")
+    assert_one_line_error(code, err, "--format tflite: unknown export format")
 
 
 def test_plot(tmp_path: Path, capsys) -> None:

@@ -8,6 +8,9 @@ Speed comes from doing as little as possible per batch: every distinct sentence 
 to the fast tokenizer for the whole input) and encoded once; sentences are sorted by token count so each
 batch pads only to its own longest member; short sentences travel in larger batches (a token budget); the
 model runs under ``torch.inference_mode()`` with its default (SDPA) attention.
+
+The model call itself is a runner (:mod:`jtcse.runners`): torch for Hugging Face members, onnxruntime for
+the graphs that ``jtcse export --format onnx`` writes; dedup, sorting, batching and padding are shared.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from jtcse.integrity import check_finite_weights, check_model_folder
 from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path, verify_model_dir
 from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
-from jtcse.model.pooling import POOLERS, check_pooler, needs_hidden_states, pool
+from jtcse.model.pooling import POOLERS, check_pooler
+from jtcse.runners import OnnxRunner, Runner, TorchRunner, load_onnx_member, resolve_threads
 
 # A batch holds at most batch_size sentences, or more when they are short: up to this many padded tokens per
 # allowed sentence (batch_size=64 allows 64 * 64 = 4096 tokens). Long sentences keep the plain batch_size.
@@ -43,12 +47,17 @@ _PROGRESS_MIN_BATCHES = 8
 class Member:
     """One model of an encoder and how its vectors enter the sum."""
 
-    model: PreTrainedModel
+    model: PreTrainedModel | None  # None for an ONNX graph
     tokenizer: PreTrainedTokenizerBase
-    pooler: str
+    pooler: str  # "graph" for an ONNX graph (its pooling is inside)
     weight: float
     source: str  # the directory or hub id it was loaded from
     max_length: int | None  # truncation limit in tokens (None: the model has no known limit)
+    graph: OnnxRunner | None = None
+
+    def runner(self) -> Runner:
+        """What turns a padded batch into this member's pooled vectors."""
+        return self.graph if self.graph is not None else TorchRunner(self.model, self.pooler)
 
 
 class Encoder:
@@ -59,7 +68,9 @@ class Encoder:
     from ``jtcse.json``, else from the sentence-transformers ``Pooling`` config (mean -> ``avg``,
     cls -> ``cls_before_pooler``), else ``cls_before_pooler``. ``device`` defaults to CUDA when available,
     else CPU. ``max_length`` truncates inputs (in tokens); by default only at the model's position limit, as
-    SentEval evaluation does not truncate.
+    SentEval evaluation does not truncate. ``threads`` sets the CPU threads of torch (process-wide) and of
+    onnxruntime alike; by default both use torch's setting (the machine's cores). A directory written by
+    ``jtcse export --format onnx`` runs with onnxruntime on the CPU (extra ``onnx``).
     """
 
     def __init__(
@@ -70,8 +81,11 @@ class Encoder:
         device: str | None = None,
         max_length: int | None = None,
         batch_size: int = 64,
+        threads: int | None = None,
     ) -> None:
-        self._setup(device=device, max_length=max_length, batch_size=batch_size, pooler=pooler)
+        self._setup(
+            device=device, max_length=max_length, batch_size=batch_size, pooler=pooler, threads=threads
+        )
         self.members = self._load(model, weight=1.0, pooler=pooler, depth=0)
         self.dim = self._common_dim()
 
@@ -85,6 +99,7 @@ class Encoder:
         device: str | None = None,
         max_length: int | None = None,
         batch_size: int = 64,
+        threads: int | None = None,
     ) -> Encoder:
         """An in-memory ensemble, ``sum_i weights[i] * members[i](x)``.
 
@@ -95,7 +110,9 @@ class Encoder:
         members, weights = list(members), list(weights)
         check_members(members, weights)
         self = cls.__new__(cls)
-        self._setup(device=device, max_length=max_length, batch_size=batch_size, pooler=pooler)
+        self._setup(
+            device=device, max_length=max_length, batch_size=batch_size, pooler=pooler, threads=threads
+        )
         self.members = []
         for member, weight in zip(members, weights, strict=True):
             self.members += self._load(member, weight=float(weight), pooler=pooler, depth=0)
@@ -105,15 +122,25 @@ class Encoder:
     # ------------------------------------------------------------------ loading
 
     def _setup(
-        self, *, device: str | None, max_length: int | None, batch_size: int, pooler: str | None
+        self,
+        *,
+        device: str | None,
+        max_length: int | None,
+        batch_size: int,
+        pooler: str | None,
+        threads: int | None,
     ) -> None:
         if pooler is not None:
             check_pooler(pooler)
         _check_batch_size(batch_size)
+        self.threads = resolve_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.device = select_device(device)
         self.max_length = max_length
         self.batch_size = batch_size
         self._loaded: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]] = {}
+        self._graphs: dict[str, tuple[OnnxRunner, PreTrainedTokenizerBase, int | None]] = {}
 
     def _load(
         self, source: str | Path | Encoder, *, weight: float, pooler: str | None, depth: int
@@ -121,6 +148,10 @@ class Encoder:
         if isinstance(source, Encoder):
             if source.device != self.device:
                 raise JtcseError(f"ensemble: member is on {source.device} but the ensemble on {self.device}")
+            if pooler is not None and any(m.graph is not None for m in source.members):
+                raise JtcseError(
+                    f"--pooler {pooler}: a member is an ONNX export; its pooling is in the graph"
+                )
             if pooler == "cls" and any(getattr(m.model, "pooler", None) is None for m in source.members):
                 raise JtcseError("--pooler cls: a member model has no pooler layer; use cls_before_pooler")
             return [replace(m, weight=m.weight * weight, pooler=pooler or m.pooler) for m in source.members]
@@ -137,6 +168,11 @@ class Encoder:
         here = Path(path).resolve()
         members: list[Member] = []
         for i, entry in enumerate(spec.members):
+            if entry.backend == "onnx":
+                members.append(
+                    self._onnx_member(resolve_member_path(path, entry), entry.weight * weight, pooler)
+                )
+                continue
             if entry.pooler not in POOLERS:
                 raise JtcseError(
                     f"{here / CONFIG_NAME}: members[{i}] pooler {entry.pooler!r} is not one of "
@@ -189,10 +225,25 @@ class Encoder:
             max_length=max_input_length(model, tokenizer, self.max_length),
         )
 
+    def _onnx_member(self, path: str, weight: float, pooler: str | None) -> Member:
+        if pooler is not None:
+            raise JtcseError(
+                f"--pooler {pooler}: {path} is an ONNX export whose pooling is inside the graph; "
+                f"export the model again with --pooler {pooler}"
+            )
+        if path not in self._graphs:  # members that name the same graph share one session
+            self._graphs[path] = load_onnx_member(path, threads=self.threads)
+        graph, tokenizer, limit = self._graphs[path]
+        if self.max_length is not None:
+            if not isinstance(self.max_length, int) or self.max_length < 2:
+                raise JtcseError(f"--max-length {self.max_length}: must be an integer >= 2")
+            limit = self.max_length if limit is None else min(limit, self.max_length)
+        return Member(None, tokenizer, "graph", weight, path, limit, graph=graph)
+
     def _common_dim(self) -> int:
-        dims = {int(m.model.config.hidden_size) for m in self.members}
+        dims = {m.runner().dim for m in self.members}
         if len(dims) != 1:
-            sources = ", ".join(f"{m.source} ({m.model.config.hidden_size})" for m in self.members)
+            sources = ", ".join(f"{m.source} ({m.runner().dim})" for m in self.members)
             raise JtcseError(f"members have different hidden sizes and cannot be summed: {sources}")
         return dims.pop()
 
@@ -255,13 +306,11 @@ class Encoder:
         )
         # longest first: the first batch shows at once whether memory suffices
         order = np.argsort(-lengths, kind="stable")
-        hidden = needs_hidden_states(member.pooler)
+        run = member.runner()
         pad_values = _pad_values(member.tokenizer)
         for start, end in _batches(lengths[order], batch_size):
             rows = order[start:end]
-            inputs = _pad(features, rows, lengths[rows], pad_values, self.device)
-            outputs = member.model(**inputs, output_hidden_states=hidden, return_dict=True)
-            pooled = pool(member.pooler, outputs, inputs["attention_mask"]).float()
+            pooled = run(_pad(features, rows, lengths[rows], pad_values)).to(self.device)
             index = torch.from_numpy(rows).to(self.device)
             if member.weight == 1.0:
                 total.index_add_(0, index, pooled)
@@ -317,9 +366,8 @@ def _pad(
     rows: np.ndarray,
     lengths: np.ndarray,
     pad_values: dict[str, int],
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """Right-padded tensors for ``rows`` (right padding keeps [CLS] at position 0 for the CLS poolers)."""
+) -> dict[str, np.ndarray]:
+    """Right-padded int64 arrays for ``rows`` (right padding keeps [CLS] at position 0 for CLS poolers)."""
     width = int(lengths.max())
     mask = np.arange(width)[None, :] < lengths[:, None]
     inputs = {}
@@ -328,8 +376,8 @@ def _pad(
         for out_row, row in enumerate(rows):
             seq = sequences[row]
             array[out_row, : len(seq)] = seq
-        inputs[key] = torch.from_numpy(array).to(device)
-    inputs["attention_mask"] = torch.from_numpy(mask.astype(np.int64)).to(device)
+        inputs[key] = array
+    inputs["attention_mask"] = mask.astype(np.int64)
     return inputs
 
 

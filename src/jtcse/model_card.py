@@ -67,6 +67,8 @@ def render_model_card(
     spec = read_spec(model_dir) if is_jtcse_dir(model_dir) else None
     parts = [_front_matter(), f"# {title or model_dir.name}\n"]
     parts.append(_model_section(model_dir, spec))
+    if spec is not None and isinstance(spec.extra.get("onnx"), Mapping):
+        parts.append(_onnx_section(spec.extra["onnx"]))
     parts.append(_usage_section())
     if data:
         parts.append(f"## Training data\n\n{data}\n")
@@ -101,6 +103,32 @@ def _model_section(model_dir: Path, spec: Any) -> str:
         "|---|---|---|",
     ]
     lines += [f"| `{m.path}` | `{m.pooler}` | {m.weight:g} |" for m in spec.members]
+    return "\n".join(lines) + "\n"
+
+
+def _onnx_section(onnx: Mapping[str, Any]) -> str:
+    """What ``jtcse export --format onnx`` wrote and the figures its self-check measured."""
+    lines = [
+        "## ONNX export\n",
+        f"Precision `{onnx.get('precision', '?')}`. Each `graph_*/model.onnx` maps token ids and attention "
+        "mask to the final embedding (pooling and weighted sums inside); `jtcse.Encoder` runs it with "
+        "onnxruntime (`pip install 'jtcse[onnx]'`) and sums the graphs' vectors.\n",
+    ]
+    checks = onnx.get("checks")
+    if isinstance(checks, Mapping):
+        cosine = _number(checks.get("fp32_min_cosine_vs_torch"))
+        if cosine is not None:
+            lines.append(f"- fp32 graph vs torch, min cosine on probe sentences: {cosine:.7f}")
+        cosine = _number(checks.get("int8_min_cosine_vs_fp32"))
+        if cosine is not None:
+            lines.append(f"- int8 vs fp32, min cosine on probe sentences: {cosine:.6f}")
+        stsb = checks.get("stsb_dev_spearman")
+        if isinstance(stsb, Mapping):
+            lines.append(
+                f"- STS-B dev Spearman x100: fp32 {_fmt_score(stsb.get('fp32'))}, "
+                f"int8 {_fmt_score(stsb.get('int8'))}"
+                + (" (loss accepted with --accept-loss)" if stsb.get("accepted_loss") else "")
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""``jtcse export --model DIR --format sentence-transformers OUT``."""
+"""``jtcse export --model DIR --format sentence-transformers|onnx OUT``."""
 
 from __future__ import annotations
 
@@ -6,23 +6,33 @@ import argparse
 import sys
 from pathlib import Path
 
+from jtcse.cli.options import add_threads_option, positive_int
+
 EPILOG = """\
 examples:
   jtcse export --model runs/simcse --format sentence-transformers exported/simcse
   jtcse export --model runs/jtcse --format sentence-transformers exported/jtcse --overwrite
+  jtcse export --model runs/jtcse --format onnx exported/jtcse-onnx
+  jtcse export --model minilm --format onnx --quantize int8 exported/minilm-int8
 
-A single tower becomes a plain Transformer + Pooling pipeline: SentenceTransformer(OUT).
+sentence-transformers: a single tower becomes a plain Transformer + Pooling pipeline:
+SentenceTransformer(OUT).
 Twin towers and ensembles become one custom module shipped inside OUT (jtcse_st_module.py):
 SentenceTransformer(OUT, trust_remote_code=True); jtcse itself is not needed to load it.
 The vectors are checked against jtcse.Encoder(MODEL) before OUT is written (--no-verify skips that).
+
+onnx (pip install 'jtcse[onnx]'): one graph per tokenizer group computes the whole embedding (pooling, twin
+and ensemble sums inside); jtcse.Encoder(OUT) and every jtcse command run it with onnxruntime. The fp32
+graph must match torch (cosine >= 0.9999 on probe sentences); --quantize int8 scores STS-B dev with both
+precisions and refuses when int8 loses more than 0.5 points, unless --accept-loss.
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a model to another library's format (sentence-transformers)",
-        description="Write a directory that another library loads and that gives jtcse's vectors.",
+        help="export a model to another format (sentence-transformers, onnx)",
+        description="Write a directory that another library or runtime loads and that gives jtcse's vectors.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -30,28 +40,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, help="jtcse model directory (or any model jtcse.Encoder loads)"
     )
     parser.add_argument(
-        "--format", default="sentence-transformers", help="sentence-transformers (the only one so far)"
+        "--format", default="sentence-transformers", help="sentence-transformers (default) or onnx"
     )
     parser.add_argument("output", type=Path, metavar="OUT", help="output directory (absent or empty)")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace OUT when it exists and is not empty"
     )
     parser.add_argument("--pooler", help="override the model's pooler(s)")
-    parser.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
+    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the vector check")
+    onnx = parser.add_argument_group("onnx")
+    onnx.add_argument("--quantize", choices=("int8",), help="dynamic int8 quantisation, gated on STS-B dev")
+    onnx.add_argument(
+        "--accept-loss", action="store_true", help="keep the int8 graph even when it loses > 0.5 STS-B points"
+    )
+    onnx.add_argument("--data-dir", help="data directory holding sts/ for the int8 gate (default: as eval)")
+    add_threads_option(onnx)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.export import check_format, export_model
+    from jtcse.export import ONNX_FORMAT, check_format
     from jtcse.export.sentence_transformers import check_output_dir
 
-    check_format(args.format)  # fail fast, before any model is loaded
+    fmt = check_format(args.format)  # fail fast, before any model is loaded
     check_output_dir(args.output, overwrite=args.overwrite)
+    if fmt == ONNX_FORMAT:
+        return _run_onnx(args)
+    if args.quantize or args.accept_loss:
+        from jtcse.errors import JtcseError
+
+        raise JtcseError("--quantize/--accept-loss: only with --format onnx")
+    from jtcse.export import export_model
+
     result = export_model(
         args.model,
         args.output,
-        format=args.format,
+        format=fmt,
         overwrite=args.overwrite,
         pooler=args.pooler,
         max_length=args.max_length,
@@ -67,4 +92,29 @@ def run(args: argparse.Namespace) -> int:
         f"exported {args.model} to {result['path']} ({result['layout']} layout{checked}); load with {how}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    from jtcse.export.onnx import export_onnx
+
+    result = export_onnx(
+        args.model,
+        args.output,
+        overwrite=args.overwrite,
+        pooler=args.pooler,
+        max_length=args.max_length,
+        quantize=args.quantize,
+        accept_loss=args.accept_loss,
+        threads=args.threads,
+        data_dir=args.data_dir,
+    )
+    line = (
+        f"exported {args.model} to {result['path']} ({result['graphs']} ONNX graph(s), "
+        f"{args.quantize or 'fp32'}; fp32 vs torch min cosine {result['min_cosine']:.6f}"
+    )
+    if "stsb_dev" in result:
+        dev = result["stsb_dev"]
+        line += f"; STS-B dev fp32 {dev['fp32']:.2f}, int8 {dev['int8']:.2f}"
+    print(line + "); load with jtcse.Encoder(OUT)", file=sys.stderr)
     return 0

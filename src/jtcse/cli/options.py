@@ -27,7 +27,7 @@ def positive_int(text: str) -> int:
 def add_model_options(
     parser: argparse.ArgumentParser, *, max_length_default: str = "the model's limit", batch_size: int = 64
 ) -> None:
-    """``--model --pooler --device --max-length --batch-size``; :func:`load_encoder` reads them."""
+    """``--model --pooler --device --max-length --batch-size --threads``; :func:`load_encoder` reads them."""
     parser.add_argument(
         "--model",
         default="minilm",
@@ -45,6 +45,16 @@ def add_model_options(
         type=positive_int,
         default=batch_size,
         help=f"sentences per batch (default: {batch_size})",
+    )
+    add_threads_option(parser)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads``: CPU threads of torch and onnxruntime alike (a comparison needs equal counts)."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch and onnxruntime alike (default: torch's, i.e. the machine's cores)",
     )
 
 
@@ -74,6 +84,7 @@ def load_encoder(args: argparse.Namespace) -> Any:
             device=args.device,
             max_length=args.max_length,
             batch_size=args.batch_size,
+            threads=getattr(args, "threads", None),
         )
     except (OSError, ValueError) as exc:
         raise JtcseError(f"--model {args.model}: cannot load: {first_line(exc)}") from exc

@@ -59,7 +59,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ann.add_argument(
         "--check-recall", type=positive_int, metavar="N", help="recall@top-k vs exact, N queries"
     )
-    ann.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
     add_progress_option(parser)
     parser.set_defaults(func=run)
 
@@ -82,7 +81,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
     if args.corpus is None:
         raise JtcseError("--corpus: required (or --index with a folder built by jtcse index)")
-    for flag in ("nprobe", "ef_search", "check_recall", "threads"):
+    for flag in ("nprobe", "ef_search", "check_recall"):
         if getattr(args, flag) is not None:
             raise JtcseError(f"--{flag.replace('_', '-')}: only with an --index built by jtcse index")
     read_corpus(args.corpus)  # a missing or empty corpus fails before a model is loaded
@@ -110,7 +109,7 @@ def _run_vector_index(args: argparse.Namespace) -> int:
                 f"{flag}: not used with an index built by jtcse index (rebuild it with jtcse index)"
             )
     index = VectorIndex.load(args.index)  # a damaged or mismatched index fails before a model is loaded
-    set_threads(args.threads)
+    set_threads(args.threads)  # --threads: faiss's too, besides torch's / onnxruntime's
     encoder = load_encoder(args)
     knobs = {"nprobe": args.nprobe, "ef_search": args.ef_search}
     results = index.search(encoder, list(args.query), top_k=args.top_k, **knobs)

@@ -372,7 +372,7 @@ class MtebEncoder:
     def mteb_model_meta(self) -> Any:
         from mteb.models.model_meta import ModelMeta, ScoringFunction
 
-        models = {id(m.model): m.model for m in getattr(self.encoder, "members", [])}
+        models = {id(m.model): m.model for m in getattr(self.encoder, "members", []) if m.model is not None}
         n_parameters = sum(p.numel() for model in models.values() for p in model.parameters()) or None
         limits = [m.max_length for m in getattr(self.encoder, "members", []) if m.max_length]
         return ModelMeta.create_empty(

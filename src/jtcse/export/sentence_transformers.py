@@ -107,7 +107,9 @@ def export_sentence_transformers(
 
     source = resolve_model(model)
     encoder = Encoder(source, pooler=pooler, max_length=max_length, device="cpu")
-    _refuse_self_overwrite(out, encoder)
+    if any(member.model is None for member in encoder.members):
+        raise JtcseError(f"--model {model}: is an ONNX export; export the model it came from")
+    refuse_self_overwrite(out, encoder)
 
     # no dots in the staging name: transformers turns the folder name into a module name for custom code
     size = sum(parameter_bytes(m.model) for m in encoder.members)  # for a full disk's "needed" figure
@@ -136,7 +138,7 @@ def _require_sentence_transformers() -> None:
         ) from exc
 
 
-def _refuse_self_overwrite(out: Path, encoder: Any) -> None:
+def refuse_self_overwrite(out: Path, encoder: Any) -> None:
     """Replacing the output must never delete the model being exported."""
     target = out.resolve()
     for member in encoder.members:

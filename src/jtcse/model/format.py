@@ -32,6 +32,11 @@ files stored inside the directory (see :mod:`jtcse.integrity`); it is written wi
 when the model is loaded.
 
 Each member directory carries its own tokenizer files, so members may use different tokenizers.
+
+A member may also be an ONNX graph (``"backend": "onnx"``, written by ``jtcse export --format onnx``): its
+directory holds ``model.onnx`` (token ids -> final vector, pooling and weighted sums inside), ``graph.json``
+and the tokenizer; its ``pooler`` is ``"graph"``. ``backend`` is written only when it is not ``"torch"``, so
+files without ONNX members are unchanged.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ CONFIG_NAME = "jtcse.json"
 FORMAT_NAME = "jtcse-model"
 FORMAT_VERSION = 1
 KINDS = ("single", "twin", "ensemble")
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -58,10 +64,16 @@ class MemberSpec:
     pooler: str = "cls_before_pooler"
     weight: float = 1.0
     external: bool = False  # stored outside the model directory on purpose (absolute path or hub id)
+    backend: str = "torch"  # "onnx": the member is an exported graph (see the module doc)
 
     def to_dict(self) -> dict[str, Any]:
+        # optional fields are written only when they differ from the default, so older files stay unchanged
         entry: dict[str, Any] = {"path": self.path, "pooler": self.pooler, "weight": self.weight}
-        return {**entry, "external": True} if self.external else entry
+        if self.external:
+            entry["external"] = True
+        if self.backend != "torch":
+            entry["backend"] = self.backend
+        return entry
 
 
 @dataclass
@@ -122,10 +134,15 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
                     pooler=str(m.get("pooler", "cls_before_pooler")),
                     weight=float(m.get("weight", 1.0)),
                     external=_flag(m.get("external", False), file, f"members[{i}].external"),
+                    backend=str(m.get("backend", "torch")),
                 )
             )
         except (TypeError, ValueError) as exc:
             raise JtcseError(f"{file}: members[{i}] has a bad value ({exc})") from exc
+        if members[-1].backend not in BACKENDS:
+            raise JtcseError(
+                f"{file}: members[{i}] backend {members[-1].backend!r} is not one of {', '.join(BACKENDS)}"
+            )
     checksums = raw.get(MANIFEST_KEY) or {}
     if not isinstance(checksums, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in checksums.items()

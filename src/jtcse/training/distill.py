@@ -13,6 +13,7 @@ from typing import Any
 
 from jtcse.errors import JtcseError
 from jtcse.model.format import ModelSpec, is_jtcse_dir, read_spec, resolve_member_path
+from jtcse.model.tokenizer_groups import tokenizer_signature
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 TOWER_INDEX = {"tower_a": 0, "tower_b": 1}
@@ -51,6 +52,10 @@ def load_teacher(name: str, *, pooler: str | None = None, max_len: int | None = 
                 break
         reason = reason.replace("--pooler", "distill.teacher_pooler")
         raise JtcseError(f"distill.teacher = {name!r}: {reason}") from exc
+    if any(member.model is None for member in teacher.members):
+        raise JtcseError(
+            f"distill.teacher = {name!r}: an ONNX export cannot teach; use the model it came from"
+        )
     for member in teacher.members:
         # the CLS poolers read position 0; right padding keeps [CLS] there whatever the tokenizer's default
         member.tokenizer.padding_side = "right"
@@ -90,20 +95,8 @@ def group_by_tokenizer(members: Sequence[Any]) -> list[TeacherGroup]:
     """Members with an identical tokenizer (same fast-tokenizer definition, same limit) share one call."""
     groups: dict[Any, TeacherGroup] = {}
     for member in members:
-        key = (_tokenizer_signature(member.tokenizer), member.max_length)
+        key = (tokenizer_signature(member.tokenizer), member.max_length)
         if key not in groups:
             groups[key] = TeacherGroup(member.tokenizer, member.max_length, [])
         groups[key].members.append(member)
     return list(groups.values())
-
-
-def _tokenizer_signature(tokenizer: Any) -> Any:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:  # a slow tokenizer: no cheap way to prove two are equal, so keep it apart
-        return ("object", id(tokenizer))
-    return (
-        type(tokenizer).__name__,
-        backend.to_str(),
-        tokenizer.pad_token_id,
-        tuple(tokenizer.model_input_names),
-    )

@@ -1,0 +1,130 @@
+"""Backends of :class:`jtcse.Encoder`: how one padded batch becomes pooled (weighted) vectors.
+
+The encoder does the rest (dedup, one tokenizer call, length-sorted batches, padding); a runner only maps
+``input_ids``, ``attention_mask`` (and ``token_type_ids``), int64 ``[n, L]``, to float32 vectors ``[n, dim]``:
+
+* :class:`TorchRunner`: a Hugging Face model plus a pooler, on the model's device;
+* :class:`OnnxRunner`: an ONNX graph written by ``jtcse export --format onnx`` (pooling, twin sum and
+  ensemble sum inside the graph), run by onnxruntime on the CPU. onnxruntime is the optional extra ``onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from jtcse.errors import JtcseError
+from jtcse.model.pooling import needs_hidden_states, pool
+
+ONNX_EXTRA_HINT = "pip install 'jtcse[onnx]'"
+
+
+class Runner(Protocol):
+    dim: int
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor: ...
+
+
+class TorchRunner:
+    """``pool(model(**inputs))`` under the caller's ``torch.inference_mode()``."""
+
+    def __init__(self, model: Any, pooler: str) -> None:
+        self.model = model
+        self.pooler = pooler
+        self.hidden = needs_hidden_states(pooler)
+        self.dim = int(model.config.hidden_size)
+        self.device = next(model.parameters()).device
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+        inputs = {key: torch.from_numpy(value).to(self.device) for key, value in arrays.items()}
+        outputs = self.model(**inputs, output_hidden_states=self.hidden, return_dict=True)
+        return pool(self.pooler, outputs, inputs["attention_mask"]).float()
+
+
+def import_onnxruntime(what: str) -> Any:
+    """The onnxruntime module, or a one-line error naming the extra that brings it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise JtcseError(f"{what}: needs onnxruntime, which is not installed; {ONNX_EXTRA_HINT}") from exc
+    return onnxruntime
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The thread count both backends use: ``threads``, else torch's current setting (its default is the
+    machine's cores), so that torch and onnxruntime always run with the same number."""
+    if threads is None:
+        return int(torch.get_num_threads())
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise JtcseError(f"--threads {threads}: must be a positive integer")
+    return threads
+
+
+class OnnxRunner:
+    """One exported graph in an onnxruntime CPU session with ``threads`` intra-op threads."""
+
+    def __init__(self, graph_file: str | Path, *, threads: int) -> None:
+        ort = import_onnxruntime(f"--model {Path(graph_file).parent}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(graph_file), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JtcseError(f"{graph_file}: onnxruntime cannot load this graph ({first})") from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        dim = self.session.get_outputs()[0].shape[-1]
+        if not isinstance(dim, int):
+            raise JtcseError(f"{graph_file}: the graph's output has no fixed embedding size")
+        self.dim = dim
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+        ids = arrays["input_ids"]
+        feed = {
+            name: arrays[name] if name in arrays else np.zeros_like(ids)  # token types: all 0 when absent
+            for name in self.input_names
+        }
+        (vectors,) = self.session.run(None, feed)
+        return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+GRAPH_FILE = "model.onnx"
+GRAPH_INFO = "graph.json"
+
+
+def read_graph_info(graph_dir: str | Path) -> dict[str, Any]:
+    """``graph.json`` of an exported graph directory (truncation limit, precision, what is inside)."""
+    import json
+
+    file = Path(graph_dir) / GRAPH_INFO
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise JtcseError(f"{file}: not found (not a graph written by jtcse export --format onnx)") from exc
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JtcseError(f"{file}: cannot read ({exc})") from exc
+    limit = info.get("max_length") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not (limit is None or (isinstance(limit, int) and limit >= 2)):
+        raise JtcseError(f"{file}: expected an object whose 'max_length' is null or an integer >= 2")
+    return info
+
+
+def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxRunner, Any, int | None]:
+    """The session, tokenizer and truncation limit of an exported graph directory."""
+    from transformers import AutoTokenizer
+
+    info = read_graph_info(graph_dir)
+    runner = OnnxRunner(Path(graph_dir) / GRAPH_FILE, threads=threads)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(graph_dir))
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JtcseError(f"--model {graph_dir}: cannot load a tokenizer ({first})") from exc
+    return runner, tokenizer, info.get("max_length")
