@@ -52,6 +52,7 @@ from jtcse.errors import JtcseError
 from jtcse.training import distributed
 from jtcse.training.grad_cache import grad_cached_backward
 from jtcse.training.precision import Precision
+from jtcse.training.sub_batching import embed_length_sorted
 
 
 @dataclass
@@ -91,11 +92,17 @@ class StepRunner:
         *,
         grad_cache_chunk: int = 0,
         method: str = "",
+        length_sorted_sub_batch: int = 0,
+        pad_multiple: int = 0,
     ) -> None:
         self.task = task
         self.device = device
         self.precision = precision
         self.grad_cache_chunk = grad_cache_chunk
+        # issue 10: train.length_sorted_sub_batch (jtcse.training.sub_batching); one process only, because
+        # DDP's gradient hooks expect one forward per backward
+        self.sub_batch = length_sorted_sub_batch
+        self.pad_multiple = pad_multiple
         self.dist = distributed.current()
         self.contract = supports_contract(task)
         if not self.contract and (self.dist.enabled or grad_cache_chunk):
@@ -135,10 +142,18 @@ class StepRunner:
             )
         else:
             with self.precision.autocast():
-                local = self.model(batch)
+                local = self._embed(batch, n_local)
                 terms = self.task.loss_from_vectors(self.view(local, shard_sizes))
             self._backward(terms["loss"])
         return self._reduce(terms)
+
+    def _embed(self, batch: dict[str, Tensor], n_local: int) -> dict[str, Tensor]:
+        """This rank's vectors with their graph: in length-sorted sub-batches when asked (issue 10)."""
+        if self.sub_batch and not self.dist.enabled:
+            return embed_length_sorted(
+                self.model, batch, n_local, self.sub_batch, pad_multiple=self.pad_multiple
+            )
+        return self.model(batch)
 
     def view(self, local: dict[str, Tensor], shard_sizes: Sequence[int]) -> Vectors:
         """This rank's vectors and the global batch's (gathered with gradient) for ``loss_from_vectors``."""

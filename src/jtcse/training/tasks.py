@@ -42,8 +42,17 @@ class SimcseTask(nn.Module):
     ``cls_before_pooler``. Other poolers train and infer alike.
     """
 
-    def __init__(self, encoder: nn.Module, tokenizer: Any, *, pooler: str, temperature: float) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer: Any,
+        *,
+        pooler: str,
+        temperature: float,
+        simcse_form: str = "one_sided",  # issue 10: loss.simcse_form
+    ) -> None:
         super().__init__()
+        self.simcse_form = simcse_form
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.pooler = pooler
@@ -77,7 +86,7 @@ class SimcseTask(nn.Module):
         return {"z": z}
 
     def loss_from_vectors(self, vectors: Vectors) -> dict[str, Tensor]:
-        return simcse_objective(vectors.all["z"].float(), self.temperature)
+        return simcse_objective(vectors.all["z"].float(), self.temperature, form=self.simcse_form)
 
     def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return self.loss_from_vectors(Vectors.single(self.embed_rows(batch)))
@@ -219,7 +228,11 @@ def build_task(config: Config) -> nn.Module:
         ) from exc
     # fp32 master weights whatever dtype the checkpoint was saved in (train.precision adds autocast on top)
     return SimcseTask(
-        encoder.float(), tokenizer, pooler=config.model.pooler, temperature=config.loss.temperature
+        encoder.float(),
+        tokenizer,
+        pooler=config.model.pooler,
+        temperature=config.loss.temperature,
+        simcse_form=config.loss.simcse_form,
     )
 
 

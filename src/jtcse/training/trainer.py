@@ -71,6 +71,7 @@ RESUMABLE_CHANGES = frozenset(
         "data.pad_to_multiple_of",
         "train.cudnn_attention",
         "train.grad_cache_chunk",
+        "train.length_sorted_sub_batch",  # issue 10: same batch for the loss, other dropout draws
     }
 )
 
@@ -132,6 +133,7 @@ def train(
             config.train.batch_size,
             seed=config.seed,
             epoch=epoch,
+            batching=config.data.batching,  # issue 10
             bucket_window=config.data.bucket_window,
             drop_last=config.data.drop_last,
         )
@@ -199,7 +201,13 @@ def train(
         )
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
     runner = StepRunner(
-        task, device, precision_setup, grad_cache_chunk=config.train.grad_cache_chunk, method=config.method
+        task,
+        device,
+        precision_setup,
+        grad_cache_chunk=config.train.grad_cache_chunk,
+        method=config.method,
+        length_sorted_sub_batch=config.train.length_sorted_sub_batch,  # issue 10
+        pad_multiple=pad_multiple,
     )
 
     _say(
@@ -339,7 +347,9 @@ def train(
                 window_start, window_sentences, paused = now, 0, 0.0
 
             every = config.eval.every
-            if every and (step % every == 0 or step == total_steps):
+            # issue 10: the official cadence (multiples of eval.every); the last step only when asked
+            final_eval = config.eval.at_final_step and step == total_steps
+            if every and (step % every == 0 or final_eval):
                 eval_start = time.perf_counter()
                 # rank 0 evaluates; the others wait for its score
                 score = distributed.broadcast_object(
@@ -363,7 +373,7 @@ def train(
                 )
                 best_text = f"{best_dev:.2f}" if best_dev is not None else "-"
                 bar.set_description(f"dev {score:.2f} (best {best_text})", refresh=False)
-            elif not every and step == total_steps:
+            if step == total_steps and best_step is None:  # no evaluation chose a state: the final one
                 _export(task, out, config, {"final_step": step})
 
             stop_now = step == config.train.stop_after or distributed.any_across_ranks(
@@ -477,8 +487,8 @@ def _check_dev_data(config: Config) -> None:
 def _optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
     params = [(n, p) for n, p in task.named_parameters() if p.requires_grad]
     decay = config.train.weight_decay
-    if config.is_twin:
-        # the official code: AdamW(model.parameters(), lr, weight_decay=0.01) on every parameter
+    if config.train.weight_decay_all:  # issue 10 (was: config.is_twin)
+        # the official JTCSE and CACSE code: AdamW(model.parameters(), lr, weight_decay=0.01), every parameter
         groups: list[dict[str, Any]] = [{"params": [p for _, p in params], "weight_decay": decay}]
     else:
         # the HF Trainer (SimCSE): no decay on biases and LayerNorm weights
