@@ -133,13 +133,13 @@ class TrainConfig:
     cudnn_attention: bool = False
     """Let attention use PyTorch's cuDNN SDPA kernel under bf16/fp16 on CUDA; off by default because it
     builds a kernel graph per new batch shape (suspected cause of slow bf16 runs; unverified)."""
-    length_sorted_sub_batch: int = 16
+    length_sorted_sub_batch: int | None = None
     """> 0: a batch's sentences are *encoded* in length-sorted sub-batches of this many sentences, each
     padded to its own longest row, and the vectors are put back in batch order before the loss: the loss
     and its in-batch negatives are the batch's, only padding is saved (jtcse.training.sub_batching).
-    0 = one pass padded to the batch's longest sentence. One process only (under torchrun: one pass), and
-    a grad-cached step (``grad_cache_chunk``) chunks its own way. Pays off most on ``random`` batches; on a
-    GPU a larger value (or 0) may be faster [unmeasured]."""
+    0 = one pass padded to the batch's longest sentence; none = 8 on a CPU (bench/train_step.py), 32 on a
+    GPU [unmeasured]. One process only (under torchrun: one pass); a grad-cached step (``grad_cache_chunk``)
+    chunks its own way. Pays off on ``random`` batches; ``length_bucketed`` ones have little padding."""
     grad_cache_chunk: int = 0
     """> 0: gradient caching, embedding the batch in chunks of this many sentences (the loss still sees the
     whole batch; less memory, about +1/3 compute; dropout masks replayed). 0 = one pass per step."""

@@ -50,6 +50,7 @@ from jtcse.training.metrics import METRICS_FILE, MetricsLog, require_tensorboard
 from jtcse.training.precision import resolve_pad_multiple, resolve_precision
 from jtcse.training.seeding import capture_rng_state, restore_rng_state, seed_everything
 from jtcse.training.step import StepRunner
+from jtcse.training.sub_batching import resolve_sub_batch
 from jtcse.training.tasks import build_task
 
 ENVIRONMENT_FILE = "environment.json"
@@ -197,6 +198,7 @@ def train(
                 "precision": precision_setup.describe(),
                 "pad_to_multiple_of": pad_multiple,
                 "grad_cache_chunk": config.train.grad_cache_chunk,
+                "length_sorted_sub_batch": resolve_sub_batch(config.train.length_sorted_sub_batch, device),
             },
         )
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
@@ -206,7 +208,7 @@ def train(
         precision_setup,
         grad_cache_chunk=config.train.grad_cache_chunk,
         method=config.method,
-        length_sorted_sub_batch=config.train.length_sorted_sub_batch,  # issue 10
+        length_sorted_sub_batch=resolve_sub_batch(config.train.length_sorted_sub_batch, device),  # issue 10
         pad_multiple=pad_multiple,
     )
 
