@@ -1,7 +1,8 @@
 """The training loop: ``train(config)``.
 
-One step: take the next batch of the (seeded, length-bucketed) epoch order, tokenise it into ``2B`` rows
-``[x0, x0, x1, x1, ...]`` padded to the batch's longest sentence, run the task's forward pass and objective,
+One step: take the next batch of the seeded epoch order (``data.batching``: random or length-bucketed),
+tokenise it into ``2B`` rows ``[x0, x0, x1, x1, ...]`` padded to the batch's longest sentence (encoded in
+length-sorted sub-batches, ``train.length_sorted_sub_batch``), run the task's forward pass and objective,
 stop on a non-finite loss, step AdamW and the LR schedule. Every ``log_every`` steps a metrics line; every
 ``eval.every`` steps the STS-B dev Spearman of the inference embedding, and when it improves the model is
 exported to the output directory; every ``save_every`` steps (and at the end) the resumable checkpoint.
