@@ -10,7 +10,8 @@ project changes, none of which changes the objective:
   batch in one encoder pass, the modulus constraint (LTN) as the official per-pair Python loop, fp32;
 * **ours**: the trainer's own step (:class:`jtcse.training.step.StepRunner` with
   ``train.length_sorted_sub_batch``): the batch's rows encoded in length-sorted sub-batches, each padded to
-  its own longest row, the vectors put back in batch order for the loss; the vectorised LTN; fp32.
+  its own longest row, the vectors put back in batch order for the loss; the vectorised LTN; the trainer's
+  AdamW (:func:`jtcse.training.optim.adamw`: fused where available, the same update); fp32.
 
 A third, informational variant, **ours, length_bucketed**, runs our step on ``length_bucketed``
 batches (window = the timed sentences): other batches, hence another contrastive task; its ratio is
@@ -125,6 +126,7 @@ def _setup(args: argparse.Namespace):
     from jtcse.data.corpus import load_corpus, resolve_corpus_path
     from jtcse.model.loading import select_device
     from jtcse.training.config import load_config
+    from jtcse.training.optim import adamw
     from jtcse.training.seeding import seed_everything
     from jtcse.training.tasks import build_task
 
@@ -150,7 +152,10 @@ def _setup(args: argparse.Namespace):
     )
     task = build_task(config).to(device)
     task.train()
-    optimizer = torch.optim.AdamW(task.parameters(), lr=1e-6, weight_decay=0.01)
+    if args.variant == "official":  # the official torch.optim.AdamW(model.parameters(), lr), decay 0.01
+        optimizer = torch.optim.AdamW(task.parameters(), lr=1e-6, weight_decay=0.01)
+    else:  # the trainer's: the same update, fused where available
+        optimizer = adamw([{"params": list(task.parameters()), "weight_decay": 0.01}], 1e-6)
     batching = "length_bucketed" if args.variant == "ours_bucketed" else "random"
     lengths = [len(s) for s in corpus.sentences]
     window = args.warmup + args.steps  # bucketed: the window is all timed sentences

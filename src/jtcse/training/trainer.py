@@ -48,6 +48,7 @@ from jtcse.training import distributed
 from jtcse.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, save_checkpoint
 from jtcse.training.config import RESOLVED_CONFIG_NAME, Config, config_from_dict, dump_yaml, resolve
 from jtcse.training.metrics import METRICS_FILE, MetricsLog, require_tensorboard, truncate_after
+from jtcse.training.optim import adamw
 from jtcse.training.precision import resolve_pad_multiple, resolve_precision
 from jtcse.training.seeding import capture_rng_state, restore_rng_state, seed_everything
 from jtcse.training.step import StepRunner
@@ -502,7 +503,7 @@ def _optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
             {"params": [p for n, p in params if not no_decay(n)], "weight_decay": decay},
             {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
         ]
-    return torch.optim.AdamW(groups, lr=config.train.lr)
+    return adamw(groups, config.train.lr)  # issue 10: fused where available (jtcse.training.optim)
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
