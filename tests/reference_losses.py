@@ -34,6 +34,17 @@ def info_nce(z: Tensor, temperature: float = 0.05) -> Tensor:
     return cross_tower_info_nce(z, z, temperature)
 
 
+def one_sided_info_nce(z: Tensor, temperature: float = 0.05) -> Tensor:
+    """Princeton SimCSE: mean_k -log( exp(S_kk) / sum_m exp(S_km) ), S_km = cos(z_2k, z_2m+1) / temperature
+    (first copies against second copies)."""
+    sentences = z.shape[0] // 2
+    total = torch.zeros((), dtype=z.dtype)
+    for k in range(sentences):
+        logits = [cos(z[2 * k], z[2 * m + 1]) / temperature for m in range(sentences)]
+        total = total + torch.logsumexp(torch.stack(logits), dim=0) - logits[k]
+    return total / sentences
+
+
 def modulus_constraint(
     a: Tensor, b: Tensor, pooled_a: Tensor, pooled_b: Tensor, small_cos_floor: float | None = None
 ) -> Tensor:

@@ -1,4 +1,4 @@
-"""Epoch order (seeded, length-bucketed) and per-batch tokenisation into interleaved rows."""
+"""Epoch order (seeded; random or length-bucketed) and per-batch tokenisation into interleaved rows."""
 
 from __future__ import annotations
 
@@ -16,23 +16,29 @@ def _lengths(n: int = 1000, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(5, 300, size=n)
 
 
-def test_every_sentence_once_per_epoch():
+BATCHINGS = ["random", "length_bucketed"]
+
+
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_every_sentence_once_per_epoch(batching):
     lengths = _lengths(1003)
-    batches = plan_epoch(lengths, 64, seed=1, epoch=0)
+    batches = plan_epoch(lengths, 64, seed=1, epoch=0, batching=batching)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(1003))
     sizes = sorted(len(b) for b in batches)
     assert sizes[0] == 1003 % 64 and set(sizes[1:]) == {64} and len(batches) == -(-1003 // 64)
 
 
-def test_order_depends_on_seed_and_epoch_only():
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_order_depends_on_seed_and_epoch_only(batching):
     lengths = _lengths()
-    first = plan_epoch(lengths, 32, seed=3, epoch=0)
-    np.random.seed(123)  # the global RNG must not matter
-    again = plan_epoch(lengths, 32, seed=3, epoch=0)
+    first = plan_epoch(lengths, 32, seed=3, epoch=0, batching=batching)
+    np.random.seed(123)  # the global RNGs must not matter
+    torch.manual_seed(123)
+    again = plan_epoch(lengths, 32, seed=3, epoch=0, batching=batching)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
-    other_epoch = plan_epoch(lengths, 32, seed=3, epoch=1)
-    other_seed = plan_epoch(lengths, 32, seed=4, epoch=0)
+    other_epoch = plan_epoch(lengths, 32, seed=3, epoch=1, batching=batching)
+    other_seed = plan_epoch(lengths, 32, seed=4, epoch=0, batching=batching)
     assert not np.array_equal(np.concatenate(first), np.concatenate(other_epoch))
     assert not np.array_equal(np.concatenate(first), np.concatenate(other_seed))
 
@@ -43,18 +49,36 @@ def test_bucketing_cuts_padding():
     def padded(batches):  # total padded size: each batch costs its longest sentence per row
         return sum(len(b) * lengths[b].max() for b in batches)
 
-    plain = plan_epoch(lengths, 64, seed=0, epoch=0, bucket_window=1)
-    bucketed = plan_epoch(lengths, 64, seed=0, epoch=0, bucket_window=50)
+    plain = plan_epoch(lengths, 64, seed=0, epoch=0, batching="random")
+    bucketed = plan_epoch(lengths, 64, seed=0, epoch=0, batching="length_bucketed", bucket_window=50)
     assert padded(bucketed) < 0.7 * padded(plain)
     # batches are still shuffled: the first batches are not the shortest ones
     firsts = [lengths[b].mean() for b in bucketed[:10]]
     assert not all(x <= y for x, y in itertools.pairwise(firsts))
 
 
-def test_drop_last():
-    batches = plan_epoch(_lengths(100), 32, seed=0, epoch=0, drop_last=True)
+def test_random_batches_are_a_uniform_shuffle():
+    """random: one permutation cut in order (the DataLoader(shuffle=True) order): every batch spans the
+    lengths, unlike length_bucketed batches, and which sentences share a batch is not a function of length."""
+    lengths = _lengths(6400)
+    batches = plan_epoch(lengths, 64, seed=0, epoch=0, batching="random")
+    rng = np.random.default_rng([0, 0])
+    assert np.array_equal(np.concatenate(batches), rng.permutation(6400))
+    spread = np.median([np.ptp(lengths[b]) for b in batches])
+    bucketed = plan_epoch(lengths, 64, seed=0, epoch=0, batching="length_bucketed")
+    assert spread > 200 and np.median([np.ptp(lengths[b]) for b in bucketed]) < 20
+    # position in the epoch does not depend on length: the first and second halves have similar means
+    flat = lengths[np.concatenate(batches)]
+    assert abs(flat[:3200].mean() - flat[3200:].mean()) < 10
+    with pytest.raises(ValueError, match="batching must be one of random, length_bucketed"):
+        plan_epoch(lengths, 64, seed=0, epoch=0, batching="sorted")
+
+
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_drop_last(batching):
+    batches = plan_epoch(_lengths(100), 32, seed=0, epoch=0, batching=batching, drop_last=True)
     assert len(batches) == 3 and all(len(b) == 32 for b in batches)
-    assert plan_epoch(_lengths(10), 32, seed=0, epoch=0, drop_last=True) == []
+    assert plan_epoch(_lengths(10), 32, seed=0, epoch=0, batching=batching, drop_last=True) == []
 
 
 def test_pack_round_trip():

@@ -181,3 +181,40 @@ def test_apply_override_marks_key_explicit():
     apply_override(config, "train.lr=4e-5")
     assert "train.lr" in config.explicit
     assert isinstance(config, Config)
+
+
+def test_the_official_recipes_by_default():
+    """Issue 10: random batches, SimCSE as published, the official eval cadence, decay as each code does."""
+    for method in ("simcse", "jtcse", "tncse"):
+        config = load_config(None, [f"method={method}"])
+        assert config.data.batching == "random" and config.eval.at_final_step is False
+        assert config.train.length_sorted_sub_batch is None  # 8 on a CPU, 32 on a GPU
+        assert config.train.weight_decay_all is (method != "simcse")  # HF Trainer exempts bias/LayerNorm
+    assert load_config(None).loss.simcse_form == "one_sided"
+    distill = load_config(None, ["method=distill", "distill.teacher=t"])
+    assert distill.train.weight_decay_all is True and distill.train.weight_decay == 0.01  # CACSE
+    keep = load_config(None, ["data.batching=length_bucketed", "loss.simcse_form=interleaved"])
+    assert keep.data.batching == "length_bucketed" and keep.loss.simcse_form == "interleaved"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("data.batching=sorted", "data.batching: 'sorted' is not one of random, length_bucketed"),
+        ("loss.simcse_form=both", "loss.simcse_form: 'both' is not one of one_sided, interleaved"),
+        ("train.length_sorted_sub_batch=-1", "train.length_sorted_sub_batch: must be >= 0"),
+    ],
+)
+def test_issue_10_keys_are_validated(item, message):
+    with pytest.raises(JtcseError, match=message):
+        load_config(None, [item])
+
+
+def test_every_config_file_uses_random_batches_or_says_why():
+    for path in sorted((Path(__file__).parent.parent / "configs").glob("*.toml")):
+        config = load_config(path, ["distill.teacher=t"] if "distill" in path.name else [])
+        text = path.read_text(encoding="utf-8")
+        if config.data.batching != "random":
+            assert "length_bucketed" in text and "# why length_bucketed:" in text, path.name
+        else:
+            assert 'batching = "random"' in text, path.name

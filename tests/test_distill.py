@@ -159,7 +159,9 @@ def test_logged_loss_equals_distillation_loss_recomputed(tmp_path, tiny_bert_dir
     logged = _train_rows(result.output_dir)[0]
 
     corpus = load_corpus(config.data.corpus, max_chars=20 * config.data.max_len)
-    first = plan_epoch(np.asarray(corpus.char_lengths()), 8, seed=config.seed, epoch=0)[0]
+    first = plan_epoch(
+        np.asarray(corpus.char_lengths()), 8, seed=config.seed, epoch=0, batching=config.data.batching
+    )[0]
     sentences = [corpus.sentences[i] for i in first]
     teacher = Encoder(twin_teacher, device="cpu", max_length=config.data.max_len).encode(
         sentences, convert_to_tensor=True

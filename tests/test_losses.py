@@ -21,6 +21,7 @@ from jtcse.losses import (
     jtcse_objective,
     large_negative,
     modulus_constraint,
+    one_sided_info_nce,
     partner_labels,
     simcse_objective,
 )
@@ -84,6 +85,24 @@ def test_info_nce_matches_loop(sentences: int) -> None:
 def test_info_nce_temperature(temperature: float) -> None:
     z = rand(8, seed=3)
     assert_same_value_and_grad(info_nce(z, temperature), ref.info_nce(z, temperature), [z])
+
+
+@pytest.mark.parametrize("sentences", BATCHES)
+@pytest.mark.parametrize("temperature", [0.05, 1.0])
+def test_one_sided_info_nce_matches_loop(sentences: int, temperature: float) -> None:
+    z = rand(2 * sentences, seed=sentences)
+    fast, slow = one_sided_info_nce(z, temperature), ref.one_sided_info_nce(z, temperature)
+    assert_same_value_and_grad(fast, slow, [z])
+
+
+def test_one_sided_is_not_the_interleaved_form() -> None:
+    z = rand(8, seed=4)
+    assert abs(float(one_sided_info_nce(z).detach()) - float(info_nce(z).detach())) > 1e-2
+    # orthogonal first copies, each second copy equal to its first: B - 1 negatives at cos 0
+    first = torch.eye(4, dtype=torch.float64)
+    z = torch.stack([first, first], dim=1).reshape(8, 4)
+    expected = math.log(math.exp(20) + 3) - 20  # temperature 0.05: positive logit 20, three logits 0
+    torch.testing.assert_close(one_sided_info_nce(z), torch.tensor(expected, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("sentences", BATCHES)
@@ -154,6 +173,10 @@ def test_jtcse_objective_matches_loop(direction: int, layers: int, sentences: in
 
 def test_gradcheck_info_nce() -> None:
     assert torch.autograd.gradcheck(info_nce, (rand(6, 4, seed=1),))
+
+
+def test_gradcheck_one_sided_info_nce() -> None:
+    assert torch.autograd.gradcheck(one_sided_info_nce, (rand(6, 4, seed=1),))
 
 
 def test_gradcheck_cross_tower() -> None:
@@ -419,9 +442,12 @@ def test_tncse_preset() -> None:
 
 def test_simcse_objective() -> None:
     z = rand(6, seed=3)
-    out = simcse_objective(z)
+    out = simcse_objective(z)  # SimCSE as published by default
     assert set(out) == {"loss", "nce"}
-    assert torch.equal(out["loss"], info_nce(z))
+    assert torch.equal(out["loss"], one_sided_info_nce(z))
+    assert torch.equal(simcse_objective(z, form="interleaved")["loss"], info_nce(z))
+    with pytest.raises(ValueError, match="form must be one of one_sided, interleaved"):
+        simcse_objective(z, form="both")
 
 
 def test_loss_weights_validation() -> None:

@@ -41,9 +41,18 @@ def _kill_at(step):
     return hook
 
 
-def test_stop_and_resume_matches_an_unbroken_run(tmp_path, tiny_bert_dir):
-    straight = train(_config(tiny_config(tmp_path, tiny_bert_dir, output_dir=str(tmp_path / "straight"))))
-    raw = tiny_config(tmp_path, tiny_bert_dir, output_dir=str(tmp_path / "broken"))
+@pytest.mark.parametrize(("batching", "sub_batch"), [("random", 3), ("length_bucketed", 0)])
+def test_stop_and_resume_matches_an_unbroken_run(tmp_path, tiny_bert_dir, batching, sub_batch):
+    """Stopped in epoch 1 and resumed into epoch 2: both epoch orders (data.batching) continue exactly."""
+
+    def raw_config(name):
+        data = {"batching": batching}
+        return tiny_config(
+            tmp_path, tiny_bert_dir, data=data, train={"length_sorted_sub_batch": sub_batch}, output_dir=name
+        )
+
+    straight = train(_config(raw_config(str(tmp_path / "straight"))))
+    raw = raw_config(str(tmp_path / "broken"))
     first = train(_config(raw, train__stop_after=3))
     assert first.stopped_early and first.step == 3
     second = train(_config(raw), resume=True)

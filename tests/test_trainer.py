@@ -213,3 +213,40 @@ def test_tensorboard_needs_its_package(tmp_path, tiny_bert_dir):
         )
         train(_config(raw))
         assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("every", "at_final_step", "evaluated", "saved"),
+    [(4, False, [4], "best_step"), (4, True, [4, 6], "best_step"), (10, False, [], "final_step")],
+)
+def test_dev_evaluation_cadence(tmp_path, tiny_bert_dir, every, at_final_step, evaluated, saved):
+    """Issue 10: dev evaluation at multiples of eval.every only (the official scripts); the last step too
+    only with eval.at_final_step; no evaluation at all -> the final state is the saved model."""
+    raw = tiny_config(
+        tmp_path, tiny_bert_dir, eval={"every": every, "at_final_step": at_final_step, "batch_size": 16}
+    )
+    result = train(_config(raw))
+    assert result.step == 6
+    records = read_metrics(result.output_dir / "metrics.jsonl")
+    assert [r["step"] for r in records if "dev_stsb" in r] == evaluated
+    extra = read_spec(result.output_dir).extra
+    assert saved in extra and (saved != "final_step" or extra["final_step"] == 6)
+
+
+@pytest.mark.parametrize("decay_all", [True, False])
+def test_weight_decay_all(decay_all):
+    from torch import nn
+
+    from jtcse.training.optimization import build_optimizer
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = nn.Linear(3, 3)
+            self.LayerNorm = nn.LayerNorm(3)
+
+    config = resolve(config_from_dict({"train": {"weight_decay": 0.01, "weight_decay_all": decay_all}}))
+    groups = build_optimizer(Block(), config).param_groups
+    decay = {id(p): group["weight_decay"] for group in groups for p in group["params"]}
+    assert len(decay) == 4  # dense weight and bias, LayerNorm weight and bias
+    assert sorted(decay.values()) == ([0.01] * 4 if decay_all else [0.0, 0.0, 0.0, 0.01])

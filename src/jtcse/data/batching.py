@@ -1,11 +1,18 @@
-"""Batches for contrastive training: a seeded, length-bucketed order and per-batch tokenisation.
+"""Batches for contrastive training: a seeded epoch order and per-batch tokenisation.
 
-Order (:func:`plan_epoch`): shuffle all sentence indices with a generator seeded by ``(seed, epoch)``; take
-windows of ``bucket_window`` batches, sort each window by length and cut it into batches; shuffle the
-batches. Batches then hold sentences of similar length, so dynamic padding wastes little, while the window
-keeps the batches' content random. Lengths are character counts, a close proxy for token counts
-(correlation 0.95 on wiki1m) that needs no tokenisation up front. The order depends only on the lengths,
-the seed and the epoch, never on the global RNG.
+Order (:func:`plan_epoch`), two kinds (``data.batching``):
+
+* ``random`` (the official distribution: PyTorch's ``DataLoader(shuffle=True)`` / SimCSE's RandomSampler):
+  one uniform permutation of all sentence indices per epoch, cut into consecutive batches. Every batch is a
+  uniform sample of the corpus, so the in-batch negatives have every length;
+* ``length_bucketed``: the same permutation, then windows of ``bucket_window`` batches are sorted by length
+  and cut into batches, and the batches are shuffled. Batches then hold sentences of similar length, so
+  dynamic padding wastes little, but the in-batch negatives all have about the anchor's length (another
+  contrastive task). Lengths are character counts, a close proxy for token counts (correlation 0.95 on
+  wiki1m) that needs no tokenisation up front.
+
+Both draw from a generator seeded by ``(seed, epoch)`` only, never from the global RNG, so an epoch's order
+is reproducible and a resumed run continues it exactly.
 
 Tokenisation (:class:`PairTokenizer`): one tokenizer call per batch, padded to the batch's longest sentence
 (or to ``max_len`` when asked, for comparisons), then every row repeated so the rows are
@@ -21,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+BATCHINGS = ("random", "length_bucketed")
+
 
 def plan_epoch(
     lengths: Sequence[int] | np.ndarray,
@@ -28,15 +37,21 @@ def plan_epoch(
     *,
     seed: int,
     epoch: int,
+    batching: str = "random",
     bucket_window: int = 50,
     drop_last: bool = False,
 ) -> list[np.ndarray]:
-    """The batches of one epoch, each an array of sentence indices."""
+    """The batches of one epoch, each an array of sentence indices (``batching``: see the module doc)."""
     if batch_size < 1 or bucket_window < 1:
         raise ValueError("batch_size and bucket_window must be >= 1")
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {batching!r}")
     lengths = np.asarray(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
+    if batching == "random":
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return [b for b in batches if len(b) == batch_size] if drop_last else batches
     window = batch_size * bucket_window
     batches: list[np.ndarray] = []
     for start in range(0, len(order), window):

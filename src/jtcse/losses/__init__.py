@@ -11,6 +11,7 @@ from jtcse.losses.info_nce import info_nce, partner_labels
 from jtcse.losses.masking import large_negative
 from jtcse.losses.modulus import NEGATIVE_COS_CONSTANT, modulus_constraint
 from jtcse.losses.objectives import TERMS, LossWeights, jtcse_objective, simcse_objective
+from jtcse.losses.one_sided import one_sided_info_nce
 
 __all__ = [
     "K_DISTILL",
@@ -25,6 +26,7 @@ __all__ = [
     "jtcse_objective",
     "large_negative",
     "modulus_constraint",
+    "one_sided_info_nce",
     "partner_labels",
     "simcse_objective",
 ]

@@ -34,6 +34,7 @@ from jtcse.losses.cross_tower import cross_tower_info_nce
 from jtcse.losses.info_nce import info_nce
 from jtcse.losses.masking import compute_dtype
 from jtcse.losses.modulus import modulus_constraint
+from jtcse.losses.one_sided import one_sided_info_nce
 
 TERMS = ("nce", "icnce", "icnce_ca", "ictm")
 
@@ -102,9 +103,18 @@ class LossWeights:
         return dataclasses.asdict(self)
 
 
-def simcse_objective(z: Tensor, temperature: float = 0.05) -> dict[str, Tensor]:
-    """Stage-1 unsupervised SimCSE: ``{"loss", "nce"}``, both ``info_nce(z)``."""
-    nce = info_nce(z, temperature)
+SIMCSE_FORMS = ("one_sided", "interleaved")
+
+
+def simcse_objective(z: Tensor, temperature: float = 0.05, form: str = "one_sided") -> dict[str, Tensor]:
+    """Stage-1 unsupervised SimCSE: ``{"loss", "nce"}``, both the same value.
+
+    ``form``: ``one_sided`` (:func:`one_sided_info_nce`, SimCSE as published) or ``interleaved``
+    (:func:`info_nce`, the 2B x 2B form of the JTCSE towers' own term).
+    """
+    if form not in SIMCSE_FORMS:
+        raise ValueError(f"simcse_objective: form must be one of {', '.join(SIMCSE_FORMS)}, got {form!r}")
+    nce = one_sided_info_nce(z, temperature) if form == "one_sided" else info_nce(z, temperature)
     return {"loss": nce, "nce": nce}
 
 

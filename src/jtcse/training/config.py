@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jtcse.data.batching import BATCHINGS
 from jtcse.errors import JtcseError
 
 METHODS = ("simcse", "jtcse", "tncse", "distill")
@@ -49,6 +50,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BAD_UTF8_POLICIES = ("skip", "error")
 SECTIONS = ("model", "data", "train", "loss", "eval", "distill")
 STUDENT_INITS = ("base", "tower_a", "tower_b")
+SIMCSE_FORMS = ("one_sided", "interleaved")
 
 # TNCSE's twin-tower dropout (attention and hidden), by backbone family [TN-code model_dual.py].
 TNCSE_DROPOUT = {"bert": 0.00025, "roberta": 0.0175}
@@ -94,9 +96,14 @@ class DataConfig:
     """Characters kept per line before tokenising (bounds the cost of huge lines); 0 = 20 * max_len."""
     on_bad_utf8: str = "skip"
     """A line that is not valid UTF-8: ``skip`` (counted, warned with its line number) or ``error``."""
+    batching: str = "random"
+    """``random``: a uniform shuffle per epoch cut into batches, the official distribution
+    (``DataLoader(shuffle=True)`` / SimCSE's RandomSampler) [inferred default for every method].
+    ``length_bucketed``: batches of similar-length sentences (``bucket_window``), less padding but other
+    in-batch negatives, hence another contrastive task (jtcse.data.batching)."""
     bucket_window: int = 50
-    """Length bucketing: this many batches' worth of shuffled sentences are sorted by length and cut into
-    batches, and the batches are shuffled; 1 = plain shuffled batches."""
+    """``length_bucketed`` only: this many batches' worth of shuffled sentences are sorted by length and cut
+    into batches, and the batches are shuffled; 1 = plain shuffled batches."""
     drop_last: bool = False
     """Drop the last batch of an epoch when it has fewer than ``batch_size`` sentences."""
     pad_to_multiple_of: int | None = None
@@ -119,6 +126,9 @@ class TrainConfig:
     warmup_ratio: float = 0.0
     """Warm-up as a fraction of the total steps (used when warmup_steps is 0)."""
     weight_decay: float = 0.0
+    weight_decay_all: bool = False
+    """true: weight decay on every parameter (``AdamW(model.parameters())``, as the official JTCSE and CACSE
+    code); false: biases and LayerNorm weights exempt (the HF Trainer, hence SimCSE)."""
     schedule: str = "linear"
     """``linear`` (decay to 0, HF Trainer's default, as SimCSE) or ``constant`` (the official JTCSE code)."""
     grad_clip: float = 1.0
@@ -129,6 +139,13 @@ class TrainConfig:
     cudnn_attention: bool = False
     """Let attention use PyTorch's cuDNN SDPA kernel under bf16/fp16 on CUDA; off by default because it
     builds a kernel graph per new batch shape (suspected cause of slow bf16 runs; unverified)."""
+    length_sorted_sub_batch: int | None = None
+    """> 0: a batch's sentences are *encoded* in length-sorted sub-batches of this many sentences, each
+    padded to its own longest row, and the vectors are put back in batch order before the loss: the loss
+    and its in-batch negatives are the batch's, only padding is saved (jtcse.training.sub_batching).
+    0 = one pass padded to the batch's longest sentence; none = 8 on a CPU (bench/train_step.py), 32 on a
+    GPU [unmeasured]. One process only (under torchrun: one pass); a grad-cached step (``grad_cache_chunk``)
+    chunks its own way. Pays off on ``random`` batches; ``length_bucketed`` ones have little padding."""
     grad_cache_chunk: int = 0
     """> 0: gradient caching, embedding the batch in chunks of this many sentences (the loss still sees the
     whole batch; less memory, about +1/3 compute; dropout masks replayed). 0 = one pass per step."""
@@ -163,6 +180,11 @@ class LossConfig:
     direction: str = "random"
     """jtcse: ICNCE direction: ``random`` (drawn per step from Python's seeded ``random``, as the official
     code), ``a_to_b`` (TNCSE) or ``b_to_a``."""
+    simcse_form: str = "one_sided"
+    """simcse: ``one_sided`` = Princeton's SimCSE: the B first dropout copies scored against the B second
+    copies, a B x B cross-entropy (B - 1 negatives per row); ``interleaved`` = the 2B x 2B InfoNCE with both
+    copies as anchors (2B - 2 negatives), the form of the JTCSE towers' own term (loss.nce of jtcse/tncse is
+    always interleaved, as the official model_dual.py)."""
     small_cos_floor: float | None = 1e-4
     """Modulus constraint: cosines in [0, floor) are replaced by the constant floor; none = the official code
     exactly (a zero cosine gives inf)."""
@@ -171,8 +193,12 @@ class LossConfig:
 @dataclass
 class EvalConfig:
     every: int = 125
-    """STS-B dev Spearman every N steps (and at the end); the best state is the output model. 0 = no dev
-    evaluation: the output model is the final state."""
+    """STS-B dev Spearman every N steps; the best state is the output model (the official cadence: only at
+    multiples of N). 0 = no dev evaluation: the output model is the final state, as it is when no
+    evaluation ran at all (fewer than N steps)."""
+    at_final_step: bool = False
+    """Also evaluate at the last step (which the official scripts never do), so the final state can be
+    the one selected."""
     dev_max_len: int = 64
     """Truncation of the dev sentences (the official in-loop loader truncates to 64); 0 = none."""
     batch_size: int = 128
@@ -256,6 +282,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "train.lr": 1.3e-6,
         "train.weight_decay": 0.01,
         "train.schedule": "constant",
+        "train.weight_decay_all": True,
         "train.grad_clip": 0.0,
         "eval.every": 100,
         "loss.direction": "random",
@@ -266,6 +293,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "train.lr": 1e-6,
         "train.weight_decay": 0.01,
         "train.schedule": "constant",
+        "train.weight_decay_all": True,
         "train.grad_clip": 0.0,
         "eval.every": 100,
         "loss.icnce_ca": 0.0,
@@ -273,7 +301,8 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         # model.dropout: TNCSE_DROPOUT by backbone family, filled in by resolve_for_model.
     },
     # CACSE's distillation recipe (method.md §4.2) for JTCSE-D; UC-D sets dropout 0.015, k 0.1, lr 8.5e-6 in
-    # its config. Schedule, weight decay and clipping: the JTCSE code skeleton CACSE shares [inferred].
+    # its config. CACSE's distillation script: AdamW(model.parameters(), lr) (torch's weight decay 0.01 on
+    # every parameter), no clipping, no schedule.
     "distill": {
         "model.pooler": "cls_before_pooler",
         "model.dropout": 0.1,
@@ -282,6 +311,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "train.batch_size": 128,
         "train.epochs": 1,
         "train.weight_decay": 0.01,
+        "train.weight_decay_all": True,
         "train.schedule": "constant",
         "train.grad_clip": 0.0,
         "eval.every": 100,
@@ -476,6 +506,8 @@ def validate(config: Config) -> None:
     choice("train.schedule", SCHEDULES)
     choice("train.precision", PRECISIONS)
     choice("loss.direction", DIRECTIONS)
+    choice("data.batching", BATCHINGS)
+    choice("loss.simcse_form", SIMCSE_FORMS)
     for key in ("data.max_len", "data.bucket_window", "train.batch_size", "train.epochs", "train.log_every"):
         at_least(key, 1)
     for key in (
@@ -491,6 +523,7 @@ def validate(config: Config) -> None:
         "train.threads",
         "train.save_every",
         "train.grad_cache_chunk",
+        "train.length_sorted_sub_batch",
         "eval.every",
         "eval.dev_max_len",
         "loss.nce",
@@ -636,6 +669,7 @@ RESUMABLE_CHANGES = frozenset(
         "data.pad_to_multiple_of",
         "train.cudnn_attention",
         "train.grad_cache_chunk",
+        "train.length_sorted_sub_batch",  # the same batch for the loss, other dropout draws
     }
 )
 

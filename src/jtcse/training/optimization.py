@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -15,8 +15,8 @@ def build_optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters, with the weight-decay groups of the method's reference code."""
     params = [(n, p) for n, p in task.named_parameters() if p.requires_grad]
     decay = config.train.weight_decay
-    if config.is_twin:
-        # the official code: AdamW(model.parameters(), lr, weight_decay=0.01) on every parameter
+    if config.train.weight_decay_all:
+        # the official JTCSE and CACSE code: AdamW(model.parameters(), lr, weight_decay=0.01), every parameter
         groups: list[dict[str, Any]] = [{"params": [p for _, p in params], "weight_decay": decay}]
     else:
         # the HF Trainer (SimCSE): no decay on biases and LayerNorm weights
@@ -27,7 +27,19 @@ def build_optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
             {"params": [p for n, p in params if not no_decay(n)], "weight_decay": decay},
             {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
         ]
-    return torch.optim.AdamW(groups, lr=config.train.lr)
+    return adamw(groups, config.train.lr)
+
+
+def adamw(params: Iterable[Any], lr: float) -> torch.optim.AdamW:
+    """``torch.optim.AdamW(params, lr)`` (param groups carry their own weight decay), fused where the device
+    has a fused kernel: the same update rule in one kernel per step instead of a loop of element-wise ops per
+    tensor (other float rounding). On a 2-core CPU it takes 0.03 s of CPU per step for two MiniLM towers
+    against 0.24 s for the loop (bench/train_step.py)."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device/dtype or torch version
+        return torch.optim.AdamW(params, lr=lr)
 
 
 def build_scheduler(

@@ -15,6 +15,7 @@ from torch import Tensor
 from jtcse.training import distributed
 from jtcse.training.grad_cache import grad_cached_backward
 from jtcse.training.precision import Precision
+from jtcse.training.sub_batching import embed_length_sorted
 from jtcse.training.tasks.base import Task, Vectors
 
 __all__ = ["StepRunner", "Vectors"]
@@ -35,11 +36,17 @@ class StepRunner:
         precision: Precision,
         *,
         grad_cache_chunk: int = 0,
+        length_sorted_sub_batch: int = 0,
+        pad_multiple: int = 0,
     ) -> None:
         self.task = task
         self.device = device
         self.precision = precision
         self.grad_cache_chunk = grad_cache_chunk
+        # train.length_sorted_sub_batch (jtcse.training.sub_batching); one process only, because
+        # DDP's gradient hooks expect one forward per backward
+        self.sub_batch = length_sorted_sub_batch
+        self.pad_multiple = pad_multiple
         self.dist = distributed.current()
         self.model = distributed.wrap_for_data_parallel(task, device)
 
@@ -64,10 +71,18 @@ class StepRunner:
             )
         else:
             with self.precision.autocast():
-                local = self.model(batch)
+                local = self._embed(batch, n_local)
                 terms = self.task.loss_from_vectors(self.view(local, shard_sizes))
             self._backward(terms["loss"])
         return self._reduce(terms)
+
+    def _embed(self, batch: dict[str, Tensor], n_local: int) -> dict[str, Tensor]:
+        """This rank's vectors with their graph: in length-sorted sub-batches when asked."""
+        if self.sub_batch and not self.dist.enabled:
+            return embed_length_sorted(
+                self.model, batch, n_local, self.sub_batch, pad_multiple=self.pad_multiple
+            )
+        return self.model(batch)
 
     def view(self, local: dict[str, Tensor], shard_sizes: Sequence[int]) -> Vectors:
         """This rank's vectors and the global batch's (gathered with gradient) for ``loss_from_vectors``."""

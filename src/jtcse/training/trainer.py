@@ -1,8 +1,9 @@
 """The training loop: ``train(config)``.
 
-One step: take the next batch of the (seeded, length-bucketed) epoch order, tokenise it with the task's
-``collate`` (``2B`` rows ``[x0, x0, x1, x1, ...]`` padded to the batch's longest sentence for SimCSE and
-the twin tower), run the task's forward pass and objective, stop on a non-finite loss, step AdamW and the
+One step: take the next batch of the seeded epoch order (``data.batching``: random, the official order, or
+length-bucketed), tokenise it with the task's ``collate`` (``2B`` rows ``[x0, x0, x1, x1, ...]`` for
+SimCSE and the twin tower), run the task's forward pass (in length-sorted sub-batches, each padded to its own
+longest row: ``train.length_sorted_sub_batch``) and objective, stop on a non-finite loss, step AdamW and the
 LR schedule. Every ``log_every`` steps a metrics line; every ``eval.every`` steps the STS-B dev Spearman of
 the inference embedding, and when it improves the model is exported to the output directory; every
 ``save_every`` steps (and at the end) the resumable checkpoint.
@@ -42,6 +43,7 @@ from jtcse.training.precision import Precision, resolve_precision
 from jtcse.training.seeding import seed_everything
 from jtcse.training.state import TrainState, restore_rng, saved_config, write_checkpoint
 from jtcse.training.step import StepRunner
+from jtcse.training.sub_batching import resolve_sub_batch
 from jtcse.training.tasks import Task, build_task
 
 
@@ -57,8 +59,8 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """Each epoch's batches: seeded and length-bucketed (:func:`plan_epoch`), only batches every process
-    gets a share of."""
+    """Each epoch's batches, seeded (:func:`plan_epoch`: ``data.batching`` random or length-bucketed), only
+    batches every process gets a share of."""
 
     lengths: np.ndarray
     config: Config
@@ -71,6 +73,7 @@ class EpochPlan:
             self.config.train.batch_size,
             seed=self.config.seed,
             epoch=epoch,
+            batching=data.batching,
             bucket_window=data.bucket_window,
             drop_last=data.drop_last,
         )
@@ -111,7 +114,14 @@ def train(
     run, state, resumed_at = _start(config, resume)
     settings, every = run.config.train, run.config.eval.every
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
-    runner = StepRunner(run.task, run.device, run.precision, grad_cache_chunk=settings.grad_cache_chunk)
+    runner = StepRunner(
+        run.task,
+        run.device,
+        run.precision,
+        grad_cache_chunk=settings.grad_cache_chunk,
+        length_sorted_sub_batch=resolve_sub_batch(settings.length_sorted_sub_batch, run.device),
+        pad_multiple=run.task.pad_to_multiple_of,
+    )
     if state.step >= run.total_steps:
         return _already_complete(run, state)
 
@@ -144,9 +154,9 @@ def train(
                 meter.reset()
 
             # maybe evaluate: every eval.every steps and at the end, exporting the best model so far
-            if _due(state.step, every, run.total_steps):
+            if _eval_due(state.step, every, run.total_steps, run.config.eval.at_final_step):
                 meter.pause(_evaluate(run, state, metrics, bar))
-            elif not every and state.step == run.total_steps:
+            if state.step == run.total_steps and state.best_step is None:  # no evaluation chose a state
                 run_dir.export_model(run.task, run.out, {"final_step": state.step})
 
             # maybe checkpoint: every save_every steps, at the end, and when asked to stop (train.stop_after,
@@ -291,6 +301,7 @@ def _environment(run: Run) -> dict[str, Any]:
         "precision": run.precision.describe(),
         "pad_to_multiple_of": run.task.pad_to_multiple_of,
         "grad_cache_chunk": run.config.train.grad_cache_chunk,
+        "length_sorted_sub_batch": resolve_sub_batch(run.config.train.length_sorted_sub_batch, run.device),
     }
 
 
@@ -333,6 +344,12 @@ def _stop_unless_finite(
 def _stop_now(step: int, stop_after: int, stop_requested: Callable[[], bool], device: torch.device) -> bool:
     """``train.stop_after`` reached, or Ctrl-C on any process (every rank stops at the same step)."""
     return step == stop_after or distributed.any_across_ranks(stop_requested(), device)
+
+
+def _eval_due(step: int, every: int, last: int, at_last: bool) -> bool:
+    """The official cadence: every ``every`` steps (never when 0); at step ``last`` only when asked
+    (``eval.at_final_step``), since the official scripts never select the final state by itself."""
+    return bool(every) and (step % every == 0 or (at_last and step == last))
 
 
 def _due(step: int, every: int, last: int) -> bool:

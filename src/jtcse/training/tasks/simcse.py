@@ -29,6 +29,7 @@ class SimcseTask(Task):
         *,
         pooler: str,
         temperature: float,
+        simcse_form: str = "one_sided",  # loss.simcse_form: Princeton's B x B, or the 2B x 2B interleaved
         max_len: int = 32,
         pad_to_multiple_of: int = 0,
     ) -> None:
@@ -36,6 +37,7 @@ class SimcseTask(Task):
         self.encoder = encoder
         self.pooler = pooler
         self.temperature = temperature
+        self.simcse_form = simcse_form
         self.mlp: nn.Module | None = None
         if pooler == "cls":
             hidden = encoder.config.hidden_size
@@ -65,7 +67,7 @@ class SimcseTask(Task):
         return {"z": z}
 
     def loss_from_vectors(self, vectors: Vectors) -> dict[str, Tensor]:
-        return simcse_objective(vectors.all["z"].float(), self.temperature)
+        return simcse_objective(vectors.all["z"].float(), self.temperature, form=self.simcse_form)
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
         return self._encode(batch, self.inference_pooler)
@@ -96,5 +98,6 @@ def build_simcse(config: Config) -> SimcseTask:
         tokenizer,
         pooler=config.model.pooler,
         temperature=config.loss.temperature,
+        simcse_form=config.loss.simcse_form,
         **batching(config),
     )
