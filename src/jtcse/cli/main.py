@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "jtcse.cli.export",
     "plot": "jtcse.cli.plot",
     "ablate": "jtcse.cli.ablate",
+    "serve": "jtcse.cli.serve",
 }
 
 
