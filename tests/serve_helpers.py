@@ -22,7 +22,9 @@ START_TIMEOUT_S = 120.0
 
 
 @contextlib.contextmanager
-def running_server(config: ServeConfig, loader: Any = default_loader, wait_ready: bool = True) -> Iterator[str]:
+def running_server(
+    config: ServeConfig, loader: Any = default_loader, wait_ready: bool = True
+) -> Iterator[str]:
     """Serve ``config`` on a free port of 127.0.0.1; yields the base URL; stops the server afterwards."""
     app = create_app(config, loader=loader)
     sock = bind("127.0.0.1", 0)

@@ -16,10 +16,9 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from jtcse.encoder import Encoder  # noqa: E402
-from jtcse.serve.config import Limits, ModelSource, ServeConfig  # noqa: E402
-
-from serve_helpers import make_ensemble, make_twin, metric, running_server  # noqa: E402
+from jtcse.encoder import Encoder
+from jtcse.serve.config import Limits, ModelSource, ServeConfig
+from serve_helpers import make_ensemble, make_twin, metric, running_server
 
 ATOL = 1e-5
 MODELS = ("single", "twin", "ensemble")
@@ -37,7 +36,22 @@ SENTENCES = [
     "Two dogs chase a red ball across a wide green field in the early morning light.",
     "The train was late again.",
 ]
-_WORDS = "river stone quiet lamp market violin winter garden bridge paper orange silver tower cloud".split()
+_WORDS = [
+    "river",
+    "stone",
+    "quiet",
+    "lamp",
+    "market",
+    "violin",
+    "winter",
+    "garden",
+    "bridge",
+    "paper",
+    "orange",
+    "silver",
+    "tower",
+    "cloud",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +84,10 @@ def expected(offline: dict[str, Encoder], model: str, texts: list[str]) -> np.nd
     return offline[model].encode(texts, normalize=True)
 
 
+def decode_b64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4")
+
+
 def post(url: str, path: str, body: object, **kw) -> httpx.Response:
     return httpx.post(f"{url}{path}", json=body, timeout=60, **kw)
 
@@ -84,7 +102,9 @@ def test_openai_endpoint_matches_offline_vectors(server, offline, model, encodin
     assert payload["object"] == "list" and payload["model"] == model
     assert [d["index"] for d in payload["data"]] == list(range(len(SENTENCES)))
     if encoding == "base64":
-        got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in payload["data"]])
+        got = np.stack(
+            [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in payload["data"]]
+        )
     else:
         got = np.array([d["embedding"] for d in payload["data"]], dtype=np.float32)
     np.testing.assert_allclose(got, expected(offline, model, SENTENCES), atol=ATOL, rtol=0)
@@ -116,7 +136,9 @@ def test_embed_similarity_and_search_match_offline(server, offline, model):
     vectors = expected(offline, model, SENTENCES)
     pairs = post(server, "/similarity", {"model": model, "pairs": [SENTENCES[:2], SENTENCES[2:]]}).json()
     np.testing.assert_allclose(pairs["scores"], [vectors[0] @ vectors[1], vectors[2] @ vectors[3]], atol=ATOL)
-    ranked = post(server, "/similarity", {"model": model, "source": SENTENCES[0], "candidates": SENTENCES[1:]})
+    ranked = post(
+        server, "/similarity", {"model": model, "source": SENTENCES[0], "candidates": SENTENCES[1:]}
+    )
     np.testing.assert_allclose(ranked.json()["scores"], vectors[1:] @ vectors[0], atol=ATOL)
 
 
@@ -139,7 +161,10 @@ def _client_requests(seed: int) -> list[list[str]]:
     rng = random.Random(seed)
     sizes = [rng.choice([1, 2, 5, 17, 40]) for _ in range(3)]
     return [
-        [f"client {seed} item {r}-{i}: " + " ".join(rng.choices(_WORDS, k=rng.randint(1, 30))) for i in range(n)]
+        [
+            f"client {seed} item {r}-{i}: " + " ".join(rng.choices(_WORDS, k=rng.randint(1, 30)))
+            for i in range(n)
+        ]
         for r, n in enumerate(sizes)
     ]
 
@@ -157,7 +182,7 @@ def test_32_concurrent_clients_get_their_own_vectors(server, offline):
                 response = http.post("/v1/embeddings", json=body)
                 assert response.status_code == 200, response.text
                 data = response.json()["data"]
-                got.append(np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in data]))
+                got.append(np.stack([decode_b64(d["embedding"]) for d in data]))
         return got
 
     with ThreadPoolExecutor(32) as pool:
