@@ -14,10 +14,9 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serve_helpers import metric, running_server, wait_healthy
-
 from jtcse.serve.config import Limits, ModelSource, ServeConfig
 from jtcse.serve.models import default_loader
+from serve_helpers import metric, running_server, wait_healthy
 
 KEY = "s3cret-key"
 WAIT_MS = 1500  # the worker holds a batch open this long: time to act while items are queued
@@ -56,7 +55,9 @@ def test_api_key(slow_server):
 
 def test_queue_full_is_429_with_retry_after(slow_server):
     first: dict = {}
-    thread = threading.Thread(target=lambda: first.update(r=post(slow_server, "/embed", {"inputs": ["a"] * 3})))
+    thread = threading.Thread(
+        target=lambda: first.update(r=post(slow_server, "/embed", {"inputs": ["a"] * 3}))
+    )
     thread.start()
     wait_for(lambda: metric(slow_server, "jtcse_queue_items") == 3)
     response = post(slow_server, "/embed", {"inputs": ["b", "c"]})
