@@ -23,6 +23,7 @@ from serve_helpers import make_ensemble, make_twin, metric, running_server
 ATOL = 1e-5
 MODELS = ("single", "twin", "ensemble")
 PAYLOAD_LIMIT = 50_000
+JSON = {"Content-Type": "application/json"}
 CORPUS = [
     "A man is playing a guitar on the stage.",
     "The chef slices fresh vegetables in the kitchen.",
@@ -230,8 +231,13 @@ def test_validation_errors_are_422_openai_bodies(server, body, code, param):
 def test_other_client_errors(server):
     _error(post(server, "/v1/embeddings", {"model": "gpt-4", "input": "x"}), 404, "model_not_found", "model")
     _error(httpx.get(f"{server}/no/such/page", timeout=10), 404, "not_found")
-    bad_json = httpx.post(f"{server}/v1/embeddings", content=b"{not json", timeout=10)
-    _error(bad_json, 422, "invalid_value")
+    bad_json = httpx.post(f"{server}/v1/embeddings", content=b"{not json", headers=JSON, timeout=10)
+    _error(bad_json, 422, "invalid_json")
+    not_utf8 = httpx.post(
+        f"{server}/v1/embeddings", content=b'\xff\xfe{"input": "x"}', headers=JSON, timeout=10
+    )
+    _error(not_utf8, 422, "invalid_json")
+    assert "JSON object" in _error(post(server, "/v1/embeddings", [1, 2]), 422, "invalid_value")["message"]
     big = {"input": ["word " * 2000] * 6}
     _error(post(server, "/v1/embeddings", big), 413, "payload_too_large")
     _error(post(server, "/similarity", {"pairs": []}), 422, "empty_input")

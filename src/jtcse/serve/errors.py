@@ -91,6 +91,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     param = _param(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
+    if param is None and first.get("type") == "model_attributes_type":
+        return "the request body must be a JSON object (Content-Type: application/json)", None
     message = str(first.get("msg", "invalid value"))
     return (f"{param}: {message}" if param else message), param
 
@@ -103,10 +105,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         message, param = _validation_message(exc)
-        return error_response(422, message, "invalid_value", param)
+        bad_json = any(e.get("type") == "json_invalid" for e in exc.errors())
+        return error_response(422, message, "invalid_json" if bad_json else "invalid_value", param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if (
+            exc.status_code == 400
+        ):  # FastAPI could not read the body (not UTF-8, not JSON): a validation error
+            return error_response(422, f"the request body cannot be read: {exc.detail}", "invalid_json")
         code = "not_found" if exc.status_code == 404 else "http_error"
         return error_response(exc.status_code, str(exc.detail), code)
 
