@@ -23,6 +23,7 @@ from serve_helpers import make_ensemble, make_twin, metric, running_server
 ATOL = 1e-5
 MODELS = ("single", "twin", "ensemble")
 PAYLOAD_LIMIT = 50_000
+BATCH_TOKENS = 1024  # small: large requests are spread over several model batches
 JSON = {"Content-Type": "application/json"}
 CORPUS = [
     "A man is playing a guitar on the stage.",
@@ -73,7 +74,9 @@ def server(model_dirs, tmp_path_factory) -> str:
     corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
     config = ServeConfig(
         models=[ModelSource(name, str(path)) for name, path in model_dirs.items()],
-        limits=Limits(max_client_batch=64, payload_limit=PAYLOAD_LIMIT, batch_wait_ms=5),
+        limits=Limits(
+            max_batch_tokens=BATCH_TOKENS, max_client_batch=64, payload_limit=PAYLOAD_LIMIT, batch_wait_ms=5
+        ),
         corpus=corpus,
         device="cpu",
     )
@@ -195,6 +198,19 @@ def test_32_concurrent_clients_get_their_own_vectors(server, offline):
         np.testing.assert_allclose(got, expected(offline, model, texts), atol=ATOL, rtol=0)
     requests = sum(len(p) for p in plans)
     assert metric(server, "jtcse_batch_size_count") - batches_before < requests  # requests did share batches
+
+
+def test_a_request_spread_over_several_batches_is_whole_and_in_order(server, offline):
+    rng = random.Random(5)
+    texts = [f"{i} " + " ".join(rng.choices(_WORDS, k=rng.randint(20, 60))) for i in range(64)]
+    before = metric(server, "jtcse_batch_size_count")
+    response = post(
+        server, "/v1/embeddings", {"model": "ensemble", "input": texts, "encoding_format": "base64"}
+    )
+    assert response.status_code == 200, response.text
+    assert metric(server, "jtcse_batch_size_count") - before >= 3  # > 3,000 tokens over a 1,024-token budget
+    got = np.stack([decode_b64(d["embedding"]) for d in response.json()["data"]])
+    np.testing.assert_allclose(got, expected(offline, "ensemble", texts), atol=ATOL, rtol=0)
 
 
 def _error(response: httpx.Response, status: int, code: str, param: str | None = None) -> dict:
