@@ -282,3 +282,21 @@ def test_info_health_page_and_schema(server, offline):
     assert "http" not in httpx.get(f"{server}/static/app.js", timeout=10).text  # nothing from elsewhere
     assert httpx.get(f"{server}/openapi.json", timeout=10).json()["paths"]["/v1/embeddings"]
     assert httpx.get(f"{server}/docs", timeout=10).status_code == 404  # off: it would need a CDN
+
+
+def test_index_saved_by_jtcse_search_is_served(tmp_path, offline, tiny_bert_dir_b):
+    from jtcse.errors import JtcseError
+    from jtcse.serve.corpus import Corpus
+    from jtcse.tools.search import SearchIndex
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    encoder = offline["single"]
+    saved = SearchIndex.for_corpus(encoder, corpus, index_dir=tmp_path / "index")
+    served = Corpus.open(encoder, corpus=None, index_dir=tmp_path / "index")
+    queries = ["snow on the roads", "a guitar player"]
+    hits = served.search(queries, encoder.encode(queries, normalize=True), top_k=2)
+    want = saved.search(encoder, queries, top_k=2)
+    assert [[h["id"] for h in q] for q in hits] == [[h.line for h in q] for q in want]
+    with pytest.raises(JtcseError, match="another model"):  # an index of another model is refused
+        Corpus.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=tmp_path / "index")
