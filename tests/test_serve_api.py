@@ -153,11 +153,12 @@ def test_search_ranks_the_corpus_like_offline(server, offline):
     corpus_vectors = expected(offline, "single", CORPUS)
     for query, result in zip(queries, response.json()["results"], strict=True):
         scores = corpus_vectors @ expected(offline, "single", [query])[0]
-        best = np.argsort(-scores, kind="stable")[:3]
         assert result["query"] == query
-        assert [h["id"] for h in result["hits"]] == [int(i) + 1 for i in best]  # 1-based corpus lines
-        assert [h["text"] for h in result["hits"]] == [CORPUS[i] for i in best]
-        np.testing.assert_allclose([h["score"] for h in result["hits"]], scores[best], atol=ATOL)
+        hits = result["hits"]
+        # random tiny models give near-ties, so compare scores: each hit's own, and the top 3 in order
+        assert all(h["text"] == CORPUS[h["id"] - 1] for h in hits)  # ids are 1-based corpus lines
+        np.testing.assert_allclose([h["score"] for h in hits], [scores[h["id"] - 1] for h in hits], atol=ATOL)
+        np.testing.assert_allclose([h["score"] for h in hits], np.sort(scores)[::-1][:3], atol=ATOL)
     assert response.json()["results"][1]["hits"][0]["text"] == CORPUS[2]
 
 
