@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from jtcse.serve.errors import ApiError
+from jtcse.serve.memory import HeapTrimmer
 
 log = logging.getLogger("jtcse.serve")
 
@@ -62,6 +63,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._rate = 0.0  # items/s, smoothed: for Retry-After
+        self._trimmer = HeapTrimmer()
         self._thread = threading.Thread(target=self._run, name="jtcse-serve-worker", daemon=True)
 
     def start(self) -> None:
@@ -128,6 +130,7 @@ class Batcher:
             if group is None:
                 return
             self._encode(*group)
+            self._trimmer.maybe_trim()
 
     def _oldest_model(self) -> str | None:
         best, best_time = None, math.inf
