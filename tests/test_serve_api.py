@@ -301,3 +301,14 @@ def test_index_saved_by_jtcse_search_is_served(tmp_path, offline, tiny_bert_dir_
     assert [[h["id"] for h in q] for q in hits] == [[h.line for h in q] for q in want]
     with pytest.raises(JtcseError, match="another model"):  # an index of another model is refused
         Corpus.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=tmp_path / "index")
+
+
+def test_heap_trimmer_finds_glibc_and_runs():
+    import sys
+
+    from jtcse.serve.memory import HeapTrimmer
+
+    trimmer = HeapTrimmer(interval_s=0.0)
+    if sys.platform.startswith("linux"):
+        assert trimmer._trim is not None
+    trimmer.maybe_trim()
