@@ -3,7 +3,7 @@
 Needs the optional extra ``serve`` (FastAPI, uvicorn, prometheus-client). One module per job:
 ``config`` (flags and limits), ``schemas`` (request bodies), ``validate`` (flag-dependent checks),
 ``errors`` (OpenAI error bodies), ``tokens`` (token counts), ``batcher`` (dynamic batching worker),
-``models`` (loading), ``corpus`` (the search index), ``metrics`` (Prometheus), ``middleware`` (API key, body
-limit), ``routes`` (endpoints), ``state``, ``app`` (the FastAPI app), ``server`` (uvicorn, SIGTERM drain),
-``static/`` (the page).
+``memory`` (heap trimming), ``models`` (loading), ``corpus`` (the search index), ``metrics`` (Prometheus),
+``middleware`` (API key, body limit), ``routes`` (endpoints), ``state``, ``app`` (the FastAPI app),
+``server`` (uvicorn, SIGTERM drain), ``static/`` (the page).
 """
