@@ -9,7 +9,8 @@ module importing from a layer above its own. The layers, lowest first (docs/CONT
               evaluation/, analysis/ (readings of a model), encoder.py, runners.py, ensemble.py,
               model_card.py, export/, tools/, corpus_scale/ (everything that uses a saved model)
 4 training    training/
-5 pipeline    pipeline/ (runner, ablate, reproduce, the study), plotting.py (draws runs' outputs)
+5 pipeline    pipeline/ (runner, ablate, reproduce, the study), plotting.py (draws runs' outputs),
+              serve/ (the HTTP server)
 6 cli         cli/, __main__.py
 
 Imports inside functions count (they are dependencies too); imports under ``if TYPE_CHECKING:`` do not. The
@@ -52,6 +53,7 @@ LAYERS: dict[str, int] = {
     "jtcse.corpus_scale": 3,
     "jtcse.training": 4,
     "jtcse.pipeline": 5,
+    "jtcse.serve": 5,
     "jtcse.plotting": 5,
     "jtcse.cli": 6,
     "jtcse.__main__": 6,

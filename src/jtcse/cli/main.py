@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "plot": "jtcse.cli.plot",
     "ablate": "jtcse.cli.ablate",
     "reproduce": "jtcse.cli.reproduce",
+    "serve": "jtcse.cli.serve",
 }
 
 

@@ -294,9 +294,14 @@ class VectorIndex:
             self.check_model(encoder)
             self._checked_encoder = encoder
         q = np.asarray(encoder.encode(texts, normalize=True, show_progress=False))
-        scores, rows = self.search_vectors(q, top_k, **knobs)
+        results = self.hits(q, top_k, **knobs)
+        return results[0] if single else results
+
+    def hits(self, queries: np.ndarray, top_k: int = 5, **knobs: int | None) -> list[list[SearchHit]]:
+        """Hits (with their input lines) per query vector; the model check is the caller's."""
+        scores, rows = self.search_vectors(queries, top_k, **knobs)
         lines = self.texts(sorted({int(r) for r in rows.ravel() if r >= 0}))
-        results = [
+        return [
             [
                 SearchHit(rank=i + 1, score=float(s), line=int(r) + 1, text=lines[int(r)])
                 for i, (s, r) in enumerate(zip(srow, rrow, strict=True))
@@ -304,7 +309,6 @@ class VectorIndex:
             ]
             for srow, rrow in zip(scores, rows, strict=True)
         ]
-        return results[0] if single else results
 
     def check_recall(self, queries: int, top_k: int = 10, *, seed: int = 0, **knobs: int | None) -> float:
         """recall@top_k of this index against exact search, on ``queries`` corpus vectors taken as queries."""

@@ -1,0 +1,283 @@
+"""Served throughput and latency of ``jtcse serve`` against offline ``jtcse.Encoder.encode``, loopback only.
+
+The server (MiniLM, ``jtcse serve --model minilm``) runs as a subprocess on 127.0.0.1; the clients run in this
+process (asyncio + httpx, base64 vectors as the official OpenAI clients ask for). Sentences are the distinct
+sentences of the 7 STS test sets, shuffled; each phase takes a fresh slice, so no sentence repeats inside a
+phase and neither side gains from encoding duplicates once.
+
+* Sweep: 1, 8 and 32 concurrent clients, each request 1-64 sentences (uniform); bounded in requests and time.
+  Prints sentences/s and p50/p99 request latency per concurrency.
+* Offline: ``Encoder.encode`` (same model, batch size 64, same torch thread count, this machine) on exactly
+  the sentences the 32-client phase sent, interleaved with it in every repeat (order alternating).
+* Load: 5,000 requests at concurrency 32 (1-8 sentences each by default, to keep the run within minutes):
+  errors, lost answers (a request without its vectors, or vectors of the wrong count or width), a sample of
+  vectors checked against offline, and the server's RSS growth from the first to the last thousand requests.
+
+The clients share the machine's cores with the server, as they would on one host; the ratio is conservative.
+The last line is served throughput at 32 clients over offline throughput, in the same run.
+
+    python bench/serve.py [--repeats 2] [--phase-seconds 20] [--load-requests 5000] [--data-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx
+import numpy as np
+import psutil
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encode import sts_sentences
+from jtcse.encoder import Encoder
+
+CONCURRENCY = (1, 8, 32)
+MAX_PER_REQUEST = 64
+
+
+@dataclass
+class Phase:
+    sentences: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    lost: int = 0
+    sent: list[list[str]] = field(default_factory=list)
+    answers: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sentences / self.seconds if self.seconds else 0.0
+
+
+class Pool:
+    """Fresh slices of the shuffled distinct sentences (wrapping only when the pool runs out)."""
+
+    def __init__(self, sentences: list[str], seed: int = 0) -> None:
+        self.sentences = sorted(set(sentences))
+        random.Random(seed).shuffle(self.sentences)
+        self.pos = 0
+
+    def take(self, n: int) -> list[str]:
+        out = [self.sentences[(self.pos + i) % len(self.sentences)] for i in range(n)]
+        self.pos = (self.pos + n) % len(self.sentences)
+        return out
+
+
+def start_server(threads: int) -> tuple[subprocess.Popen, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "jtcse",
+        "serve",
+        "--model",
+        "minilm",
+        "--device",
+        "cpu",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--max-client-batch",
+        str(MAX_PER_REQUEST),
+        "--max-queue",
+        "16384",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    for line in proc.stderr:
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            url = match.group(1)
+            deadline = time.monotonic() + 300
+            while httpx.get(f"{url}/health", timeout=10).status_code != 200:
+                if time.monotonic() > deadline:
+                    sys.exit("bench: the server did not become ready")
+                time.sleep(0.2)
+            return proc, url
+    sys.exit(f"bench: the server did not start (exit {proc.wait()})")
+
+
+async def run_phase(
+    url: str, requests: list[list[str]], concurrency: int, deadline_s: float, keep: bool = False, on_done=None
+) -> Phase:
+    """Send ``requests`` from ``concurrency`` clients; stop starting new ones after ``deadline_s``."""
+    phase = Phase()
+    queue = iter(enumerate(requests))
+    start = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+
+        async def client() -> None:
+            for _, texts in queue:
+                if time.perf_counter() - start > deadline_s:
+                    return
+                await one_request(http, texts, phase, keep)
+                if on_done is not None:
+                    on_done(len(phase.latencies))
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    phase.seconds = time.perf_counter() - start
+    return phase
+
+
+async def one_request(http: httpx.AsyncClient, texts: list[str], phase: Phase, keep: bool) -> None:
+    body = {"model": "minilm", "input": texts, "encoding_format": "base64"}
+    t0 = time.perf_counter()
+    try:
+        response = await http.post("/v1/embeddings", json=body)
+    except httpx.HTTPError:
+        phase.errors += 1
+        phase.lost += 1
+        return
+    phase.latencies.append(time.perf_counter() - t0)
+    if response.status_code != 200:
+        phase.errors += 1
+        return
+    data = response.json()["data"]
+    vectors = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in data])
+    if vectors.shape != (len(texts), 384) or [d["index"] for d in data] != list(range(len(texts))):
+        phase.lost += 1
+    phase.sentences += len(texts)
+    if keep:
+        phase.sent.append(texts)
+        phase.answers.append(vectors)
+
+
+def make_requests(pool: Pool, n: int, low: int, high: int, seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [pool.take(rng.randint(low, high)) for _ in range(n)]
+
+
+def offline_rate(encoder: Encoder, sentences: list[str]) -> float:
+    start = time.perf_counter()
+    encoder.encode(sentences, batch_size=64, normalize=True, show_progress=False)
+    return len(sentences) / (time.perf_counter() - start)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def sweep(
+    url: str, encoder: Encoder, pool: Pool, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    """Interleaved repeats of the concurrency sweep and the offline run: served@32 and offline rates."""
+    served32, offline = [], []
+    budgets = {1: 60, 8: 240, 32: 480}
+    for rep in range(args.repeats):
+        for c in CONCURRENCY:
+            requests = make_requests(pool, budgets[c], 1, MAX_PER_REQUEST, seed=rep * 100 + c)
+            if c == 32 and rep % 2 == 1:  # alternate which side runs first
+                offline.append(offline_rate(encoder, [t for r in requests for t in r]))
+            phase = asyncio.run(run_phase(url, requests, c, args.phase_seconds, keep=c == 32))
+            lat = phase.latencies
+            print(
+                f"repeat {rep + 1}, {c:>2} clients: {phase.rate:7.1f} sentences/s, {len(lat)} requests, "
+                f"p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms, "
+                f"errors {phase.errors}",
+                flush=True,
+            )
+            if c == 32:
+                served32.append(phase.rate)
+                if rep % 2 == 0:
+                    offline.append(offline_rate(encoder, [t for r in phase.sent for t in r]))
+                print(
+                    f"repeat {rep + 1}, offline Encoder.encode on the same sentences: "
+                    f"{offline[-1]:7.1f} sentences/s",
+                    flush=True,
+                )
+    return served32, offline
+
+
+def load(url: str, server: psutil.Process, encoder: Encoder, pool: Pool, n: int, most: int) -> None:
+    requests = make_requests(pool, n, 1, most, seed=7)
+    rss: list[tuple[int, int]] = []
+
+    def sample(done: int) -> None:
+        if done % 100 == 0:
+            rss.append((done, server.memory_info().rss))
+
+    sample(0)
+    phase = asyncio.run(run_phase(url, requests, 32, 3600, keep=True, on_done=sample))
+    answered = len(phase.answers)
+    lost = phase.lost + (n - answered - phase.errors)
+    checked = list(range(0, answered, 25))
+    texts = [t for i in checked for t in phase.sent[i]]
+    want = encoder.encode(texts, normalize=True, show_progress=False)
+    got = np.concatenate([phase.answers[i] for i in checked])
+    worst = float(np.abs(got - want).max())
+    first = max(r for d, r in rss if d <= 1000)
+    last = max(r for d, r in rss if d > n - 1000)
+    print(
+        f"load: {n} requests at 32 clients in {phase.seconds:.1f} s ({phase.rate:.1f} sentences/s), "
+        f"errors {phase.errors}, lost answers {lost}"
+    )
+    print(
+        f"load: {len(checked)} sampled requests ({len(texts)} vectors) match offline within {worst:.1e} "
+        f"(goal <= 1e-5): {'ok' if worst <= 1e-5 else 'MISMATCH'}"
+    )
+    print(
+        f"load: server RSS {first / 2**20:.0f} MiB (first thousand) -> {last / 2**20:.0f} MiB (last), "
+        f"growth {100 * (last / first - 1):+.1f}% (goal < 10%)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--phase-seconds", type=float, default=20.0, help="time bound of each sweep phase")
+    parser.add_argument("--load-requests", type=int, default=5000)
+    parser.add_argument("--load-max", type=int, default=8, help="sentences per load request: 1 to this")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+
+    sentences, source = sts_sentences(args.data_dir)
+    pool = Pool(sentences)
+    threads = torch.get_num_threads()
+    print(f"sentences: {len(pool.sentences)} distinct, {source}")
+    print(
+        f"model: minilm on CPU, batch size 64, {threads} torch threads in the server and offline; "
+        f"{os.cpu_count()} cores shared with the clients"
+    )
+    print("goal: served throughput at 32 concurrent clients >= 0.8 x offline Encoder.encode (same sentences)")
+    encoder = Encoder("minilm", device="cpu", batch_size=64)
+    encoder.encode(["warm up"], show_progress=False)
+    proc, url = start_server(threads)
+    try:
+        served32, offline = sweep(url, encoder, pool, args)
+        if args.load_requests:
+            load(url, psutil.Process(proc.pid), encoder, pool, args.load_requests, args.load_max)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    ratio = statistics.median(served32) / statistics.median(offline)
+    print(
+        f"served at 32 clients: {statistics.median(served32):.1f} sentences/s; "
+        f"offline: {statistics.median(offline):.1f} sentences/s (medians)"
+    )
+    print(f"served / offline throughput: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``jtcse serve --model M [--corpus FILE]``: an OpenAI-compatible embedding server (extra ``serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from jtcse.cli.options import POOLER_HELP, load_encoder, positive_int
+from jtcse.errors import JtcseError
+
+EPILOG = """\
+examples:
+  jtcse serve --model minilm --corpus faq.txt
+  jtcse serve --model runs/jtcse --model base=minilm --port 8080 --api-key "$KEY"
+
+  curl -s localhost:8000/v1/embeddings -H 'content-type: application/json' \\
+       -d '{"model": "minilm", "input": ["a sentence", "another one"]}'
+
+Endpoints: POST /v1/embeddings (OpenAI), /embed, /similarity, /search; GET /info, /health, /metrics,
+/v1/models, and / (a search and compare page). The first --model is the default and the one /search uses.
+SIGTERM stops accepting connections, finishes the requests in flight (--drain-timeout) and exits 0.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP (OpenAI-compatible embeddings, search page)",
+        description="An OpenAI-compatible embedding server with dynamic batching.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _model_options(parser)
+    parser.add_argument("--corpus", type=Path, help="text file (one sentence per line) to serve /search over")
+    parser.add_argument(
+        "--index",
+        type=Path,
+        help="instead of --corpus: an index saved by `jtcse search`, or built by `jtcse index` (IVF/HNSW)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("JTCSE_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $JTCSE_API_KEY, else no key)",
+    )
+    _limit_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="[NAME=]MODEL",
+        help="short name (minilm), Hugging Face id or directory, or jtcse model directory; repeat to serve "
+        "several, NAME= sets the name clients send (default: minilm)",
+    )
+    parser.add_argument("--pooler", help=POOLER_HELP)
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
+    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="sentences per forward pass (default: 64)"
+    )
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    from jtcse.serve.config import Limits
+
+    d = Limits()
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=positive_int,
+        default=d.max_batch_tokens,
+        help=f"tokens gathered from all requests for one model call (default: {d.max_batch_tokens})",
+    )
+    parser.add_argument(
+        "--max-client-batch",
+        type=positive_int,
+        default=d.max_client_batch,
+        help=f"inputs per request (default: {d.max_client_batch})",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=positive_int,
+        default=d.max_queue,
+        help=f"items waiting for the model before requests get 429 (default: {d.max_queue})",
+    )
+    parser.add_argument(
+        "--payload-limit",
+        type=positive_int,
+        default=d.payload_limit,
+        help=f"request body bytes (default: {d.payload_limit})",
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=d.batch_wait_ms,
+        help=f"how long the worker waits for more items (default: {d.batch_wait_ms})",
+    )
+    parser.add_argument(
+        "--max-top-k",
+        type=positive_int,
+        default=d.max_top_k,
+        help=f"hits per search query (default: {d.max_top_k})",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=d.drain_timeout_s,
+        help=f"seconds requests in flight get after SIGTERM (default: {d.drain_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--truncate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="truncate inputs over the model's limit (default); --no-truncate answers 422",
+    )
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    from jtcse.serve.config import Limits, ServeConfig, parse_model_arg
+
+    limits = Limits(
+        max_batch_tokens=args.max_batch_tokens,
+        max_client_batch=args.max_client_batch,
+        max_queue=args.max_queue,
+        payload_limit=args.payload_limit,
+        batch_wait_ms=args.batch_wait_ms,
+        truncate=args.truncate,
+        max_top_k=args.max_top_k,
+        drain_timeout_s=args.drain_timeout,
+    )
+    return ServeConfig(
+        models=[parse_model_arg(m) for m in (args.model or ["minilm"])],
+        limits=limits,
+        corpus=args.corpus,
+        index=args.index,
+        api_key=args.api_key or None,
+        pooler=args.pooler,
+        device=args.device,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+
+
+def _cli_loader(source: str, config: Any) -> Any:
+    """The shared ``--model`` loader: a model that cannot be loaded is a one-line error."""
+    args = argparse.Namespace(
+        model=source,
+        pooler=config.pooler,
+        device=config.device,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+    )
+    return load_encoder(args)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """What can be checked before the port opens: the extra, the port, the corpus or index."""
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise JtcseError(
+            f"jtcse serve needs the extra 'serve' ({', '.join(missing)} missing): pip install 'jtcse[serve]'"
+        )
+    if not 0 <= args.port <= 65535:
+        raise JtcseError(f"--port {args.port}: must be 0-65535")
+    if args.corpus is not None:
+        from jtcse.tools.search import read_corpus
+
+        read_corpus(args.corpus)
+    if args.index is not None and not args.index.is_dir():
+        raise JtcseError(f"--index {args.index}: not a directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_inputs(args)
+    config = build_config(args)
+    from jtcse.serve.app import create_app
+    from jtcse.serve.server import bind, configure_logging, make_server
+
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:  # the port is taken, the address is not ours
+        raise JtcseError(
+            f"--host {args.host} --port {args.port}: cannot listen: {exc.strerror or exc}"
+        ) from exc
+    configure_logging()
+    app = create_app(config, loader=_cli_loader)
+    server = make_server(app, args.host, args.port, drain_timeout_s=config.limits.drain_timeout_s)
+    with sock:
+        server.run(sockets=[sock])
+    state = app.state.serve
+    if state.load_error is not None:
+        exc = state.load_error
+        if isinstance(exc, JtcseError):
+            raise exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JtcseError(f"--model: cannot load: {first}") from exc
+    if not server.started:
+        raise JtcseError(
+            f"--host {args.host} --port {args.port}: the server did not start (is the port taken?)"
+        )
+    return 0
