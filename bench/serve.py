@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
 
-    sentences, source = sts_sentences(args.data_dir)
+    sentences, source = sts_sentences(args.data_dir, limit=None)
     pool = Pool(sentences)
     threads = torch.get_num_threads()
     print(f"sentences: {len(pool.sentences)} distinct, {source}")
