@@ -35,7 +35,7 @@ from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
 from jtcse.corpus_scale.shards import ShardedVectors, file_sha256
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, atomic_write_text, staged_directory
+from jtcse.fs import atomic_write, atomic_write_text, read_format_json, staged_directory
 from jtcse.tools.search import SearchHit, describe_identity, model_identity
 from jtcse.tools.similarity import normalize_rows
 
@@ -165,15 +165,13 @@ def read_meta(folder: Path) -> dict[str, Any]:
     file = folder / META_NAME
     if not file.is_file():
         raise JtcseError(f"--index {folder}: no {META_NAME} (build one with: jtcse index --vectors DIR)")
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{file}: not valid JSON ({exc}); rebuild it with jtcse index") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise JtcseError(f"{file}: not a jtcse vector index (built by jtcse index)")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise JtcseError(f"{file}: written by a newer jtcse; upgrade jtcse")
-    return meta
+    return read_format_json(
+        file,
+        kind="jtcse vector index (built by jtcse index)",
+        format_name=FORMAT,
+        max_version=FORMAT_VERSION,
+        remedy="rebuild it with jtcse index",
+    )
 
 
 def is_vector_index(folder: str | Path) -> bool:

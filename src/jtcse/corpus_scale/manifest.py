@@ -20,7 +20,7 @@ from typing import Any
 from jtcse import __version__
 from jtcse.corpus_scale.lines import LinePlan
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write_text
+from jtcse.fs import atomic_write_text, read_format_json
 from jtcse.tools.search import describe_identity
 
 MANIFEST_NAME = "manifest.json"
@@ -70,15 +70,13 @@ def read_manifest(folder: str | Path, *, what: str = "--vectors") -> dict[str, A
     file = Path(folder) / MANIFEST_NAME
     if not file.is_file():
         return None
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{what} {folder}: {MANIFEST_NAME} is not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise JtcseError(f"{what} {folder}: {MANIFEST_NAME} is not a jtcse vectors manifest")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise JtcseError(f"{what} {folder}: written by a newer jtcse; upgrade jtcse")
-    return manifest
+    return read_format_json(
+        file,
+        kind="jtcse vectors manifest",
+        format_name=FORMAT,
+        max_version=FORMAT_VERSION,
+        where=f"{what} {folder}: {MANIFEST_NAME}",
+    )
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

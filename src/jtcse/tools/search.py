@@ -24,7 +24,7 @@ import numpy as np
 
 from jtcse import __version__
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, atomic_write_text
+from jtcse.fs import atomic_write, atomic_write_text, read_format_json
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
 
@@ -252,15 +252,13 @@ class SearchIndex:
         file = Path(index_dir) / META_NAME
         if not file.is_file():
             return None
-        try:
-            meta = json.loads(file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise JtcseError(f"{file}: not valid JSON ({exc}); pass --rebuild to replace the index") from exc
-        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
-            raise JtcseError(f"{file}: not a jtcse search index; pass --rebuild or another --index")
-        if int(meta.get("format_version", 0)) > INDEX_FORMAT_VERSION:
-            raise JtcseError(f"{file}: written by a newer jtcse; upgrade jtcse or pass --rebuild")
-        return meta
+        return read_format_json(
+            file,
+            kind="jtcse search index",
+            format_name=INDEX_FORMAT,
+            max_version=INDEX_FORMAT_VERSION,
+            remedy="pass --rebuild to replace the index",
+        )
 
     @classmethod
     def load(
