@@ -23,8 +23,8 @@ from jtcse import fs
 from jtcse.cli.main import main
 from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
+from jtcse.fs import HashingWriter
 from jtcse.training.checkpoint import (
-    _HashingWriter,
     checkpoint_path,
     load_checkpoint,
     recover_output_dir,
@@ -160,7 +160,7 @@ def test_non_finite_weights_are_never_saved_nor_resumed(tmp_path: Path) -> None:
         "model": {"w": torch.full((2,), float("inf"))},
     }
     writer_file = path.open("wb")
-    writer = _HashingWriter(writer_file)
+    writer = HashingWriter(writer_file)
     torch.save(nan_state, writer)
     writer_file.write(b"\njtcse-sha256:" + writer.digest.hexdigest().encode() + b"\n")
     writer_file.close()
@@ -266,7 +266,7 @@ def test_full_disk_while_writing_a_checkpoint(trained: Path, tmp_path: Path, mon
     path = tmp_path / "checkpoint" / "state.pt"
     save_checkpoint(path, {"model": {"w": torch.ones(10)}, "step": 1})
     before = path.read_bytes()
-    real_write = _HashingWriter.write
+    real_write = HashingWriter.write
     written = [0]
 
     def write(self, data: bytes) -> int:
@@ -275,7 +275,7 @@ def test_full_disk_while_writing_a_checkpoint(trained: Path, tmp_path: Path, mon
         written[0] += len(data)
         return real_write(self, data)
 
-    monkeypatch.setattr(_HashingWriter, "write", write)
+    monkeypatch.setattr(HashingWriter, "write", write)
     with pytest.raises(
         JtcseError, match=r"state\.pt: no space left on the device \(.* free, about 40\.1 KB needed\)"
     ):

@@ -316,3 +316,30 @@ def read_format_json(
             f"{where}: written by a newer jtcse; upgrade jtcse" + (f" or {remedy}" if remedy else "")
         )
     return document
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class HashingWriter:
+    """A write-only file object that passes writes through to ``fh`` while hashing (SHA-256) and counting
+    them, so a writer learns its file's checksum without reading it back (torch.save and numpy write
+    through ``write`` only)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.digest, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += len(view)
+        return self.fh.write(view)
+
+    def flush(self) -> None:
+        self.fh.flush()

@@ -12,29 +12,20 @@ the file sizes (truncation), and every model's weights must be finite.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Iterable
 from pathlib import Path
 
 from jtcse.errors import JtcseError
+from jtcse.fs import sha256_file
 
 MANIFEST_KEY = "checksums"
 # what a model directory's weights, config and tokenizer are made of
 _MODEL_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 # .json files jtcse writes beside a model that are not part of it (they change after the model is saved)
 _NOT_MODEL_FILES = frozenset({"jtcse.json", "environment.json", "sts_results.json", "results.json"})
-_CHUNK = 1 << 20
 _MAX_HEADER = 100 << 20  # safetensors refuses headers over 100 MB too
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_files(member_dir: Path) -> list[Path]:

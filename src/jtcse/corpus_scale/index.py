@@ -33,9 +33,9 @@ from jtcse.corpus_scale.faiss_kinds import (
 )
 from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
-from jtcse.corpus_scale.shards import ShardedVectors, file_sha256
+from jtcse.corpus_scale.shards import ShardedVectors
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, atomic_write_text, read_format_json, staged_directory
+from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
 from jtcse.tools.search import SearchHit, describe_identity, model_identity
 from jtcse.tools.similarity import normalize_rows
 
@@ -150,7 +150,7 @@ def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any]) -> None
         with staged_directory(out, prefix=".jtcse_index_tmp_") as staging:
             atomic_write(staging / FAISS_NAME, _write_faiss(index))
             atomic_write(staging / ROWS_NAME, lambda fh: np.save(fh, rows))
-            meta["files"] = {name: file_sha256(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
+            meta["files"] = {name: sha256_file(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
             atomic_write_text(staging / META_NAME, json.dumps(meta, indent=1) + "\n")
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -205,7 +205,7 @@ class VectorIndex:
         folder = Path(folder)
         meta = read_meta(folder)
         for name, digest in meta.get("files", {}).items():
-            if not (folder / name).is_file() or file_sha256(folder / name) != digest:
+            if not (folder / name).is_file() or sha256_file(folder / name) != digest:
                 raise JtcseError(
                     f"{folder / name}: missing, truncated or damaged (checksum differs from {META_NAME}); "
                     f"rebuild it: jtcse index --vectors {meta['vectors']['folder']} --output {folder}"

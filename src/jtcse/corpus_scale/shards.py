@@ -7,7 +7,6 @@ its entry, or whose size disagrees with it, is redone by ``--resume``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,28 +18,11 @@ import numpy as np
 
 from jtcse.corpus_scale.manifest import MANIFEST_NAME, entry_file, require_complete
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, atomic_write_text, remove_stale_temporaries
+from jtcse.fs import HashingWriter, atomic_write, atomic_write_text, remove_stale_temporaries, sha256_file
 from jtcse.tools.encode_file import SAFETENSORS_KEY
 
 # Test hook: sleep this long inside the write of shard JTCSE_TEST_PAUSE_SHARD (a kill then lands mid-write)
 _PAUSE_ENV = "JTCSE_TEST_PAUSE_SHARD"
-_HASH_BLOCK = 8 << 20
-
-
-class _HashingWriter:
-    """A write-only file object that hashes what passes through it."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh, self.sha256, self.size = fh, hashlib.sha256(), 0
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self.sha256.update(view)
-        self.size += len(view)
-        return self.fh.write(view)
-
-    def flush(self) -> None:
-        self.fh.flush()
 
 
 def _write_body(fh: IO[bytes], vectors: np.ndarray, shard_format: str) -> None:
@@ -67,10 +49,10 @@ def write_shard(
     digest: dict[str, Any] = {}
 
     def write(fh: IO[bytes]) -> None:
-        writer = _HashingWriter(fh)
+        writer = HashingWriter(fh)
         _write_body(writer, vectors, shard_format)  # type: ignore[arg-type]
         _pause_for_tests(index)
-        digest.update(sha256=writer.sha256.hexdigest(), bytes=writer.size)
+        digest.update(sha256=writer.digest.hexdigest(), bytes=writer.size)
 
     atomic_write(folder / file, write)
     entry = {"file": file, "start": start, "stop": stop, "rows": int(vectors.shape[0]), "blank": blank}
@@ -123,14 +105,6 @@ def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.
     return array
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ShardedVectors:
     """A finished vectors folder: the manifest and its shards, read one at a time."""
 
@@ -152,12 +126,12 @@ class ShardedVectors:
         return int(self.manifest["dim"])
 
     def manifest_sha256(self) -> str:
-        return file_sha256(self.folder / MANIFEST_NAME)
+        return sha256_file(self.folder / MANIFEST_NAME)
 
     def verify(self) -> None:
         """Every shard's sha256 against the manifest (reads every byte once)."""
         for entry in self.entries:
-            if file_sha256(self.folder / entry["file"]) != entry["sha256"]:
+            if sha256_file(self.folder / entry["file"]) != entry["sha256"]:
                 raise JtcseError(
                     f"{self.folder / entry['file']}: checksum differs from {MANIFEST_NAME} (damaged or "
                     "replaced); re-encode with jtcse encode"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
+from jtcse.fs import sha256_file
 
 URL_ENV = "JTCSE_DATA_URL"
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
@@ -67,14 +68,6 @@ def entry_url(entry: ManifestEntry, base_url: str | None = None) -> str:
     if not base:
         return entry.url
     return f"{_as_url(base).rstrip('/')}/{urllib.parse.quote(entry.path)}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_data(

@@ -215,7 +215,7 @@ def _save_plain(encoder: Any, out: Path) -> None:
 def _save_custom(encoder: Any, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from jtcse.export import st_module
+    import jtcse.export.st_module as st_module
 
     towers: list[dict[str, Any]] = []
     models: list[Any] = []

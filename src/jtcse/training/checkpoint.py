@@ -31,7 +31,7 @@ from typing import IO, Any
 import torch
 
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, check_output_dir, fsync_dir, remove_stale_temporaries
+from jtcse.fs import HashingWriter, atomic_write, check_output_dir, fsync_dir, remove_stale_temporaries
 from jtcse.run_files import CHECKPOINT_DIR, STATE_FILE
 
 FORMAT = "jtcse-train-state"
@@ -46,20 +46,6 @@ _ASIDE_PREFIX = ".old."
 
 def checkpoint_path(output_dir: str | Path) -> Path:
     return Path(output_dir) / CHECKPOINT_DIR / STATE_FILE
-
-
-class _HashingWriter:
-    """Passes writes through to ``fh`` and hashes them (torch.save writes through ``write`` only)."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh, self.digest = fh, hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.fh.write(data)
-
-    def flush(self) -> None:
-        self.fh.flush()
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -78,7 +64,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
 
     def write(fh: IO[bytes]) -> None:
-        writer = _HashingWriter(fh)
+        writer = HashingWriter(fh)
         torch.save(payload, writer)
         fh.write(b"\njtcse-sha256:" + writer.digest.hexdigest().encode("ascii") + b"\n")
 
