@@ -61,10 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jtcse.export import ONNX_FORMAT, check_format
-    from jtcse.export.sentence_transformers import check_output_dir
+    from jtcse.export.sentence_transformers import check_export_dir
 
     fmt = check_format(args.format)  # fail fast, before any model is loaded
-    check_output_dir(args.output, overwrite=args.overwrite)
+    check_export_dir(args.output, overwrite=args.overwrite)
     if fmt == ONNX_FORMAT:
         return _run_onnx(args)
     if args.quantize or args.accept_loss:

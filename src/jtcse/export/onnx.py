@@ -72,10 +72,10 @@ def export_onnx(
     """Write the ONNX directory (see the module doc); returns what the checks found: ``path``, ``graphs``,
     ``min_cosine`` (fp32 vs torch) and, with ``quantize``, ``int8_min_cosine`` and ``stsb_dev`` scores."""
     from jtcse.encoder import Encoder
-    from jtcse.export.sentence_transformers import check_output_dir, refuse_self_overwrite
+    from jtcse.export.sentence_transformers import check_export_dir, refuse_self_overwrite
 
     check_quantize(quantize)
-    out = check_output_dir(out_dir, overwrite=overwrite)
+    out = check_export_dir(out_dir, overwrite=overwrite)
     import_onnxruntime("--format onnx")
     _require_exporter()
     if quantize:  # the gate needs STS-B dev: fail before the slow part when it is missing

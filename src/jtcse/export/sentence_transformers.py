@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.fs import staged_directory
+from jtcse.fs import check_output_dir, staged_directory
 from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
@@ -60,11 +60,11 @@ def check_format(name: str) -> str:
     return fmt
 
 
-def check_output_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
-    """The output must be absent or an empty directory, unless ``overwrite``."""
+def check_export_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+    """The output must be absent or an empty directory, unless ``overwrite``; a file in its place (or in a
+    parent's) is :func:`jtcse.fs.check_output_dir`'s one-line error."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise JtcseError(f"{out}: exists and is a file; choose another output directory")
+    check_output_dir(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise JtcseError(f"{out}: exists and is not empty; pass --overwrite to replace it")
     return out
@@ -101,7 +101,7 @@ def export_sentence_transformers(
     ``layout`` is ``"plain"`` or ``"custom"``; ``max_abs_diff`` is the largest difference from
     ``jtcse.Encoder(model)`` on the probe sentences (None without ``verify``).
     """
-    out = check_output_dir(out_dir, overwrite=overwrite)
+    out = check_export_dir(out_dir, overwrite=overwrite)
     _require_sentence_transformers()
     from jtcse.encoder import Encoder
 
