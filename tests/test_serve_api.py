@@ -296,7 +296,7 @@ def test_index_saved_by_jtcse_search_is_served(tmp_path, offline, tiny_bert_dir_
     saved = SearchIndex.for_corpus(encoder, corpus, index_dir=tmp_path / "index")
     served = Corpus.open(encoder, corpus=None, index_dir=tmp_path / "index")
     queries = ["snow on the roads", "a guitar player"]
-    hits = served.search(queries, encoder.encode(queries, normalize=True), top_k=2)
+    hits = served.search(encoder.encode(queries, normalize=True), top_k=2)
     want = saved.search(encoder, queries, top_k=2)
     assert [[h["id"] for h in q] for q in hits] == [[h.line for h in q] for q in want]
     with pytest.raises(JtcseError, match="another model"):  # an index of another model is refused
@@ -318,7 +318,7 @@ def test_index_built_by_jtcse_index_is_served(tmp_path, offline, tiny_bert_dir_b
     folder, _ = build_index(tmp_path / "vecs", kind="flat")
     served = Corpus.open(encoder, corpus=None, index_dir=folder)
     queries = ["snow on the roads", "a guitar player"]
-    hits = served.search(queries, encoder.encode(queries, normalize=True), top_k=2)
+    hits = served.search(encoder.encode(queries, normalize=True), top_k=2)
     want = VectorIndex.load(folder).search(encoder, queries, top_k=2)
     assert [[(h["id"], h["text"]) for h in q] for q in hits] == [[(h.line, h.text) for h in q] for q in want]
     with pytest.raises(JtcseError, match="same --model"):  # an index of another model is refused

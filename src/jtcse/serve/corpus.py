@@ -3,13 +3,11 @@
 ``--corpus FILE`` goes through ``SearchIndex.for_corpus`` (reusing the index ``jtcse search`` saves beside
 the file); ``--index DIR`` loads either a saved corpus index with ``SearchIndex.load`` and the corpus it
 records, or a folder that ``jtcse index`` built over sharded vectors (flat / IVF / HNSW,
-:class:`jtcse.corpus_scale.VectorIndex`). Query vectors come from the model worker like every other vector;
-the index is handed an object that returns exactly those vectors, so ranking, ties and the model check stay
-the index's own."""
+:class:`jtcse.corpus_scale.VectorIndex`). The served model is checked against the index once, here; each
+search hands the query vectors the model worker computed to the index's ``hits``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,8 @@ from jtcse.errors import JtcseError
 
 
 class Corpus:
-    def __init__(self, index: Any, encoder: Any) -> None:
+    def __init__(self, index: Any) -> None:
         self.index = index
-        self.encoder = encoder
         self.size = len(index)
 
     @classmethod
@@ -30,11 +27,11 @@ class Corpus:
         from jtcse.tools.search import SearchIndex
 
         if corpus is not None:
-            return cls(SearchIndex.for_corpus(encoder, corpus, show_progress=False), encoder)
+            return cls(SearchIndex.for_corpus(encoder, corpus, show_progress=False))
         if is_vector_index(index_dir):
             vector_index = VectorIndex.load(index_dir)
             vector_index.check_model(encoder)  # once: the served model is fixed
-            return cls(_ShardIndex(vector_index), encoder)
+            return cls(vector_index)
         meta = SearchIndex.read_meta(index_dir)
         if meta is None:
             raise JtcseError(f"--index {index_dir}: no search index here")
@@ -43,41 +40,11 @@ class Corpus:
             raise JtcseError(f"--index {index_dir}: its corpus {recorded} is missing; pass --corpus FILE")
         index = SearchIndex.load(index_dir, recorded)
         index.check_model(encoder, index_dir)
-        return cls(index, encoder)
+        return cls(index)
 
-    def search(self, queries: list[str], vectors: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
-        """Hits per query: ``id`` (the 1-based corpus line), ``rank``, ``text``, ``score`` (cosine)."""
-        results = self.index.search(_Precomputed(self.encoder, queries, vectors), queries, top_k=top_k)
+    def search(self, vectors: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
+        """Hits per query vector: ``id`` (the 1-based corpus line), ``rank``, ``text``, ``score`` (cosine)."""
         return [
             [{"id": h.line, "rank": h.rank, "text": h.text, "score": h.score} for h in hits]
-            for hits in results
+            for hits in self.index.hits(vectors, top_k)
         ]
-
-
-class _Precomputed:
-    """Looks like the served encoder to the index (same members, so the model check holds) but returns the
-    query vectors the worker already computed."""
-
-    def __init__(self, encoder: Any, texts: Sequence[str], vectors: np.ndarray) -> None:
-        self.members = encoder.members
-        self.dim = encoder.dim
-        self._texts = list(texts)
-        self._vectors = vectors
-
-    def encode(self, sentences: Sequence[str], **_: Any) -> np.ndarray:
-        if list(sentences) != self._texts:
-            raise RuntimeError("search asked for vectors of other sentences than the queries")
-        return self._vectors
-
-
-class _ShardIndex:
-    """A ``jtcse index`` folder behind the ``search(encoder, queries, top_k)`` call :class:`Corpus` makes."""
-
-    def __init__(self, index: Any) -> None:
-        self.index = index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def search(self, encoder: Any, queries: Sequence[str], *, top_k: int) -> list[list[Any]]:
-        return self.index.hits(encoder.encode(list(queries)), top_k)

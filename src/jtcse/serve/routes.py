@@ -116,7 +116,7 @@ async def search(body: SearchRequest, request: Request) -> Response:
         raw, _ = await _encode(request, served, queries, form, state.limits.truncate, form == "query")
     except ClientGone:
         return Response(status_code=_GONE)
-    hits = await asyncio.to_thread(state.corpus.search, queries, normalize(raw), body.top_k)
+    hits = await asyncio.to_thread(state.corpus.search, normalize(raw), body.top_k)
     results = [{"query": q, "hits": h} for q, h in zip(queries, hits, strict=True)]
     return _json({"model": served.name, "results": results})
 

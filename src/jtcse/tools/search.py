@@ -360,8 +360,13 @@ class SearchIndex:
             self.check_model(encoder)
             self._checked_encoder = encoder
         q = encoder.encode(texts, normalize=True, show_progress=False)
-        scores, rows = self.search_vectors(np.asarray(q), top_k)
-        results = [
+        results = self.hits(np.asarray(q), top_k)
+        return results[0] if single else results
+
+    def hits(self, queries: np.ndarray, top_k: int = 5) -> list[list[SearchHit]]:
+        """Hits per query vector, with their corpus lines; the model check is the caller's."""
+        scores, rows = self.search_vectors(queries, top_k)
+        return [
             [
                 SearchHit(
                     rank=r + 1,
@@ -373,7 +378,6 @@ class SearchIndex:
             ]
             for score_row, row in zip(scores, rows, strict=True)
         ]
-        return results[0] if single else results
 
 
 def _exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
