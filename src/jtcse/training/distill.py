@@ -13,7 +13,7 @@ from typing import Any
 
 from jtcse.errors import JtcseError
 from jtcse.model.format import ModelSpec, is_jtcse_dir, read_spec, resolve_member_path
-from jtcse.model.tokenizer_groups import tokenizer_signature
+from jtcse.model.tokenizer_groups import group_by_tokenizer as group_members
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 TOWER_INDEX = {"tower_a": 0, "tower_b": 1}
@@ -93,10 +93,6 @@ def _find_twin(path: str, depth: int) -> tuple[ModelSpec, str] | None:
 
 def group_by_tokenizer(members: Sequence[Any]) -> list[TeacherGroup]:
     """Members with an identical tokenizer (same fast-tokenizer definition, same limit) share one call."""
-    groups: dict[Any, TeacherGroup] = {}
-    for member in members:
-        key = (tokenizer_signature(member.tokenizer), member.max_length)
-        if key not in groups:
-            groups[key] = TeacherGroup(member.tokenizer, member.max_length, [])
-        groups[key].members.append(member)
-    return list(groups.values())
+    return [
+        TeacherGroup(group[0].tokenizer, group[0].max_length, list(group)) for group in group_members(members)
+    ]
