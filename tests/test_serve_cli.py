@@ -52,7 +52,7 @@ def start(*args: str) -> tuple[subprocess.Popen, str]:
 
 
 def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bert_dir):
-    proc, url = start("--model", str(tiny_bert_dir), "--batch-wait-ms", "1500")
+    proc, url = start("--model", str(tiny_bert_dir), "--batch-wait-ms", "1500", "--batch-quiet-ms", "1500")
     try:
         wait_healthy(url)
         texts = ["in flight one", "in flight two"]

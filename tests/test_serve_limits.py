@@ -25,7 +25,9 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def slow_server(tiny_bert_dir) -> str:
-    limits = Limits(max_client_batch=4, max_queue=4, batch_wait_ms=WAIT_MS, truncate=False)
+    limits = Limits(
+        max_client_batch=4, max_queue=4, batch_wait_ms=WAIT_MS, batch_quiet_ms=WAIT_MS, truncate=False
+    )
     config = ServeConfig([ModelSource("tiny", str(tiny_bert_dir))], limits=limits, api_key=KEY, device="cpu")
     with running_server(config) as url:
         yield url

@@ -99,7 +99,14 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         "--batch-wait-ms",
         type=float,
         default=d.batch_wait_ms,
-        help=f"how long the worker waits for more items (default: {d.batch_wait_ms})",
+        help=f"the longest an item waits for others to join its batch (default: {d.batch_wait_ms:g})",
+    )
+    parser.add_argument(
+        "--batch-quiet-ms",
+        type=float,
+        default=d.batch_quiet_ms,
+        help="run the batch once no item arrived for this long; a lone request waits this "
+        f"(default: {d.batch_quiet_ms:g})",
     )
     parser.add_argument(
         "--max-top-k",
@@ -130,6 +137,7 @@ def build_config(args: argparse.Namespace) -> Any:
         max_queue=args.max_queue,
         payload_limit=args.payload_limit,
         batch_wait_ms=args.batch_wait_ms,
+        batch_quiet_ms=args.batch_quiet_ms,
         truncate=args.truncate,
         max_top_k=args.max_top_k,
         drain_timeout_s=args.drain_timeout,

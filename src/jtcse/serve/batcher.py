@@ -1,11 +1,16 @@
 """Dynamic batching: one queue, one model worker thread, items from all requests encoded together.
 
 A request becomes a :class:`Job` of items (its sentences). The worker takes the oldest item's model and
-gathers that model's queued items, oldest first, up to ``max_batch_tokens`` tokens; it waits at most
-``batch_wait_ms`` after the oldest item arrived for more to come. The group goes to that model's
-``jtcse.Encoder.encode`` in one call, so tokenization, length-sorted padding and pooling are the Encoder's own
-code and served vectors are the offline vectors. A job is answered when all its items are done. The items of
-a cancelled job (its client disconnected) that have not started are dropped and never run.
+gathers that model's queued items, oldest first, up to ``max_batch_tokens`` tokens. It waits for more while
+they keep coming: the batch runs once no item has arrived for ``batch_quiet_ms``, and at the latest
+``batch_wait_ms`` after its oldest item arrived. Clients that send again as soon as they are answered arrive
+in a burst; without the quiet rule the first few of the burst ran alone as a small batch, the rest waited for
+it, and batches alternated small and large (MiniLM on 2 cores: about 250 vs 400 sentences/s).
+
+The group goes to that model's ``jtcse.Encoder.encode`` in one call, so tokenization, length-sorted padding
+and pooling are the Encoder's own code and served vectors are the offline vectors. A job is answered when
+all its items are done. The items of a cancelled job (its client disconnected) that have not started are
+dropped and never run.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Batcher:
         self._metrics = metrics
         self._queues: dict[str, deque[_Item]] = {name: deque() for name in encoders}
         self._tokens: dict[str, int] = dict.fromkeys(encoders, 0)
+        self._last_arrival: dict[str, float] = dict.fromkeys(encoders, 0.0)
         self._count = 0  # queued items, all models
         self._cond = threading.Condition()
         self._stopping = False
@@ -94,6 +100,7 @@ class Batcher:
             for row in range(len(texts)):
                 queue.append(_Item(job, row))
             job.queued, job.queued_tokens = len(texts), int(tokens.sum())
+            self._last_arrival[model] = time.monotonic()
             self._tokens[model] += job.queued_tokens
             self._count += len(texts)
             self._metrics.queue_items.set(self._count)
@@ -150,8 +157,10 @@ class Batcher:
                         return None
                     self._cond.wait()
                     continue
-                deadline = self._queues[model][0].enqueued + self._limits.batch_wait_ms / 1000.0
                 now = time.monotonic()
+                wait = self._limits.batch_wait_ms / 1000.0
+                quiet = self._limits.batch_quiet_ms / 1000.0
+                deadline = min(self._queues[model][0].enqueued + wait, self._last_arrival[model] + quiet)
                 full = self._tokens[model] >= self._limits.max_batch_tokens
                 if full or now >= deadline or self._stopping:
                     return model, self._take(model)

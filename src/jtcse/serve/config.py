@@ -27,7 +27,8 @@ class Limits:
     max_client_batch: int = 256  # inputs in one request
     max_queue: int = 4096  # items waiting for the model worker, all requests together
     payload_limit: int = 2_000_000  # bytes of one request body
-    batch_wait_ms: float = 2.0  # how long the worker waits for more items before it runs a batch
+    batch_wait_ms: float = 20.0  # the longest the oldest queued item waits for others to join its batch
+    batch_quiet_ms: float = 5.0  # a batch runs once no item arrived for this long (a lone request waits this)
     truncate: bool = True  # inputs over the model's limit: truncated (True) or a 422 (False)
     max_top_k: int = 100  # hits per search query
     drain_timeout_s: float = 30.0  # SIGTERM: how long requests in flight may take to finish
@@ -62,8 +63,12 @@ class ServeConfig:
                 f"--max-client-batch {lim.max_client_batch}: above --max-queue {lim.max_queue}; "
                 "such a request could never be queued"
             )
-        if lim.batch_wait_ms < 0:
-            raise JtcseError(f"--batch-wait-ms {lim.batch_wait_ms}: must be >= 0")
+        for option, value in (
+            ("--batch-wait-ms", lim.batch_wait_ms),
+            ("--batch-quiet-ms", lim.batch_quiet_ms),
+        ):
+            if not value >= 0:  # also NaN
+                raise JtcseError(f"{option} {value}: must be >= 0")
 
     @property
     def default_model(self) -> str:

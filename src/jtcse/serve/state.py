@@ -97,6 +97,7 @@ class ServeState:
                 "max_queue": lim.max_queue,
                 "payload_limit": lim.payload_limit,
                 "batch_wait_ms": lim.batch_wait_ms,
+                "batch_quiet_ms": lim.batch_quiet_ms,
                 "truncate": lim.truncate,
                 "max_top_k": lim.max_top_k,
             },
