@@ -6,8 +6,8 @@ Three comparisons, each at equal compute and with the same seeds (default 1, 2, 
   one_sided vs interleaved, one ``jtcse ablate`` grid (OUT/simcse/results.md: mean +- std over seeds);
 * JTCSE: for each ``data.batching``, two 40-step SimCSE towers per seed (seeds s and s + 1000, trained with
   that batching), then 40 twin steps with ``model.ca_mode`` side_all vs side_last (``jtcse ablate`` per
-  seed); OUT/variants.md gathers the 7-task average (mean +- std over seeds) of every JTCSE cell and
-  links the SimCSE table.
+  seed). ``--results-dir`` (default experiments/results) receives variants.md, every cell of both
+  comparisons on the 7 tasks (mean +- std over seeds), and variants.csv, every run.
 
 It only runs ``jtcse train`` and ``jtcse ablate`` (``--dry-run`` prints the commands); ``--resume``
 continues an interrupted measurement (finished runs are skipped). Usage::
@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import csv
 import shlex
-import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from jtcse.benchmark import TASKS, fmt_mean_std, md_table, short_name
 
 BATCHINGS = ("random", "length_bucketed")
 COMMON = [
@@ -97,28 +98,73 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
     return commands, grids
 
 
-def summarize(grids: list[tuple[str, int, Path]], out: Path) -> Path:
-    """OUT/variants.md: the JTCSE cells' average over the test tasks, mean +- std over seeds."""
-    cells: dict[tuple[str, str], list[float]] = {}
+def _rows(csv_path: Path, method: str, batching: str | None, variant_key: str) -> list[dict[str, str]]:
+    """The runs of one ``jtcse ablate`` results.csv, each tagged with its method, batching and variant."""
+    with csv_path.open(encoding="utf-8") as fh:
+        return [
+            {
+                **row,
+                "method": method,
+                "data.batching": batching or row["data.batching"],
+                "variant": f"{variant_key}={row[variant_key]}",
+            }
+            for row in csv.DictReader(fh)
+        ]
+
+
+def collect(grids: list[tuple[str, int, Path]], out: Path) -> list[dict[str, str]]:
+    """Every finished run of the measurement: the SimCSE grid, then each JTCSE grid."""
+    rows = _rows(out / "simcse" / "results.csv", "SimCSE (one tower)", None, "loss.simcse_form")
     for batching, _seed, ablate_dir in grids:
-        with (ablate_dir / "results.csv").open(encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                if row.get("avg"):
-                    cells.setdefault((batching, row["model.ca_mode"]), []).append(float(row["avg"]))
-    lines = [
-        "# Issue 10 variants at small scale",
-        "",
-        "SimCSE (one tower), data.batching x loss.simcse_form: [simcse/results.md](simcse/results.md)",
-        "",
-        "JTCSE, average of the test tasks (mean +- std over seeds):",
-        "",
-        "| data.batching | model.ca_mode | avg | seeds |",
-        "|---|---|---|---|",
+        rows += _rows(ablate_dir / "results.csv", "JTCSE", batching, "model.ca_mode")
+    return rows
+
+
+def table(rows: list[dict[str, str]]) -> list[str]:
+    """One line per (method, batching, variant): dev and every test task as mean +- std over seeds."""
+    columns = ["dev_stsb", *TASKS, "avg"]
+    cells: dict[tuple[str, str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        cells.setdefault((row["method"], row["data.batching"], row["variant"]), []).append(row)
+    body = []
+    for (method, batching, variant), runs in cells.items():
+        scores = [fmt_mean_std([float(r[c]) if r.get(c) else None for r in runs]) for c in columns]
+        seeds = ",".join(sorted(r["seed"] for r in runs))
+        body.append([method, batching, variant, *scores, seeds])
+    head = [
+        "method",
+        "data.batching",
+        "variant",
+        "STS-B dev",
+        *(short_name(t) for t in TASKS),
+        "avg",
+        "seeds",
     ]
-    for (batching, mode), values in sorted(cells.items()):
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        lines.append(f"| {batching} | {mode} | {statistics.mean(values):.2f} +- {std:.2f} | {len(values)} |")
-    path = out / "variants.md"
+    return md_table(head, body)
+
+
+def summarize(grids: list[tuple[str, int, Path]], out: Path, results_dir: Path) -> Path:
+    """``variants.md`` (the table) and ``variants.csv`` (every run) in ``results_dir``."""
+    rows = collect(grids, out)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    fields = ["method", "data.batching", "variant", "seed", "dev_stsb", *TASKS, "avg", "train_s", "eval_s"]
+    with (results_dir / "variants.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "# Issue 10 variants at the study's small scale",
+        "",
+        "all-MiniLM-L6-v2, wiki sentences, batch 32, STS-B dev every 40 steps (the best-dev state is the one "
+        "saved and tested), the 7 STS test tasks as SimCSE's SentEval evaluation (Spearman x100), mean ± std "
+        "over seeds. SimCSE: one tower, 160 steps. JTCSE: two 40-step SimCSE towers per seed (seeds s and "
+        "s + 1000, trained with the row's batching), then 40 twin steps. Every run: variants.csv. Made by:",
+        "",
+        f"    python experiments/variants.py --out {out}",
+        "",
+        *table(rows),
+    ]
+    path = results_dir / "variants.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -128,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/variants"), help="where runs and tables go")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=40, help="S1 = S (the study's small scale: 40)")
+    parser.add_argument(
+        "--results-dir", type=Path, default=Path("experiments/results"), help="where the tables go"
+    )
     parser.add_argument("--eval-tasks", nargs="+", help="test tasks (default: all 7)")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for every run (repeatable)")
     parser.add_argument("--resume", action="store_true", help="skip finished runs")
@@ -139,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dry_run and subprocess.run(command, check=False).returncode != 0:
             return 1
     if not args.dry_run:
-        print(f"variants: {summarize(grids, args.out)}")
+        print(f"variants: {summarize(grids, args.out, args.results_dir)}")
     return 0
 
 

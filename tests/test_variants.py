@@ -26,7 +26,7 @@ def variants() -> ModuleType:
 
 
 def test_plan_covers_every_variant_at_equal_steps(variants: ModuleType, tmp_path: Path, capsys) -> None:
-    assert variants.main(["--out", str(tmp_path), "--dry-run"]) == 0
+    assert variants.main(["--out", str(tmp_path), "--results-dir", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     simcse, rest = lines[0], lines[1:]
     assert "ablate configs/simcse_minilm.toml" in simcse
@@ -61,11 +61,16 @@ def test_tiny_measurement_end_to_end(variants: ModuleType, tmp_path: Path, tiny_
         "train.device=cpu",
         "train.threads=1",
     ]
-    argv = ["--out", str(tmp_path / "out"), "--seeds", "1", "--steps", "1", "--eval-tasks", "STS16"]
+    results = tmp_path / "results"
+    argv = ["--out", str(tmp_path / "out"), "--results-dir", str(results), "--seeds", "1", "--steps", "1"]
+    argv += ["--eval-tasks", "STS16"]
     assert variants.main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
-    table = (tmp_path / "out" / "variants.md").read_text(encoding="utf-8")
+    table = (results / "variants.md").read_text(encoding="utf-8")
     for batching in ("random", "length_bucketed"):
         for mode in ("side_all", "side_last"):
-            assert f"| {batching} | {mode} | " in table
+            assert f"| JTCSE | {batching} | model.ca_mode={mode} | " in table
+        for form in ("one_sided", "interleaved"):
+            assert f"| SimCSE (one tower) | {batching} | loss.simcse_form={form} | " in table
+    assert len((results / "variants.csv").read_text(encoding="utf-8").splitlines()) == 1 + 4 + 4
     simcse = (tmp_path / "out" / "simcse" / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(simcse) == 1 + 4  # header + the 2 x 2 grid
