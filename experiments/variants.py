@@ -12,7 +12,7 @@ Three comparisons, each at equal compute and with the same seeds (default 1, 2, 
 It only runs ``jtcse train`` and ``jtcse ablate`` (``--dry-run`` prints the commands); ``--resume``
 continues an interrupted measurement (finished runs are skipped). Usage::
 
-    python experiments/variants.py --out runs/variants            # about 3 h on a 2-core CPU (estimated)
+    python experiments/variants.py --out runs/variants            # 36 runs, about 2 h on a 2-core CPU
     python experiments/variants.py --dry-run
 """
 
