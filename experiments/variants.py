@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from jtcse.benchmark import TASKS, fmt_mean_std, md_table, short_name
+from jtcse.pipeline.ablate import RESULTS_CSV
 
 BATCHINGS = ("random", "length_bucketed")
 COMMON = [
@@ -114,9 +115,9 @@ def _rows(csv_path: Path, method: str, batching: str | None, variant_key: str) -
 
 def collect(grids: list[tuple[str, int, Path]], out: Path) -> list[dict[str, str]]:
     """Every finished run of the measurement: the SimCSE grid, then each JTCSE grid."""
-    rows = _rows(out / "simcse" / "results.csv", "SimCSE (one tower)", None, "loss.simcse_form")
+    rows = _rows(out / "simcse" / RESULTS_CSV, "SimCSE (one tower)", None, "loss.simcse_form")
     for batching, _seed, ablate_dir in grids:
-        rows += _rows(ablate_dir / "results.csv", "JTCSE", batching, "model.ca_mode")
+        rows += _rows(ablate_dir / RESULTS_CSV, "JTCSE", batching, "model.ca_mode")
     return rows
 
 

@@ -7,8 +7,8 @@ number. Each member keeps its own tokenizer, pooler and truncation limit.
 Speed comes from doing as little as possible per batch: every distinct sentence is tokenized once (one call
 to the fast tokenizer for the whole input) and encoded once; sentences are sorted by token count so each
 batch pads only to its own longest member; the batch boundaries are planned to keep padding low, and short
-sentences travel in larger batches (a token budget); the
-model runs under ``torch.inference_mode()`` with its default (SDPA) attention.
+sentences travel in larger batches (a token budget); the model runs under ``torch.inference_mode()`` with
+its default (SDPA) attention.
 
 The model call itself is a runner (:mod:`jtcse.runners`): torch for Hugging Face members, onnxruntime for
 the graphs that ``jtcse export --format onnx`` writes; dedup, sorting, batching and padding are shared.

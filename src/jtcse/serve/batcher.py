@@ -64,7 +64,6 @@ class Batcher:
         self._metrics = metrics
         self._queues: dict[str, deque[_Item]] = {name: deque() for name in encoders}
         self._tokens: dict[str, int] = dict.fromkeys(encoders, 0)
-        self._last_arrival: dict[str, float] = dict.fromkeys(encoders, 0.0)
         self._count = 0  # queued items, all models
         self._cond = threading.Condition()
         self._stopping = False
@@ -100,7 +99,6 @@ class Batcher:
             for row in range(len(texts)):
                 queue.append(_Item(job, row))
             job.queued, job.queued_tokens = len(texts), int(tokens.sum())
-            self._last_arrival[model] = time.monotonic()
             self._tokens[model] += job.queued_tokens
             self._count += len(texts)
             self._metrics.queue_items.set(self._count)
@@ -160,7 +158,8 @@ class Batcher:
                 now = time.monotonic()
                 wait = self._limits.batch_wait_ms / 1000.0
                 quiet = self._limits.batch_quiet_ms / 1000.0
-                deadline = min(self._queues[model][0].enqueued + wait, self._last_arrival[model] + quiet)
+                queue = self._queues[model]  # oldest first: queue[-1] is the latest arrival
+                deadline = min(queue[0].enqueued + wait, queue[-1].enqueued + quiet)
                 full = self._tokens[model] >= self._limits.max_batch_tokens
                 if full or now >= deadline or self._stopping:
                     return model, self._take(model)
