@@ -133,17 +133,17 @@ def timed(fn: Callable[[], np.ndarray]) -> tuple[float, float, np.ndarray]:
     return time.perf_counter() - start, time.process_time() - start_cpu, result
 
 
-def run_repeats(runners: dict[str, Callable], workloads: dict[str, list[str]], repeats: int) -> dict:
+def run_repeats(backends: dict[str, Callable], workloads: dict[str, list[str]], repeats: int) -> dict:
     """Interleaved repeats (the backend order rotates); returns seconds per (backend, workload) and the
     ``distinct`` vectors of each backend."""
     seconds: dict[tuple[str, str], list[float]] = {}
     vectors: dict[str, np.ndarray] = {}
-    names = list(runners)
+    names = list(backends)
     for repeat in range(repeats):
         order = names[repeat % len(names) :] + names[: repeat % len(names)]
         for workload, texts in workloads.items():
             for name in order:
-                elapsed, cpu, result = timed(lambda run=runners[name], texts=texts: run(texts))
+                elapsed, cpu, result = timed(lambda run=backends[name], texts=texts: run(texts))
                 seconds.setdefault((name, workload), []).append(elapsed)
                 if workload == "distinct":
                     vectors[name] = np.asarray(result)
@@ -184,7 +184,7 @@ def main() -> None:
     args = parse_args()
     from sentence_transformers import SentenceTransformer
 
-    from jtcse.runners import resolve_threads
+    from jtcse.engines import resolve_threads
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
@@ -202,11 +202,11 @@ def main() -> None:
         "jtcse onnx int8": Encoder(dirs["int8"], device="cpu", batch_size=args.batch_size, threads=threads),
     }
     theirs = SentenceTransformer(str(packaged_model_dir("minilm")), device="cpu")
-    runners: dict[str, Callable] = {
+    backends: dict[str, Callable] = {
         name: (lambda texts, e=encoder: e.encode(texts, normalize=True, show_progress=False))
         for name, encoder in backends.items()
     }
-    runners["sentence-transformers"] = lambda texts: theirs.encode(
+    backends["sentence-transformers"] = lambda texts: theirs.encode(
         texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
     )
     print(
@@ -215,10 +215,10 @@ def main() -> None:
         flush=True,
     )
     check_padding(ours, theirs, distinct, args.batch_size)
-    for run in runners.values():  # warm-up: first-call allocations and lazy initialisation
+    for run in backends.values():  # warm-up: first-call allocations and lazy initialisation
         run(distinct[:256])
-    measured = run_repeats(runners, workloads, args.repeats)
-    report(measured, workloads, runners)
+    measured = run_repeats(backends, workloads, args.repeats)
+    report(measured, workloads, backends)
     if args.sts:
         scores = {kind: sts_avg(path, args.data_dir, args.batch_size) for kind, path in dirs.items()}
         print(
@@ -230,7 +230,7 @@ def main() -> None:
     print(f"ratio ONNX int8 / sentence-transformers, distinct sentences: {headline:.2f}")
 
 
-def report(measured: dict, workloads: dict[str, list[str]], runners: dict[str, Callable]) -> None:
+def report(measured: dict, workloads: dict[str, list[str]], backends: dict[str, Callable]) -> None:
     """Medians, agreement with jtcse torch, per-backend ratios and the dedup gain (stored in ``measured``)."""
     reference = measured["vectors"]["jtcse torch fp32"]
     for name, vectors in measured["vectors"].items():
@@ -238,14 +238,14 @@ def report(measured: dict, workloads: dict[str, list[str]], runners: dict[str, C
         print(f"agreement {name:22s} vs jtcse torch fp32: min cosine {cos.min():.6f}, mean {cos.mean():.6f}")
     rates = {}
     for workload, texts in workloads.items():
-        for name in runners:
+        for name in backends:
             median = statistics.median(measured["seconds"][(name, workload)])
             rates[(name, workload)] = len(texts) / median
             print(
                 f"{workload:8s} {name:22s} median {median:8.2f} s  {rates[(name, workload)]:8.1f} sentences/s"
             )
     st = "sentence-transformers"
-    for name in runners:
+    for name in backends:
         if name != st:
             print(
                 f"ratio {name} / {st}: distinct {rates[(name, 'distinct')] / rates[(st, 'distinct')]:.2f}, "

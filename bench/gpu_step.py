@@ -4,7 +4,7 @@ Model: two randomly initialised BERT-base towers (``transformers.BertConfig()`` 
 768, 12 heads, FFN 3072, vocabulary 30522, dropout 0.1; nothing downloaded) with the bundled
 all-MiniLM-L6-v2 tokenizer's vocabulary (the same 30522 bert-base-uncased WordPieces), cross-attention side
 branch on 6 layers (the official default), all four loss terms, AdamW. The step is the trainer's own
-(:class:`jtcse.training.step.StepRunner` on :class:`jtcse.training.tasks.TwinTowerTask`): batch 64
+(:class:`jtcse.training.step.StepExecutor` on :class:`jtcse.training.tasks.TwinTowerTask`): batch 64
 sentences = 128 rows, ``max_len`` 32, random token ids.
 
 Variants, each in its own process (SDPA flags, cuDNN graph caches and the allocator start clean):
@@ -158,7 +158,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     from jtcse.model.twin_tower import TwinTower
     from jtcse.training.config import load_config
     from jtcse.training.precision import resolve_precision
-    from jtcse.training.step import StepRunner
+    from jtcse.training.step import StepExecutor
     from jtcse.training.tasks import TwinTowerTask
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -180,7 +180,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     config = load_config(None, overrides)
     task = TwinTowerTask(twin, tokenizer, config).to(device).train()
     precision = resolve_precision(variant.precision, device, cudnn_attention=variant.cudnn)
-    runner = StepRunner(task, device, precision)
+    step = StepExecutor(task, device, precision)
     optimizer = torch.optim.AdamW(task.parameters(), lr=1e-6, weight_decay=0.01)
     generator = torch.Generator().manual_seed(1)  # the same shapes in every variant
 
@@ -202,7 +202,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         optimizer.zero_grad(set_to_none=True)
-        terms = runner(batch, [BATCH])
+        terms = step(batch, [BATCH])
         if precision.scaler is not None:
             precision.scaler.step(optimizer)
             precision.scaler.update()

@@ -8,7 +8,7 @@ project changes, none of which changes the objective:
 
 * **official-style**: every row padded to ``max_len`` (64; the official ``padding='max_length'``), the whole
   batch in one encoder pass, the modulus constraint (LTN) as the official per-pair Python loop, fp32;
-* **ours**: the trainer's own step (:class:`jtcse.training.step.StepRunner` with
+* **ours**: the trainer's own step (:class:`jtcse.training.step.StepExecutor` with
   ``train.length_sorted_sub_batch``): the batch's rows encoded in length-sorted sub-batches, each padded to
   its own longest row, the vectors put back in batch order for the loss; the vectorised LTN; the trainer's
   AdamW (:func:`jtcse.training.optimization.adamw`: fused where available, the same update); fp32.
@@ -181,14 +181,14 @@ def run_variant(args: argparse.Namespace) -> dict:
 
     from jtcse.data.batching import PairTokenizer
     from jtcse.training.precision import resolve_precision
-    from jtcse.training.step import StepRunner
+    from jtcse.training.step import StepExecutor
     from jtcse.training.sub_batching import resolve_sub_batch
 
     task, optimizer, sentences, batches, device = _setup(args)
     official = args.variant == "official"
     pairs = PairTokenizer(task.tokenizer, args.max_len, pad_to_max_length=official)
     sub_batch = 0 if official else resolve_sub_batch(args.sub_batch, device)
-    runner = StepRunner(task, device, resolve_precision("fp32", device), length_sorted_sub_batch=sub_batch)
+    step = StepExecutor(task, device, resolve_precision("fp32", device), length_sorted_sub_batch=sub_batch)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -205,7 +205,7 @@ def run_variant(args: argparse.Namespace) -> dict:
             loss = official_objective(out, random.randint(0, 1))
             loss.backward()
         else:
-            loss = runner(batch, [len(indices)])["loss"]
+            loss = step(batch, [len(indices)])["loss"]
         optimizer.step()
         losses.append(loss.item())
         sync()

@@ -5,7 +5,7 @@ One launch (starting processes is the slow part) runs every multi-process check 
 WORKDIR for the test process to compare against single-process references:
 
 * ``step_<scenario>_rank<r>.pt``: the loss terms and parameter gradients of one training step of
-  :class:`jtcse.training.step.StepRunner` on this rank's slice of a fixed global batch (dropout off);
+  :class:`jtcse.training.step.StepExecutor` on this rank's slice of a fixed global batch (dropout off);
 * runs of ``jtcse train`` through the CLI (``jtcse.cli.main.main``, what ``python -m jtcse`` calls) under
   the launcher's environment: ``straight/`` unbroken, ``broken/`` stopped after step 3 and resumed.
 
@@ -30,7 +30,7 @@ from jtcse.training import distributed
 from jtcse.training.config import config_from_dict, resolve
 from jtcse.training.precision import resolve_precision
 from jtcse.training.seeding import seed_everything
-from jtcse.training.step import StepRunner
+from jtcse.training.step import StepExecutor
 from jtcse.training.tasks import Task, build_task
 from train_fixtures import WORDS
 
@@ -75,9 +75,9 @@ def distributed_step(raw: dict[str, Any], texts: list[str], grad_cache_chunk: in
     mine = ctx.local_part(np.arange(len(texts)))
     batch = make_batch(task, [texts[i] for i in mine])
     device = torch.device("cpu")
-    runner = StepRunner(task, device, resolve_precision("fp32", device), grad_cache_chunk=grad_cache_chunk)
+    step = StepExecutor(task, device, resolve_precision("fp32", device), grad_cache_chunk=grad_cache_chunk)
     random.seed(DIRECTION_SEED)
-    terms = runner(batch, ctx.shard_sizes(len(texts)))
+    terms = step(batch, ctx.shard_sizes(len(texts)))
     return {"terms": {k: float(v) for k, v in terms.items()}, "grads": gradients(task), "rows": len(mine)}
 
 

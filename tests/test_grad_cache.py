@@ -18,7 +18,7 @@ from jtcse.training.grad_cache import grad_cached_backward, split_sentences
 from jtcse.training.metrics import read_metrics
 from jtcse.training.precision import resolve_precision
 from jtcse.training.seeding import seed_everything
-from jtcse.training.step import StepRunner, Vectors
+from jtcse.training.step import StepExecutor, Vectors
 from jtcse.training.tasks import build_task
 from jtcse.training.trainer import train
 from train_fixtures import WORDS, tiny_config
@@ -82,8 +82,8 @@ def _grad_cached(task, batch, *, replay_rng=True):
     torch.manual_seed(123)
     random.seed(5)
     if replay_rng:  # the trainer's path
-        runner = StepRunner(task, CPU, resolve_precision("fp32", CPU), grad_cache_chunk=CHUNK)
-        terms = runner(batch, [N_SENTENCES])
+        step = StepExecutor(task, CPU, resolve_precision("fp32", CPU), grad_cache_chunk=CHUNK)
+        terms = step(batch, [N_SENTENCES])
     else:
         terms = grad_cached_backward(
             batch,

@@ -14,7 +14,7 @@ from jtcse.data.batching import PairTokenizer
 from jtcse.training.config import config_from_dict, resolve
 from jtcse.training.precision import CUDA_PAD_MULTIPLE, resolve_pad_multiple, resolve_precision
 from jtcse.training.seeding import seed_everything
-from jtcse.training.step import StepRunner
+from jtcse.training.step import StepExecutor
 from jtcse.training.tasks import build_task
 from jtcse.training.trainer import train
 from train_fixtures import WORDS, tiny_config
@@ -104,7 +104,7 @@ def test_half_precision_step_on_cuda(tmp_path, tiny_bert_dir, tiny_bert_dir_b, r
     reference = _cuda_twin_task(tmp_path, tiny_bert_dir, tiny_bert_dir_b)
     batch = _cuda_batch(reference)
     random.seed(3)
-    fp32_terms = StepRunner(reference, device, resolve_precision("fp32", device))(batch, [8])
+    fp32_terms = StepExecutor(reference, device, resolve_precision("fp32", device))(batch, [8])
 
     task = _cuda_twin_task(tmp_path, tiny_bert_dir, tiny_bert_dir_b)
     with precision.autocast():
@@ -113,7 +113,7 @@ def test_half_precision_step_on_cuda(tmp_path, tiny_bert_dir, tiny_bert_dir_b, r
     assert vectors["pooled_a"].dtype == precision.dtype  # the towers' matmuls ran in half precision
     task.zero_grad(set_to_none=True)
     random.seed(3)
-    terms = StepRunner(task, device, precision)(batch, [8])
+    terms = StepExecutor(task, device, precision)(batch, [8])
     assert terms["loss"].dtype == torch.float32 and math.isfinite(float(terms["loss"]))
     assert float(terms["loss"]) == pytest.approx(float(fp32_terms["loss"]), rel=5e-2)
     scale = precision.scaler.get_scale() if precision.scaler is not None else 1.0

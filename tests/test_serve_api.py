@@ -287,20 +287,20 @@ def test_info_health_page_and_schema(server, offline):
 
 def test_index_saved_by_jtcse_search_is_served(tmp_path, offline, tiny_bert_dir_b):
     from jtcse.errors import JtcseError
-    from jtcse.serve.corpus import Corpus
+    from jtcse.serve.search import ServedSearch
     from jtcse.tools.search import SearchIndex
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
     encoder = offline["single"]
     saved = SearchIndex.for_corpus(encoder, corpus, index_dir=tmp_path / "index")
-    served = Corpus.open(encoder, corpus=None, index_dir=tmp_path / "index")
+    served = ServedSearch.open(encoder, corpus=None, index_dir=tmp_path / "index")
     queries = ["snow on the roads", "a guitar player"]
     hits = served.search(encoder.encode(queries, normalize=True), top_k=2)
     want = saved.search(encoder, queries, top_k=2)
     assert [[h["id"] for h in q] for q in hits] == [[h.line for h in q] for q in want]
     with pytest.raises(JtcseError, match="another model"):  # an index of another model is refused
-        Corpus.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=tmp_path / "index")
+        ServedSearch.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=tmp_path / "index")
 
 
 def test_index_built_by_jtcse_index_is_served(tmp_path, offline, tiny_bert_dir_b):
@@ -308,7 +308,7 @@ def test_index_built_by_jtcse_index_is_served(tmp_path, offline, tiny_bert_dir_b
     pytest.importorskip("faiss")
     from jtcse.corpus_scale import ShardOptions, VectorIndex, build_index, encode_to_shards
     from jtcse.errors import JtcseError
-    from jtcse.serve.corpus import Corpus
+    from jtcse.serve.search import ServedSearch
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
@@ -316,13 +316,13 @@ def test_index_built_by_jtcse_index_is_served(tmp_path, offline, tiny_bert_dir_b
     options = ShardOptions(normalize=True, shard_size=3, progress=False)
     encode_to_shards(encoder, corpus, tmp_path / "vecs", options)
     folder, _ = build_index(tmp_path / "vecs", kind="flat")
-    served = Corpus.open(encoder, corpus=None, index_dir=folder)
+    served = ServedSearch.open(encoder, corpus=None, index_dir=folder)
     queries = ["snow on the roads", "a guitar player"]
     hits = served.search(encoder.encode(queries, normalize=True), top_k=2)
     want = VectorIndex.load(folder).search(encoder, queries, top_k=2)
     assert [[(h["id"], h["text"]) for h in q] for q in hits] == [[(h.line, h.text) for h in q] for q in want]
     with pytest.raises(JtcseError, match="same --model"):  # an index of another model is refused
-        Corpus.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=folder)
+        ServedSearch.open(Encoder(tiny_bert_dir_b, device="cpu"), corpus=None, index_dir=folder)
 
 
 def test_heap_trimmer_finds_glibc_and_runs():

@@ -6,7 +6,7 @@ module importing from a layer above its own. The layers, lowest first (docs/CONT
 1 losses/data losses/, data/
 2 model       model/
 3 evaluation/inference
-              evaluation/, analysis/ (readings of a model), encoder.py, runners.py, ensemble.py,
+              evaluation/, analysis/ (readings of a model), encoder.py, engines.py, ensemble.py,
               model_card.py, export/, tools/, corpus_scale/ (everything that uses a saved model)
 4 training    training/
 5 pipeline    pipeline/ (runner, ablate, reproduce, the study), plotting.py (draws runs' outputs),
@@ -45,7 +45,7 @@ LAYERS: dict[str, int] = {
     "jtcse.evaluation": 3,
     "jtcse.analysis": 3,
     "jtcse.encoder": 3,
-    "jtcse.runners": 3,
+    "jtcse.engines": 3,
     "jtcse.ensemble": 3,
     "jtcse.model_card": 3,
     "jtcse.export": 3,

@@ -1,7 +1,7 @@
 """Length-sorted sub-batches (train.length_sorted_sub_batch): less padding, the same loss and gradients.
 
 With dropout off, a random batch encoded in length-sorted sub-batches gives the loss and gradients of the
-one-pass step (single tower and twin tower with cross-attention), through the trainer's StepRunner.
+one-pass step (single tower and twin tower with cross-attention), through the trainer's StepExecutor.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jtcse.training.config import config_from_dict, resolve
 from jtcse.training.metrics import read_metrics
 from jtcse.training.precision import resolve_precision
 from jtcse.training.seeding import seed_everything
-from jtcse.training.step import StepRunner
+from jtcse.training.step import StepExecutor
 from jtcse.training.sub_batching import embed_length_sorted, length_sorted_split
 from jtcse.training.tasks import build_task
 from jtcse.training.trainer import train
@@ -55,8 +55,8 @@ def _batch(task):
 
 def _step(task, batch, sub_batch):
     random.seed(5)  # the JTCSE ICNCE direction
-    runner = StepRunner(task, CPU, resolve_precision("fp32", CPU), length_sorted_sub_batch=sub_batch)
-    terms = runner(batch, [N_SENTENCES])
+    step = StepExecutor(task, CPU, resolve_precision("fp32", CPU), length_sorted_sub_batch=sub_batch)
+    terms = step(batch, [N_SENTENCES])
     return terms, {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None}
 
 

@@ -10,7 +10,7 @@ batch pads only to its own longest member; the batch boundaries are planned to k
 sentences travel in larger batches (a token budget); the model runs under ``torch.inference_mode()`` with
 its default (SDPA) attention.
 
-The model call itself is a runner (:mod:`jtcse.runners`): torch for Hugging Face members, onnxruntime for
+The model call itself is an engine (:mod:`jtcse.engines`): torch for Hugging Face members, onnxruntime for
 the graphs that ``jtcse export --format onnx`` writes; dedup, sorting, batching and padding are shared.
 """
 
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from jtcse.engines import Engine, OnnxEngine, TorchEngine, load_onnx_member, resolve_threads
 from jtcse.errors import JtcseError
 from jtcse.integrity import check_finite_weights, check_model_folder
 from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path, verify_model_dir
 from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler
-from jtcse.runners import OnnxRunner, Runner, TorchRunner, load_onnx_member, resolve_threads
 
 # A batch holds at most batch_size sentences, or more when they are short: up to this many padded tokens per
 # allowed sentence (batch_size=64 allows 64 * 64 = 4096 tokens). Long sentences keep the plain batch_size.
@@ -60,11 +60,11 @@ class Member:
     weight: float
     source: str  # the directory or hub id it was loaded from
     max_length: int | None  # truncation limit in tokens (None: the model has no known limit)
-    graph: OnnxRunner | None = None
+    graph: OnnxEngine | None = None
 
-    def runner(self) -> Runner:
+    def engine(self) -> Engine:
         """What turns a padded batch into this member's pooled vectors."""
-        return self.graph if self.graph is not None else TorchRunner(self.model, self.pooler)
+        return self.graph if self.graph is not None else TorchEngine(self.model, self.pooler)
 
 
 class Encoder:
@@ -147,7 +147,7 @@ class Encoder:
         self.max_length = max_length
         self.batch_size = batch_size
         self._loaded: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]] = {}
-        self._graphs: dict[str, tuple[OnnxRunner, PreTrainedTokenizerBase, int | None]] = {}
+        self._graphs: dict[str, tuple[OnnxEngine, PreTrainedTokenizerBase, int | None]] = {}
 
     def _load(
         self, source: str | Path | Encoder, *, weight: float, pooler: str | None, depth: int
@@ -248,9 +248,9 @@ class Encoder:
         return Member(None, tokenizer, "graph", weight, path, limit, graph=graph)
 
     def _common_dim(self) -> int:
-        dims = {m.runner().dim for m in self.members}
+        dims = {m.engine().dim for m in self.members}
         if len(dims) != 1:
-            sources = ", ".join(f"{m.source} ({m.runner().dim})" for m in self.members)
+            sources = ", ".join(f"{m.source} ({m.engine().dim})" for m in self.members)
             raise JtcseError(f"members have different hidden sizes and cannot be summed: {sources}")
         return dims.pop()
 
@@ -313,7 +313,7 @@ class Encoder:
         )
         # longest first: the first batch shows at once whether memory suffices
         order = np.argsort(-lengths, kind="stable")
-        run = member.runner()
+        run = member.engine()
         pad_values = _pad_values(member.tokenizer)
         cost = _BATCH_COST_TOKENS.get(self.device.type, _BATCH_COST_TOKENS_OTHER)
         for start, end in _batches(lengths[order], batch_size, cost):

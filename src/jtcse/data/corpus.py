@@ -52,7 +52,7 @@ class CorpusStats:
 
 
 @dataclass
-class Corpus:
+class TrainingCorpus:
     path: Path
     sentences: list[str]
     stats: CorpusStats
@@ -88,7 +88,7 @@ def load_corpus(
     max_sentences: int = 0,
     on_bad_utf8: str = "skip",
     min_sentences: int = 1,
-) -> Corpus:
+) -> TrainingCorpus:
     """Read a one-sentence-per-line file (see the module docstring for the rules); fewer than
     ``min_sentences`` sentences is an error (training asks for 2: a contrastive loss needs negatives)."""
     if on_bad_utf8 not in ("skip", "error"):
@@ -136,7 +136,7 @@ def load_corpus(
             stacklevel=2,
         )
     _check_count(path, len(sentences), stats, min_sentences)
-    return Corpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
+    return TrainingCorpus(path=path, sentences=sentences, stats=stats, fingerprint=digest.hexdigest())
 
 
 def _check_count(path: Path, count: int, stats: CorpusStats, min_sentences: int) -> None:

@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from jtcse.engines import GRAPH_FILE, GRAPH_INFO, import_onnxruntime
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
 from jtcse.model.tokenizer_groups import group_by_tokenizer
-from jtcse.runners import GRAPH_FILE, GRAPH_INFO, import_onnxruntime
 
 FORMAT_NAME = "onnx"
 QUANTIZE_CHOICES = ("int8",)

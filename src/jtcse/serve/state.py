@@ -13,10 +13,10 @@ from typing import Any
 
 from jtcse.serve.batcher import Batcher
 from jtcse.serve.config import ServeConfig
-from jtcse.serve.corpus import Corpus
 from jtcse.serve.errors import ApiError
 from jtcse.serve.metrics import Metrics
 from jtcse.serve.models import EncoderLoader, ServedModel, default_loader, load_model
+from jtcse.serve.search import ServedSearch
 
 log = logging.getLogger("jtcse.serve")
 
@@ -29,7 +29,7 @@ class ServeState:
         self.metrics = Metrics()
         self.models: dict[str, ServedModel] = {}
         self.batcher: Batcher | None = None
-        self.corpus: Corpus | None = None
+        self.corpus: ServedSearch | None = None
         self.ready = threading.Event()
         self.load_error: BaseException | None = None
         self.on_load_error: Callable[[BaseException], None] | None = None
@@ -46,7 +46,7 @@ class ServeState:
                 self.models[source.name] = load_model(source, self.config, self.loader)
             if self.config.corpus is not None or self.config.index is not None:
                 default = self.models[self.config.default_model]
-                self.corpus = Corpus.open(
+                self.corpus = ServedSearch.open(
                     default.encoder, corpus=self.config.corpus, index_dir=self.config.index
                 )
                 log.info("corpus: %d sentences indexed", self.corpus.size)

@@ -39,7 +39,7 @@ _PROBE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
-class Corpus:
+class SearchCorpus:
     path: Path
     sentences: list[str]  # non-blank lines, in file order
     line_numbers: list[int]  # 1-based line of each sentence
@@ -54,7 +54,7 @@ class SearchHit:
     text: str
 
 
-def read_corpus(path: str | Path) -> Corpus:
+def read_corpus(path: str | Path) -> SearchCorpus:
     """The corpus sentences (blank lines skipped) with their line numbers and the file's sha256."""
     path = Path(path)
     data = read_text_bytes(path, what="--corpus")
@@ -63,7 +63,7 @@ def read_corpus(path: str | Path) -> Corpus:
     kept = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not kept:
         raise JtcseError(f"--corpus {path}: no sentences (the file is empty or blank)")
-    return Corpus(path, [s for _, s in kept], [n for n, _ in kept], digest)
+    return SearchCorpus(path, [s for _, s in kept], [n for n, _ in kept], digest)
 
 
 def _weights_fingerprint(source: str) -> str | None:
@@ -169,7 +169,7 @@ class SearchIndex:
     """Unit-length corpus vectors plus what is needed to trust them later (model identity, corpus hash)."""
 
     def __init__(
-        self, vectors: np.ndarray, corpus: Corpus, identity: dict[str, Any], *, backend: str = "auto"
+        self, vectors: np.ndarray, corpus: SearchCorpus, identity: dict[str, Any], *, backend: str = "auto"
     ) -> None:
         vectors = normalize_rows(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(corpus.sentences):
@@ -194,14 +194,14 @@ class SearchIndex:
     def build(
         cls,
         encoder: SupportsEncode,
-        corpus: str | Path | Corpus,
+        corpus: str | Path | SearchCorpus,
         *,
         batch_size: int | None = None,
         show_progress: bool | None = None,
         backend: str = "auto",
     ) -> SearchIndex:
         """Encode every corpus sentence (with a progress bar on long corpora)."""
-        corpus = corpus if isinstance(corpus, Corpus) else read_corpus(corpus)
+        corpus = corpus if isinstance(corpus, SearchCorpus) else read_corpus(corpus)
         vectors = encoder.encode(
             corpus.sentences, batch_size=batch_size, normalize=True, show_progress=show_progress
         )
@@ -262,14 +262,14 @@ class SearchIndex:
 
     @classmethod
     def load(
-        cls, index_dir: str | Path, corpus: str | Path | Corpus, *, backend: str = "auto"
+        cls, index_dir: str | Path, corpus: str | Path | SearchCorpus, *, backend: str = "auto"
     ) -> SearchIndex:
         """Load a saved index for ``corpus``; the corpus content must be the one the index was built from."""
         index_dir = Path(index_dir)
         meta = cls.read_meta(index_dir)
         if meta is None:
             raise JtcseError(f"--index {index_dir}: no search index here ({META_NAME} missing)")
-        corpus = corpus if isinstance(corpus, Corpus) else read_corpus(corpus)
+        corpus = corpus if isinstance(corpus, SearchCorpus) else read_corpus(corpus)
         if meta["corpus"]["sha256"] != corpus.sha256:
             raise JtcseError(
                 f"--index {index_dir}: built from another version of {corpus.path} (sha256 differs); "

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from jtcse.data.batching import pack_batches, unpack_batches
-from jtcse.data.corpus import Corpus
+from jtcse.data.corpus import TrainingCorpus
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.run_files import CONFIG_FILE
@@ -67,7 +67,7 @@ class TrainState:
 
     # ------------------------------------------------------------------------------ the checkpoint's keys
     def to_checkpoint(
-        self, *, config: Config, corpus: Corpus, rng_states: list[dict[str, Any]], per_rank: bool
+        self, *, config: Config, corpus: TrainingCorpus, rng_states: list[dict[str, Any]], per_rank: bool
     ) -> dict[str, Any]:
         """The checkpoint's contents; ``rng_states``: every rank's RNG states (kept per rank when
         ``per_rank``, i.e. under DDP)."""
@@ -97,7 +97,7 @@ class TrainState:
         cls,
         saved: dict[str, Any],
         *,
-        corpus: Corpus,
+        corpus: TrainingCorpus,
         task: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -155,7 +155,7 @@ def restore_rng(saved: dict[str, Any], config: Config) -> str | None:
     )
 
 
-def write_checkpoint(path: Path, state: TrainState, *, config: Config, corpus: Corpus) -> None:
+def write_checkpoint(path: Path, state: TrainState, *, config: Config, corpus: TrainingCorpus) -> None:
     """Save ``state`` to ``path`` (rank 0; every rank hands in its RNG states) and the config beside it."""
     rng_states = distributed.gather_objects(capture_rng_state())  # every rank's dropout stream
     if not distributed.is_main_process():

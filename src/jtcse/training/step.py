@@ -1,6 +1,6 @@
 """One training step's forward and backward, on one process or many, in one pass or grad-cached.
 
-:class:`StepRunner` drives a :class:`~jtcse.training.tasks.base.Task` through its contract (``embed_rows``
+:class:`StepExecutor` drives a :class:`~jtcse.training.tasks.base.Task` through its contract (``embed_rows``
 on this process's rows, ``loss_from_vectors`` on the step's :class:`Vectors`), which is what lets the same
 task train on one process, on many (DDP: vectors gathered across ranks) and in chunks (gradient caching).
 """
@@ -18,10 +18,10 @@ from jtcse.training.precision import Precision
 from jtcse.training.sub_batching import embed_length_sorted
 from jtcse.training.tasks.base import Task, Vectors
 
-__all__ = ["StepRunner", "Vectors"]
+__all__ = ["StepExecutor", "Vectors"]
 
 
-class StepRunner:
+class StepExecutor:
     """Forward and backward of one step; leaves the (rank-averaged) gradients in the parameters' ``.grad``.
 
     Plain: ``embed_rows`` on this rank's rows (through DDP when distributed), vectors gathered, loss,

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from jtcse.data.batching import plan_epoch
-from jtcse.data.corpus import Corpus, load_corpus, resolve_corpus_path
+from jtcse.data.corpus import TrainingCorpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
@@ -42,7 +42,7 @@ from jtcse.training.optimization import build_optimizer, build_scheduler
 from jtcse.training.precision import Precision, resolve_precision
 from jtcse.training.seeding import seed_everything
 from jtcse.training.state import TrainState, restore_rng, saved_config, write_checkpoint
-from jtcse.training.step import StepRunner
+from jtcse.training.step import StepExecutor
 from jtcse.training.sub_batching import resolve_sub_batch
 from jtcse.training.tasks import Task, build_task
 
@@ -88,7 +88,7 @@ class Run:
     out: Path
     dist: distributed.DistContext
     device: torch.device
-    corpus: Corpus
+    corpus: TrainingCorpus
     task: Task
     plan: EpochPlan
     total_steps: int
@@ -114,7 +114,7 @@ def train(
     run, state, resumed_at = _start(config, resume)
     settings, every = run.config.train, run.config.eval.every
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
-    runner = StepRunner(
+    forward_backward = StepExecutor(
         run.task,
         run.device,
         run.precision,
@@ -138,7 +138,7 @@ def train(
 
             # step: forward + backward (DDP / grad cache: the global batch's terms), finite check, AdamW
             state.optimizer.zero_grad(set_to_none=True)
-            terms = runner(batch, run.dist.shard_sizes(len(indices)))
+            terms = forward_backward(batch, run.dist.shard_sizes(len(indices)))
             _stop_unless_finite(terms, state.step + 1, last_saved, run.checkpoint.parent)
             state.apply_gradients(settings.grad_clip)
             state.step += 1
@@ -273,7 +273,7 @@ def _initial_state(run: Run, saved: dict[str, Any] | None) -> TrainState:
     return state
 
 
-def _load_corpus(config: Config) -> Corpus:
+def _load_corpus(config: Config) -> TrainingCorpus:
     path = resolve_corpus_path(config.data.corpus, config.data.data_dir or None)
     return load_corpus(
         path,

@@ -1,10 +1,10 @@
 """Backends of :class:`jtcse.Encoder`: how one padded batch becomes pooled (weighted) vectors.
 
-The encoder does the rest (dedup, one tokenizer call, length-sorted batches, padding); a runner only maps
+The encoder does the rest (dedup, one tokenizer call, length-sorted batches, padding); an engine only maps
 ``input_ids``, ``attention_mask`` (and ``token_type_ids``), int64 ``[n, L]``, to float32 vectors ``[n, dim]``:
 
-* :class:`TorchRunner`: a Hugging Face model plus a pooler, on the model's device;
-* :class:`OnnxRunner`: an ONNX graph written by ``jtcse export --format onnx`` (pooling, twin sum and
+* :class:`TorchEngine`: a Hugging Face model plus a pooler, on the model's device;
+* :class:`OnnxEngine`: an ONNX graph written by ``jtcse export --format onnx`` (pooling, twin sum and
   ensemble sum inside the graph), run by onnxruntime on the CPU. onnxruntime is the optional extra ``onnx``.
 """
 
@@ -22,13 +22,13 @@ from jtcse.model.pooling import needs_hidden_states, pool
 ONNX_EXTRA_HINT = "pip install 'jtcse[onnx]'"
 
 
-class Runner(Protocol):
+class Engine(Protocol):
     dim: int
 
     def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor: ...
 
 
-class TorchRunner:
+class TorchEngine:
     """``pool(model(**inputs))`` under the caller's ``torch.inference_mode()``."""
 
     def __init__(self, model: Any, pooler: str) -> None:
@@ -63,7 +63,7 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-class OnnxRunner:
+class OnnxEngine:
     """One exported graph in an onnxruntime CPU session with ``threads`` intra-op threads."""
 
     def __init__(self, graph_file: str | Path, *, threads: int) -> None:
@@ -116,15 +116,15 @@ def read_graph_info(graph_dir: str | Path) -> dict[str, Any]:
     return info
 
 
-def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxRunner, Any, int | None]:
+def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxEngine, Any, int | None]:
     """The session, tokenizer and truncation limit of an exported graph directory."""
     from transformers import AutoTokenizer
 
     info = read_graph_info(graph_dir)
-    runner = OnnxRunner(Path(graph_dir) / GRAPH_FILE, threads=threads)
+    engine = OnnxEngine(Path(graph_dir) / GRAPH_FILE, threads=threads)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(graph_dir))
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JtcseError(f"--model {graph_dir}: cannot load a tokenizer ({first})") from exc
-    return runner, tokenizer, info.get("max_length")
+    return engine, tokenizer, info.get("max_length")

@@ -16,13 +16,13 @@ import numpy as np
 from jtcse.errors import JtcseError
 
 
-class Corpus:
+class ServedSearch:
     def __init__(self, index: Any) -> None:
         self.index = index
         self.size = len(index)
 
     @classmethod
-    def open(cls, encoder: Any, *, corpus: Path | None, index_dir: Path | None) -> Corpus:
+    def open(cls, encoder: Any, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
         from jtcse.corpus_scale.index import VectorIndex, is_vector_index
         from jtcse.tools.search import SearchIndex
 
