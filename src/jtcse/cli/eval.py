@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
+from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
 from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
 
@@ -115,6 +116,11 @@ BENCHMARKS: dict[str, tuple[str, AddArguments, Run]] = {
         "MTEB tasks through mteb's own evaluator (pip install 'jtcse[mteb]')",
         add_mteb_arguments,
         run_mteb_command,
+    ),
+    "zero-shot": (
+        "the JTCSE paper's zero-shot suite (138 rows of mteb tasks) beside its published columns",
+        add_zero_shot_arguments,
+        run_zero_shot_command,
     ),
 }
 

@@ -60,6 +60,9 @@ def _require_mteb() -> Any:
     return mteb
 
 
+require_mteb = _require_mteb  # for the other evaluation modules that run mteb (zero_shot)
+
+
 # --------------------------------------------------------------------------- local STS data
 
 
