@@ -77,12 +77,13 @@ def _run(args: argparse.Namespace, suite: Suite) -> int:
     from jtcse.evaluation.zero_shot.report import build_report, write_report
     from jtcse.evaluation.zero_shot.runner import jobs_for, run_model
 
-    _quiet_datasets()
     jobs = jobs_for(suite)
     runs = []
     for model, label in zip(args.models, model_labels(args.models), strict=True):
         encoder = load_encoder(argparse.Namespace(**{**vars(args), "model": model}))
-        wrapper = MtebEncoder(encoder, name=model_name_for(model), batch_size=args.batch_size)
+        wrapper = MtebEncoder(
+            encoder, name=model_name_for(model), batch_size=args.batch_size, show_progress=False
+        )
         runs.append(
             run_model(
                 wrapper,
@@ -119,12 +120,3 @@ def _print_summary(report: Mapping[str, Any]) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
-
-
-def _quiet_datasets() -> None:
-    """No third-party progress bars on the command's output (datasets' map/download bars)."""
-    try:
-        from datasets.utils.logging import disable_progress_bar
-    except ImportError:
-        return
-    disable_progress_bar()

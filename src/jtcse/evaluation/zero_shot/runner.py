@@ -11,11 +11,13 @@ an mteb error) is recorded with a one-line reason and the next one starts.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -146,7 +148,8 @@ def _evaluate(
         wrapper,
         tasks,
         cache=mteb.ResultCache(output_dir / "mteb"),
-        encode_kwargs={"batch_size": batch_size},
+        # no third-party bars: mteb's retrieval search reads show_progress_bar from encode_kwargs
+        encode_kwargs={"batch_size": batch_size, "show_progress_bar": False},
         overwrite_strategy="always" if overwrite else "only-missing",
         show_progress_bar=False,
         co2_tracker=False,
@@ -181,6 +184,13 @@ def task_scores(
     return combine_subtasks(parts, job) if task.is_aggregate else parts[0]
 
 
+def _save_log(result_path: Path, log: io.StringIO) -> None:
+    """What the task wrote to stderr (mteb's warnings, datasets' bars) as ``<task>.log``, if anything."""
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    if log.getvalue():
+        atomic_write_text(result_path.with_suffix(".log"), log.getvalue())
+
+
 def run_model(
     wrapper: MtebEncoder,
     jobs: Sequence[TaskJob],
@@ -210,17 +220,20 @@ def run_model(
             bar.report(job.task, "cached")
             continue
         started = time.perf_counter()
+        log = io.StringIO()  # third-party bars and warnings: kept beside the task's result, not shown
         try:
-            scores = task_scores(wrapper, make_task(job), job, out, overwrite, batch_size)
+            with redirect_stderr(log):
+                scores = task_scores(wrapper, make_task(job), job, out, overwrite, batch_size)
         except Exception as exc:  # any task may fail (network, cache, mteb): record it, go on
             seconds = time.perf_counter() - started
             run.failures[job.task] = f"{type(exc).__name__}: {first_line(exc)}"
+            _save_log(path, log)
             bar.report(job.task, f"FAILED ({run.failures[job.task]})", seconds)
             continue
         seconds = time.perf_counter() - started
         run.scores[job.task], run.seconds[job.task] = scores, seconds
         record = {"format": CACHE_FORMAT, "task": job.task, "splits": list(job.splits), "scores": scores}
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_log(path, log)
         atomic_write_text(path, json.dumps({**record, "seconds": round(seconds, 3)}, indent=1) + "\n")
         bar.report(job.task, "done", seconds)
     return run
