@@ -12,7 +12,7 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.sts import AbsTaskSTS
-from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.abstasks.task_metadata import TaskMetadata, TaskType
 from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
 
 NAMES = {
@@ -32,7 +32,7 @@ SENTENCES = {
 }
 
 
-def _metadata(name: str, task_type: str, main_score: str, langs: Any = None) -> TaskMetadata:
+def _metadata(name: str, task_type: TaskType, main_score: str, langs: Any = None) -> TaskMetadata:
     return TaskMetadata(
         name=name,
         dataset={"path": f"memory/{name}", "revision": "1"},
