@@ -115,6 +115,9 @@ def test_run_cache_failure_and_report(
     markdown = md_path.read_text()
     assert "| **Avg. MAP** |" in markdown and "[inferred]" in markdown and "## Failed tasks" in markdown
     assert markdown.count("JTCSE UCD") >= 4
+    partial = cats["classification"]["average"]["measured"]["tiny"]
+    assert f"| classification | {partial:.2f}* | 56.67 |" in markdown  # 1 of its 2 rows ran
+    assert f"| sts22 | {sts['avg']:.2f} | 39.21 |" in markdown
 
     # a rerun reads the finished tasks back and retries only the failed one
     again = run_model(wrapper, jobs, tmp_path, label="tiny", model="tiny", factory=factory, batch_size=8)
@@ -154,3 +157,17 @@ def test_list_needs_no_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["eval", "zero-shot", "--list", "--categories", "reranking"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "reranking\tAlloprofReranking" and out[-1] == "reranking\t14" and len(out) == 16
+
+
+def test_a_cached_result_counts_only_when_it_has_what_the_job_needs(tmp_path: Path) -> None:
+    job = TaskJob("T", ("test",), ("map_at_1000",))
+    path = runner.cache_path(tmp_path, "jtcse/my model", "abc123", "T")
+    assert path == tmp_path / "tasks" / "jtcse__my_model" / "abc123" / "T.json"
+    path.parent.mkdir(parents=True)
+    record = {"format": runner.CACHE_FORMAT, "scores": {"test": {"default": {"map_at_1000": 0.5}}}}
+    path.write_text(json.dumps(record))
+    assert runner.read_cached(path, job) == record["scores"]
+    assert runner.read_cached(path, TaskJob("T", ("test",), ("map_at_1000", "mrr_at_10"))) is None
+    assert runner.read_cached(path, TaskJob("T", ("dev",), ("map_at_1000",))) is None
+    path.write_text("{torn")
+    assert runner.read_cached(path, job) is None

@@ -104,6 +104,13 @@ def _task_cell(measured: Mapping[str, float | None]) -> str:
     return f"{_cell(average)} ({_cell(measured.get('ndcg_at_10'))})"
 
 
+def _average_cell(average: Mapping[str, Any], label: str) -> str:
+    """A category average; marked * when some of its rows have no value (failed or missing tasks)."""
+    value = average["measured"][label]
+    partial = value is not None and average["counted"][label] < average["total"]
+    return _cell(value) + ("*" if partial else "")
+
+
 def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -125,7 +132,7 @@ def _summary_lines(report: Mapping[str, Any], labels: Sequence[str]) -> list[str
         avg = cat["average"]
         counted = ", ".join(f"{avg['counted'][k]}/{avg['total']}" for k in labels)
         rows.append(
-            [name, *(_cell(avg["measured"][k]) for k in labels), _cell(avg["paper"].get(ref))]
+            [name, *(_average_cell(avg, k) for k in labels), _cell(avg["paper"].get(ref))]
             + [_signed(avg["gap"][k]) for k in labels]
             + [counted]
         )
@@ -167,7 +174,7 @@ def _category_lines(
     body.append(
         [
             f"**{avg['label']}**",
-            *(_cell(avg["measured"][k]) for k in labels),
+            *(_average_cell(avg, k) for k in labels),
             *(_cell(avg["paper"].get(c)) for c in columns),
         ]
         + [_signed(avg["gap"][k]) for k in labels]
@@ -193,6 +200,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + "; ".join(f"{m['label']} = {m['model']} (revision {m['revision']})" for m in report["models"]),
         "",
         *_summary_lines(report, labels),
+        "",
+        "\\* an average over the rows that have a value only (tasks run: how many).",
         "",
     ]
     for name, cat in report["categories"].items():
