@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
+from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
 from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
 
@@ -115,6 +116,11 @@ BENCHMARKS: dict[str, tuple[str, AddArguments, Run]] = {
         "MTEB tasks through mteb's own evaluator (pip install 'jtcse[mteb]')",
         add_mteb_arguments,
         run_mteb_command,
+    ),
+    "transfer": (
+        "SentEval's transfer tasks (MR CR SUBJ MPQA SST2 TREC MRPC): classifier accuracy on the embeddings",
+        add_transfer_arguments,
+        run_transfer,
     ),
 }
 
