@@ -183,6 +183,11 @@ def test_classifier_is_seeded_and_leaves_global_rng_alone() -> None:
         weights.append(clf.model[0].weight.detach().clone())
     assert torch.equal(weights[0], weights[1])
     assert torch.equal(torch.rand(1), before)
+    # SentEval's initial weights: torch's default init right after torch.manual_seed(seed).
+    torch.manual_seed(7)
+    reference = torch.nn.Linear(4, 2)
+    fresh = Classifier(MODES["fasttest"], 4, 2, 1e-3, seed=7, device=CPU).model[0]
+    assert torch.equal(fresh.weight, reference.weight) and torch.equal(fresh.bias, reference.bias)
 
 
 def test_early_stopping_counts_as_senteval() -> None:

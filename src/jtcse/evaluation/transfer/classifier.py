@@ -7,8 +7,10 @@ round's weights are kept; after a round that does not beat the best, training st
 rounds came before it (the count is never reset), and in any case after ``max_epoch`` passes. Without a
 validation set, a seeded 5% of the training set is held out for it (SentEval's ``validation_split=0.05``).
 
-Randomness (the weight init, the shuffles, the held-out 5%) comes from generators seeded with ``seed``;
-the global torch and numpy generators are left alone.
+Randomness is SentEval's: every classifier starts from ``seed``: its initial weights are torch's default init
+right after ``torch.manual_seed(seed)``, and the held-out 5% and every epoch's shuffle come, in SentEval's
+order, from numpy's legacy generator seeded with ``seed`` (SentEval's ``np.random.seed(seed)``), so the
+permutations are SentEval's own. Both generators are private: the global ones are left alone.
 
 On the CPU, training runs on one torch thread: its matrix products (a batch of 64 by a few hundred features
 by a handful of classes) are too small to gain from more, and on a busy machine extra threads cost far more
@@ -73,8 +75,7 @@ class Classifier:
     ) -> None:
         self.config, self.l2, self.device = config, l2, device
         self.rng = np.random.RandomState(seed)
-        generator = torch.Generator().manual_seed(seed)
-        self.model = _build(config, dim, n_classes, generator).to(device)
+        self.model = _build(config, dim, n_classes, seed).to(device)
         if config.optim not in OPTIMIZERS:
             raise JtcseError(f"classifier optim {config.optim}: unknown; choose from {', '.join(OPTIMIZERS)}")
         optimizer = torch.optim.Adam if config.optim == "adam" else torch.optim.RMSprop
@@ -149,19 +150,13 @@ def _cpu_threads(threads: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _build(config: ClassifierConfig, dim: int, n_classes: int, generator: torch.Generator) -> nn.Sequential:
-    """``nn.Sequential`` as SentEval builds it, each Linear initialised as torch's default (uniform in
-    +-1/sqrt(fan_in)) from ``generator``."""
-    with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global generator
+def _build(config: ClassifierConfig, dim: int, n_classes: int, seed: int) -> nn.Sequential:
+    """``nn.Sequential`` as SentEval builds it, with torch's default init drawn right after
+    ``torch.manual_seed(seed)`` (SentEval's weights, bit for bit on the CPU); on a forked generator, so the
+    caller's global torch generator is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         if config.nhid == 0:
-            layers: list[nn.Module] = [nn.Linear(dim, n_classes)]
-        else:
-            layers = [nn.Linear(dim, config.nhid), nn.Dropout(config.dropout), nn.Sigmoid()]
-            layers.append(nn.Linear(config.nhid, n_classes))
-    with torch.no_grad():
-        for layer in layers:
-            if isinstance(layer, nn.Linear):
-                bound = 1.0 / float(np.sqrt(layer.in_features))
-                for parameter in (layer.weight, layer.bias):
-                    parameter.copy_((torch.rand(parameter.shape, generator=generator) * 2 - 1) * bound)
-    return nn.Sequential(*layers)
+            return nn.Sequential(nn.Linear(dim, n_classes))
+        hidden, out = nn.Linear(dim, config.nhid), nn.Linear(config.nhid, n_classes)
+        return nn.Sequential(hidden, nn.Dropout(config.dropout), nn.Sigmoid(), out)
