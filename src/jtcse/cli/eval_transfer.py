@@ -33,7 +33,7 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--classifier-device",
-        help="where the classifiers train: cpu, cuda, cuda:N (default: CUDA when available)",
+        help="where the classifiers train: cpu, cuda, cuda:N (default: --device, else CUDA when available)",
     )
     parser.add_argument(
         "--data-dir",

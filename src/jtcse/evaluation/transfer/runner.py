@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from jtcse.errors import JtcseError
 from jtcse.evaluation.transfer.classifier import ClassifierConfig, mode_config
 from jtcse.evaluation.transfer.tasks import (
     N_CLASSES,
@@ -99,6 +100,8 @@ def evaluate_transfer(
 ) -> TransferReport:
     """Run ``tasks`` (default: all seven) under ``mode`` (``test`` or ``fasttest``); ``classifier`` replaces
     the mode's classifier settings (the report then names the mode ``custom``)."""
+    if not 0 <= seed < 2**32:
+        raise JtcseError(f"--seed {seed}: must be in 0 .. 2**32 - 1 (numpy's seeds)")
     config = mode_config(mode) if classifier is None else classifier
     mode = mode if classifier is None else "custom"
     chosen = resolve_tasks(tasks)
