@@ -17,9 +17,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument("--dest", help="target data directory (default: the per-user cache)")
     download.add_argument(
         "--what",
-        choices=("sts", "wiki", "all"),
+        choices=("sts", "wiki", "transfer", "all"),
         default="sts",
-        help="sts: the 7 STS tasks (~6 MB, verified); wiki: the 1M-sentence corpus (unverified); all",
+        help="sts: the 7 STS tasks (~6 MB, verified); wiki: the 1M-sentence corpus (unverified); "
+        "transfer: SentEval's MR CR SUBJ MPQA SST2 TREC MRPC (~9 MB, verified); all",
     )
     download.add_argument(
         "--base-url",
@@ -31,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     where = commands.add_parser("where", help="print the data directory that commands will use")
     where.add_argument("--data-dir", help="check this directory instead of the default lookup")
-    where.add_argument("--need", choices=("sts", "wiki"), default="sts", help="what the directory must hold")
+    where.add_argument(
+        "--need", choices=("sts", "wiki", "transfer"), default="sts", help="what the directory must hold"
+    )
     where.set_defaults(func=run_where)
 
 

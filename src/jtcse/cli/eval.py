@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
 from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
+from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
 from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
 
@@ -121,6 +122,11 @@ BENCHMARKS: dict[str, tuple[str, AddArguments, Run]] = {
         "the JTCSE paper's zero-shot suite (138 rows of mteb tasks) beside its published columns",
         add_zero_shot_arguments,
         run_zero_shot_command,
+    ),
+    "transfer": (
+        "SentEval's transfer tasks (MR CR SUBJ MPQA SST2 TREC MRPC): classifier accuracy on the embeddings",
+        add_transfer_arguments,
+        run_transfer,
     ),
 }
 

@@ -3,7 +3,8 @@
 What to fetch comes from ``manifest.json`` beside this module (rebuilt by ``tools/make_manifest.py`` from the
 shared data's ``SOURCES.md``): one entry per file with its place under the data directory, its size, its
 sha256 and a pinned origin URL (a GitHub commit, so the bytes cannot change under us). The wiki1m corpus has
-no published checksum; it is fetched unverified, and said so.
+no published checksum; it is fetched unverified, and said so. SentEval's transfer-task files (group
+``transfer``, in SentEval's layout ``downstream/MR/rt-polarity.pos`` ...) are in ``transfer_manifest.json``.
 
 ``base_url`` (or ``$JTCSE_DATA_URL``) replaces every origin by a mirror laid out like a data directory:
 ``<base_url>/sts/STS12/senteval/STS.input.MSRpar.txt``. ``file://`` URLs and plain local paths work too, so a
@@ -32,8 +33,9 @@ from jtcse.fs import sha256_file
 
 URL_ENV = "JTCSE_DATA_URL"
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
-GROUPS = ("sts", "wiki")
-WHAT_CHOICES = ("sts", "wiki", "all")
+TRANSFER_MANIFEST_PATH = Path(__file__).with_name("transfer_manifest.json")
+GROUPS = ("sts", "wiki", "transfer")
+WHAT_CHOICES = ("sts", "wiki", "transfer", "all")
 _CHUNK = 1 << 16
 _TIMEOUT_S = 60
 
@@ -41,7 +43,7 @@ _TIMEOUT_S = 60
 @dataclass(frozen=True)
 class ManifestEntry:
     path: str  # relative to the data directory, "/"-separated
-    group: str  # "sts" or "wiki"
+    group: str  # "sts", "wiki" or "transfer"
     size: int | None
     sha256: str | None  # None: no published checksum, fetched unverified
     url: str  # pinned origin
@@ -49,10 +51,12 @@ class ManifestEntry:
 
 
 def load_manifest(what: str = "all") -> list[ManifestEntry]:
-    """Entries of the packaged manifest for ``what`` (``sts``, ``wiki`` or ``all``)."""
+    """Entries of the packaged manifests for ``what`` (``sts``, ``wiki``, ``transfer`` or ``all``)."""
     groups = _groups(what)
-    raw = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
-    entries = [ManifestEntry(**item) for item in raw["files"]]
+    entries = []
+    for path in (MANIFEST_PATH, TRANSFER_MANIFEST_PATH):
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        entries += [ManifestEntry(**item) for item in raw["files"]]
     return [entry for entry in entries if entry.group in groups]
 
 

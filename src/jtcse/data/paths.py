@@ -23,7 +23,8 @@ from jtcse.errors import JtcseError
 
 DATA_ENV = "JTCSE_DATA"
 OFFLINE_ENV = "JTCSE_OFFLINE"
-NEEDS = ("sts", "wiki", "any")
+NEEDS = ("sts", "wiki", "transfer", "any")
+TRANSFER_DIR = "downstream"  # SentEval's transfer tasks: downstream/MR/rt-polarity.pos ...
 
 # The full SimCSE corpus first; the shared folder holds only a head of it.
 WIKI_FULL_NAME = "wiki1m_for_simcse.txt"
@@ -61,7 +62,7 @@ def wiki_corpus_path(data_dir: Path) -> Path | None:
 
 
 def has_data(data_dir: Path, need: str = "sts") -> bool:
-    """Whether ``data_dir`` holds what ``need`` asks for (``sts``, ``wiki`` or ``any``)."""
+    """Whether ``data_dir`` holds what ``need`` asks for (``sts``, ``wiki``, ``transfer`` or ``any``)."""
     _check_need(need)
     if not data_dir.is_dir():
         return False
@@ -69,6 +70,8 @@ def has_data(data_dir: Path, need: str = "sts") -> bool:
         return (data_dir / "sts").is_dir()
     if need == "wiki":
         return wiki_corpus_path(data_dir) is not None
+    if need == "transfer":
+        return (data_dir / TRANSFER_DIR).is_dir()
     return True
 
 
@@ -95,7 +98,12 @@ def locate_data_dir(
     if download and not _offline():
         download_data(cache, what=group)
         return cache, "per-user cache (downloaded now)"
-    what = {"sts": "STS evaluation data", "wiki": "wiki1m training corpus", "any": "data directory"}[need]
+    what = {
+        "sts": "STS evaluation data",
+        "wiki": "wiki1m training corpus",
+        "transfer": "SentEval transfer data",
+        "any": "data directory",
+    }[need]
     raise JtcseError(
         f"no {what} found: pass --data-dir DIR, set ${DATA_ENV}, or run `jtcse data download` "
         f"(which fills {cache})"
@@ -105,7 +113,8 @@ def locate_data_dir(
 def resolve_data_dir(data_dir: str | Path | None = None, *, need: str = "sts", download: bool = True) -> Path:
     """The data directory to use (see the module docstring for the order).
 
-    ``need`` is ``"sts"`` (the evaluation files), ``"wiki"`` (the training corpus) or ``"any"``.
+    ``need`` is ``"sts"`` (the evaluation files), ``"wiki"`` (the training corpus), ``"transfer"`` (SentEval's
+    transfer tasks, ``downstream/``) or ``"any"``.
     Raises :class:`JtcseError` for an explicit directory that is missing or incomplete, and when nothing is
     found and downloading is off.
     """
@@ -123,6 +132,11 @@ def _explicit(path: Path, need: str, origin: str) -> Path:
         raise JtcseError(f"{origin} {path}: has no sts/ folder{hint}; expected sts/STS12/senteval/... inside")
     if need == "wiki" and not has_data(path, "wiki"):
         raise JtcseError(f"{origin} {path}: has no unsup/{WIKI_GLOB}")
+    if need == "transfer" and not has_data(path, "transfer"):
+        raise JtcseError(
+            f"{origin} {path}: has no {TRANSFER_DIR}/ folder (SentEval's layout: {TRANSFER_DIR}/MR/...); "
+            "fetch it with `jtcse data download --what transfer`"
+        )
     return path.resolve()
 
 
