@@ -268,3 +268,31 @@ def test_bad_input_is_one_line(
     assert err.count("\n") == 1, err
     assert err.startswith(message.format(a=a, missing=missing, out=out, w=towers[0])), err
     assert case == "exists" or not out.exists()
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_exports_ship_the_named_tokenizer(
+    members: int, towers: tuple[Path, Path], tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    """sentence-transformers and ONNX exports of weights-only members carry the tokenizer jtcse.json names
+    (a lone member cannot be the plain pipeline, which would read its folder's missing tokenizer)."""
+    pytest.importorskip("sentence_transformers")
+    out = tmp_path / "ens"
+    argv = ["ensemble", *(x for t in towers[:members] for x in ("--member", str(t)))]
+    assert (
+        _run(
+            [*argv, "--tokenizer", str(tiny_bert_dir), "--pooler", "cls_before_pooler", "--output", str(out)]
+        )
+        == 0
+    )
+    want = _official_cls_sum(list(towers[:members]), [1.0] * members, tiny_bert_dir, SENTENCES)
+    st_out = tmp_path / "st"
+    assert _run(["export", "--model", str(out), "--format", "sentence-transformers", str(st_out)]) == 0
+    from sentence_transformers import SentenceTransformer
+
+    st_model = SentenceTransformer(str(st_out), device="cpu", trust_remote_code=True)
+    np.testing.assert_allclose(st_model.encode(SENTENCES), want, atol=1e-5, rtol=0)
+    pytest.importorskip("onnxruntime")
+    onnx_out = tmp_path / "onnx"
+    assert _run(["export", "--model", str(out), "--format", "onnx", str(onnx_out)]) == 0
+    np.testing.assert_allclose(Encoder(onnx_out).encode(SENTENCES), want, atol=1e-4, rtol=0)

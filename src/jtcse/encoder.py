@@ -68,6 +68,7 @@ class Member:
     source: str  # the directory or hub id it was loaded from
     max_length: int | None  # truncation limit in tokens (None: the model has no known limit)
     graph: OnnxEngine | None = None
+    tokenizer_source: str | None = None  # where the tokenizer came from when not ``source`` (jtcse.json)
 
     def engine(self) -> Engine:
         """What turns a padded batch into this member's pooled vectors."""
@@ -247,6 +248,7 @@ class Encoder:
             weight=weight,
             source=path,
             max_length=max_input_length(model, loaded_tokenizer, self.max_length),
+            tokenizer_source=tokenizer,
         )
 
     def _onnx_member(self, path: str, weight: float, pooler: str | None) -> Member:
