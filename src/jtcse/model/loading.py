@@ -59,16 +59,19 @@ def load_tokenizer(path: str, *, label: str) -> PreTrainedTokenizerBase:
     vocabulary files is a failure too (transformers 5 would build a tokenizer that knows only the special
     tokens and turns every word into [UNK])."""
     folder = Path(path)
-    if (
-        folder.is_dir()
-        and not any((folder / name).is_file() for name in _VOCABULARY_FILES)
-        and not any(folder.glob("*.model"))
-    ):
+    if folder.is_dir() and not has_tokenizer_files(folder):
         raise JtcseError(f"{label}: no tokenizer files in {path} (no {', '.join(_VOCABULARY_FILES)})")
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a tokenizer ({first_line(exc)})") from exc
+
+
+def has_tokenizer_files(folder: str | Path) -> bool:
+    """Whether a local model folder holds a vocabulary (tokenizer.json, vocab.txt, vocab.json or a
+    sentencepiece ``*.model``); the published JTCSE towers hold weights only."""
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in _VOCABULARY_FILES) or any(folder.glob("*.model"))
 
 
 def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kwargs: Any) -> Any:
