@@ -262,7 +262,12 @@ def test_released_towers_skip_stage_one(
     ],
 )
 def test_towers_and_corpus_errors_are_one_line(
-    argv: list[str], message: str, tiny_bert_dir: Path, data_dir: Path, tmp_path: Path, capsys
+    argv: list[str],
+    message: str,
+    tiny_bert_dir: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = {"a": str(tiny_bert_dir), "missing": str(tmp_path / "missing")}
     out = tmp_path / "x"
