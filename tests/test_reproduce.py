@@ -4,6 +4,7 @@ report against ``jtcse eval sts``, resuming, and the one-line errors."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,91 @@ def test_a_full_run_on_a_head_of_wiki1m_is_noted(data_dir: Path) -> None:
     assert root == data_dir.resolve()
     assert notes == ["corpus: wiki1m_for_simcse.head40.txt, 40 sentences of wiki1m, not the full corpus"]
     assert prepare_data(str(data_dir), full=False, say=print)[1] == []  # a short run: nothing to note
+
+
+def _weights_only(src: Path, dst: Path) -> Path:
+    """A model folder as the released JTCSE stage-1 towers ship: config and weights, no tokenizer."""
+    dst.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def _max_weight_gap(a: Path, b: Path) -> float:
+    from safetensors.numpy import load_file
+
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    return max(float(abs(wa[k] - wb[k]).max()) for k in wa if k in wb)
+
+
+@pytest.mark.parametrize("recipe", ["jtcse-bert", "jtcse-bert-d"])
+def test_released_towers_skip_stage_one(
+    recipe: str, tiny_bert_dir: Path, tiny_bert_dir_b: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    towers = [
+        _weights_only(d, tmp_path / "released" / n)
+        for d, n in ((tiny_bert_dir, "e1"), (tiny_bert_dir_b, "e2"))
+    ]
+    out, extra = tmp_path / recipe, ["--towers", str(towers[0]), str(towers[1])]
+    corpus = None
+    if recipe == "jtcse-bert":  # the official text; every stage trains on it, so wiki1m is not needed
+        corpus = write_corpus(tmp_path / "Wiki_for_JTCSE.txt", n=40)
+        data_dir = write_toy_sts(tmp_path / "sts_only", pairs=8)
+        extra += ["--corpus", str(corpus)]
+    assert _reproduce(recipe, tiny_bert_dir, data_dir, out, *extra) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [s["stage"] for s in report["stages"]] == EXPECTED_STAGES[recipe][2:]
+    assert [s["stage"] for s in report["skipped_stages"]] == ["tower_a", "tower_b"]
+    assert all("--towers" in s["reason"] and "tokenizer" in s["reason"] for s in report["skipped_stages"])
+    assert not (out / "seed-42" / "tower_a").exists()
+    deviations = " ".join(report["deviations"])
+    assert "stage-1 towers" not in deviations and "--max-steps" in deviations
+    assert ("SICK" in deviations) == (corpus is None)
+    assert report["settings"]["towers"] == [str(t) for t in towers]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Not run: tower_a (stage 1: SimCSE tower A): the twin starts from --towers" in md
+
+    twin = out / "seed-42" / "twin"
+    config = json.loads((twin / "ablation_result.json").read_text())["config"]
+    copies = [out / "towers" / "tower_a", out / "towers" / "tower_b"]
+    assert [config["model.tower_a"], config["model.tower_b"]] == [str(c.resolve()) for c in copies]
+    assert config["data.corpus"] == (str(corpus.resolve()) if corpus else "wiki")
+    # the twin's towers started from the given ones (2 steps at lr ~1e-6 barely move them)
+    assert _max_weight_gap(twin / "tower_a", tiny_bert_dir) < 1e-4
+    assert _max_weight_gap(twin / "tower_b", tiny_bert_dir_b) < 1e-4
+    assert _max_weight_gap(twin / "tower_a", tiny_bert_dir_b) > 1e-2
+    measured = report["measured"]["per_seed"]["42"]
+    direct = _eval_sts(out / "seed-42" / EXPECTED_STAGES[recipe][-1], data_dir, tmp_path)
+    assert all(measured[t] == pytest.approx(direct[t], abs=1e-9) for t in (*TASKS, "avg"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["simcse-bert", "--towers", "{a}", "{a}"],
+            "--towers: recipe simcse-bert has no stage-1 towers to replace",
+        ),
+        (["jtcse-bert", "--towers", "{a}", "{missing}"], "--towers {missing}: no such directory"),
+        (["jtcse-bert", "--corpus", "{missing}"], "--corpus {missing}: no such file"),
+        (
+            ["simcse-bert", "--corpus", "{a}"],
+            "--corpus: recipe simcse-bert has no twin-tower stage to train on it",
+        ),
+    ],
+)
+def test_towers_and_corpus_errors_are_one_line(
+    argv: list[str],
+    message: str,
+    tiny_bert_dir: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = {"a": str(tiny_bert_dir), "missing": str(tmp_path / "missing")}
+    out = tmp_path / "x"
+    args = ["reproduce", *(a.format(**names) for a in argv), "--max-steps", "2", "--data-dir", str(data_dir)]
+    assert _run([*args, "--output-dir", str(out), "--backbone", str(tiny_bert_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jtcse: error: {message.format(**names)}\n"
+    assert not out.exists()

@@ -28,7 +28,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from jtcse.engines import Engine, OnnxEngine, TorchEngine, load_onnx_member, resolve_threads
 from jtcse.errors import JtcseError
 from jtcse.integrity import check_finite_weights, check_model_folder
-from jtcse.model.format import CONFIG_NAME, is_jtcse_dir, read_spec, resolve_member_path, verify_model_dir
+from jtcse.model.format import (
+    CONFIG_NAME,
+    is_jtcse_dir,
+    read_spec,
+    resolve_member_path,
+    resolve_member_tokenizer,
+    verify_model_dir,
+)
 from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler
@@ -61,6 +68,7 @@ class Member:
     source: str  # the directory or hub id it was loaded from
     max_length: int | None  # truncation limit in tokens (None: the model has no known limit)
     graph: OnnxEngine | None = None
+    tokenizer_source: str | None = None  # where the tokenizer came from when not ``source`` (jtcse.json)
 
     def engine(self) -> Engine:
         """What turns a padded batch into this member's pooled vectors."""
@@ -146,7 +154,10 @@ class Encoder:
         self.device = select_device(device)
         self.max_length = max_length
         self.batch_size = batch_size
-        self._loaded: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]] = {}
+        # (model path, tokenizer path or None) -> what load_member gave
+        self._loaded: dict[
+            tuple[str, str | None], tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]
+        ] = {}
         self._graphs: dict[str, tuple[OnnxEngine, PreTrainedTokenizerBase, int | None]] = {}
 
     def _load(
@@ -193,16 +204,23 @@ class Encoder:
                     member_path, weight=weight * entry.weight, pooler=pooler, depth=depth + 1
                 )
             else:
+                tokenizer = resolve_member_tokenizer(path, entry)
                 members.append(
-                    self._member(member_path, pooler=pooler or entry.pooler, weight=weight * entry.weight)
+                    self._member(
+                        member_path,
+                        pooler=pooler or entry.pooler,
+                        weight=weight * entry.weight,
+                        tokenizer=tokenizer,
+                    )
                 )
         return members
 
-    def _member(self, path: str, *, pooler: str, weight: float) -> Member:
-        if path not in self._loaded:  # members that name the same model share one copy
+    def _member(self, path: str, *, pooler: str, weight: float, tokenizer: str | None = None) -> Member:
+        cache_key = (path, tokenizer)
+        if cache_key not in self._loaded:  # members that name the same model share one copy
             check_model_folder(path, "--model")  # an empty folder, a truncated .safetensors: one line
             try:
-                self._loaded[path] = load_member(path, self.device)
+                self._loaded[cache_key] = load_member(path, self.device, tokenizer)
             except JtcseError as exc:
                 if Path(path).exists():
                     raise
@@ -211,8 +229,8 @@ class Encoder:
                     f"--model {path}: no such directory, and no Hugging Face hub model of that name could "
                     f"be loaded ({exc})"
                 ) from exc
-            check_finite_weights(self._loaded[path][0], path)  # NaN weights would give NaN vectors
-        model, tokenizer, missing = self._loaded[path]
+            check_finite_weights(self._loaded[cache_key][0], path)  # NaN weights would give NaN vectors
+        model, loaded_tokenizer, missing = self._loaded[cache_key]
         if pooler == "cls":
             if getattr(model, "pooler", None) is None:
                 raise JtcseError(
@@ -225,11 +243,12 @@ class Encoder:
                 )
         return Member(
             model=model,
-            tokenizer=tokenizer,
+            tokenizer=loaded_tokenizer,
             pooler=pooler,
             weight=weight,
             source=path,
-            max_length=max_input_length(model, tokenizer, self.max_length),
+            max_length=max_input_length(model, loaded_tokenizer, self.max_length),
+            tokenizer_source=tokenizer,
         )
 
     def _onnx_member(self, path: str, weight: float, pooler: str | None) -> Member:

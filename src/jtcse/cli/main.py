@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "ablate": "jtcse.cli.ablate",
     "reproduce": "jtcse.cli.reproduce",
     "serve": "jtcse.cli.serve",
+    "ensemble": "jtcse.cli.ensemble",
 }
 
 

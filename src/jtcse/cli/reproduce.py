@@ -18,6 +18,9 @@ examples:
   jtcse reproduce jtcse-bert                       (a GPU and a network connection; hours)
   jtcse reproduce jtcse-bert --seeds 42,43,44      (mean and std over three seeds)
   jtcse reproduce jtcse-bert --backbone DIR --max-steps 2 --set train.batch_size=8   (offline smoke run)
+  jtcse reproduce jtcse-bert --towers Pretrained_encoder/BERT/JTCSE_bert_pretrained_encoder_1 \
+      Pretrained_encoder/BERT/JTCSE_bert_pretrained_encoder_2 --corpus data/Wiki_for_JTCSE.txt
+      (stage 2 only, from the released RTT-augmented stage-1 towers and text: the most faithful run)
 
 Writes OUT/report.md and OUT/report.json (paper row, measured row, gap per task, seeds, stage times,
 environment). Rerunning the same command skips finished stages and resumes an interrupted one.
@@ -42,6 +45,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-steps", type=int, help="optimizer steps per stage (a short run, not the paper's)"
     )
     parser.add_argument("--data-dir", help="data directory with sts/ and unsup/ (default: the usual lookup)")
+    parser.add_argument(
+        "--towers",
+        nargs=2,
+        metavar=("DIR_A", "DIR_B"),
+        help="skip stage 1: the twin starts from these towers (the released JTCSE pretrained encoders)",
+    )
+    parser.add_argument(
+        "--corpus", help="the text stage 2 trains on (the official data/Wiki_for_JTCSE.txt; default wiki1m)"
+    )
     parser.add_argument(
         "--configs", help="directory with the paper configs (default: the checkout's configs/)"
     )
@@ -85,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         allow_cpu=args.allow_cpu,
         quiet=args.quiet,
         command=command_line(),
+        towers=(args.towers[0], args.towers[1]) if args.towers else None,
+        corpus=args.corpus,
     )
     report = write_report(reproduce(options))
     print(report.read_text(encoding="utf-8"))

@@ -157,6 +157,8 @@ def _plain_pipeline_fits(encoder: Any) -> bool:
     member = encoder.members[0]
     if member.weight != 1.0 or member.pooler not in _PLAIN_POOLING:
         return False
+    if member.tokenizer_source is not None:  # its folder holds no (or another) tokenizer: ship the one used
+        return False
     return member.pooler != "cls" or _pooler_dense(member.model) is not None
 
 
@@ -223,13 +225,14 @@ def _save_custom(encoder: Any, out: Path) -> None:
     tower_of: dict[str, int] = {}
     members = []
     for member in encoder.members:
-        if member.source not in tower_of:  # members naming one model share one copy, as in the Encoder
-            tower_of[member.source] = len(towers)
+        key = f"{member.source}\0{member.tokenizer_source}"  # one model read with one tokenizer
+        if key not in tower_of:  # members naming one model share one copy, as in the Encoder
+            tower_of[key] = len(towers)
             towers.append({"path": f"towers/{len(towers)}", "max_length": member.max_length})
             models.append(member.model)
             tokenizers.append(member.tokenizer)
         members.append(
-            {"tower": tower_of[member.source], "pooler": member.pooler, "weight": float(member.weight)}
+            {"tower": tower_of[key], "pooler": member.pooler, "weight": float(member.weight)}
         )
     module = st_module.MultiTowerEmbedding(towers, members, models=models, tokenizers=tokenizers)
     st_model = SentenceTransformer(modules=[module], device="cpu")

@@ -31,7 +31,10 @@ models: then the path may be absolute or a hub id). A member that is missing is 
 files stored inside the directory (see :mod:`jtcse.integrity`); it is written with the file and verified
 when the model is loaded.
 
-Each member directory carries its own tokenizer files, so members may use different tokenizers.
+Each member directory carries its own tokenizer files, so members may use different tokenizers. A member may
+name another one with ``"tokenizer"`` (a folder inside the directory, an absolute path or a hub id): the
+published JTCSE towers are weights only and read ``bert-base-uncased``'s token ids. ``tokenizer`` is written
+only when set.
 
 A member may also be an ONNX graph (``"backend": "onnx"``, written by ``jtcse export --format onnx``): its
 directory holds ``model.onnx`` (token ids -> final vector, pooling and weighted sums inside), ``graph.json``
@@ -65,6 +68,7 @@ class MemberSpec:
     weight: float = 1.0
     external: bool = False  # stored outside the model directory on purpose (absolute path or hub id)
     backend: str = "torch"  # "onnx": the member is an exported graph (see the module doc)
+    tokenizer: str | None = None  # where its tokenizer is, when not in its own folder (see the module doc)
 
     def to_dict(self) -> dict[str, Any]:
         # optional fields are written only when they differ from the default, so older files stay unchanged
@@ -73,6 +77,8 @@ class MemberSpec:
             entry["external"] = True
         if self.backend != "torch":
             entry["backend"] = self.backend
+        if self.tokenizer is not None:
+            entry["tokenizer"] = self.tokenizer
         return entry
 
 
@@ -135,6 +141,7 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
                     weight=float(m.get("weight", 1.0)),
                     external=_flag(m.get("external", False), file, f"members[{i}].external"),
                     backend=str(m.get("backend", "torch")),
+                    tokenizer=None if m.get("tokenizer") is None else str(m["tokenizer"]),
                 )
             )
         except (TypeError, ValueError) as exc:
@@ -186,9 +193,34 @@ def resolve_member_path(model_dir: str | Path, member: MemberSpec) -> str:
     return str(local)
 
 
+def resolve_member_tokenizer(model_dir: str | Path, member: MemberSpec) -> str | None:
+    """Where ``member``'s tokenizer is when ``jtcse.json`` names one (None: the member's own folder): a
+    folder inside ``model_dir``, an absolute path (which must exist) or a hub id. A relative path that
+    leads out of the directory is a one-line error naming ``jtcse.json``."""
+    if member.tokenizer is None:
+        return None
+    file = Path(model_dir).resolve() / CONFIG_NAME
+    p = Path(member.tokenizer).expanduser()
+    if p.is_absolute():
+        if not p.exists():
+            raise JtcseError(f"{file}: tokenizer {member.tokenizer!r} of member {member.path!r} is missing")
+        return str(p)
+    root = Path(model_dir).resolve()
+    local = (root / p).resolve()
+    if local != root and root not in local.parents:
+        raise JtcseError(
+            f"{file}: tokenizer {member.tokenizer!r} of member {member.path!r} lies outside the model "
+            "directory; give an absolute path or store it inside"
+        )
+    return str(local) if local.exists() else member.tokenizer  # else: a hub id, on purpose
+
+
 def member_dirs_inside(model_dir: str | Path, spec: ModelSpec) -> list[str]:
-    """The relative folders of the members stored inside ``model_dir`` (what the checksums cover)."""
-    return [m.path for m in spec.members if not m.external]
+    """The relative folders of the members (and of the tokenizers they name) stored inside ``model_dir``
+    (what the checksums cover)."""
+    folders = [m.path for m in spec.members if not m.external]
+    tokenizers = [m.tokenizer for m in spec.members if m.tokenizer and not Path(m.tokenizer).is_absolute()]
+    return folders + [t for t in tokenizers if (Path(model_dir) / t).is_dir()]
 
 
 def verify_model_dir(model_dir: str | Path, spec: ModelSpec) -> None:

@@ -27,6 +27,9 @@ _OFFSET_POSITION_TYPES = (
 # Tokenizers without a known limit report a huge sentinel (transformers' VERY_LARGE_INTEGER).
 _NO_LIMIT = 10**8
 
+# a tokenizer folder holds at least one of these (or a sentencepiece *.model)
+_VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
+
 # sentence-transformers pooling modes that map onto a jtcse pooler
 _ST_MODES = {"mean": "avg", "cls": "cls_before_pooler"}
 
@@ -52,11 +55,23 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
 
 def load_tokenizer(path: str, *, label: str) -> PreTrainedTokenizerBase:
     """``AutoTokenizer.from_pretrained(path)``; a failure is one line starting with ``label`` (the option or
-    config key that named the model, e.g. ``--model X`` or ``model.base = 'X'``)."""
+    config key that named the model, e.g. ``--model X`` or ``model.base = 'X'``). A local folder without
+    vocabulary files is a failure too (transformers 5 would build a tokenizer that knows only the special
+    tokens and turns every word into [UNK])."""
+    folder = Path(path)
+    if folder.is_dir() and not has_tokenizer_files(folder):
+        raise JtcseError(f"{label}: no tokenizer files in {path} (no {', '.join(_VOCABULARY_FILES)})")
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a tokenizer ({first_line(exc)})") from exc
+
+
+def has_tokenizer_files(folder: str | Path) -> bool:
+    """Whether a local model folder holds a vocabulary (tokenizer.json, vocab.txt, vocab.json or a
+    sentencepiece ``*.model``); the published JTCSE towers hold weights only."""
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in _VOCABULARY_FILES) or any(folder.glob("*.model"))
 
 
 def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kwargs: Any) -> Any:
@@ -71,9 +86,16 @@ def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kw
         raise JtcseError(f"{label}: cannot load a Hugging Face model ({first_line(exc)})") from exc
 
 
-def load_member(path: str, device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]:
-    """Tokenizer and float32 ``AutoModel`` in eval mode on ``device``, and the checkpoint's missing keys."""
-    tokenizer = load_tokenizer(path, label=f"--model {path}")
+def load_member(
+    path: str, device: torch.device, tokenizer_path: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]:
+    """Tokenizer and float32 ``AutoModel`` in eval mode on ``device``, and the checkpoint's missing keys.
+    The tokenizer comes from ``tokenizer_path`` when given (a member whose folder holds weights only), else
+    from ``path``."""
+    if tokenizer_path is None:
+        tokenizer = load_tokenizer(path, label=f"--model {path}")
+    else:
+        tokenizer = load_tokenizer(tokenizer_path, label=f"--model {path}: tokenizer {tokenizer_path}")
     model, info = load_hf_encoder(path, label=f"--model {path}", output_loading_info=True)
     # float32 whatever the checkpoint's dtype: the reference numbers are float32, and CPUs are slow in half.
     model = model.to(device=device, dtype=torch.float32).eval()

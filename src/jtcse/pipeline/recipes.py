@@ -18,6 +18,9 @@ from jtcse.errors import JtcseError
 from jtcse.pipeline.runner import TOWER_B_SEED_OFFSET
 
 CONFIG_DIR_NAME = "configs"
+TOWER_KEYS = ("tower_a", "tower_b")  # stage 1: what ``--towers`` replaces
+TWIN_KEY = "twin"  # stage 2: the stage ``--corpus`` trains on
+OFFICIAL_CORPUS = "Wiki_for_JTCSE.txt"  # the official stage-2 text (wiki1m plus the SICK sentences)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,14 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class Deviation:
+    text: str
+    # the option that removes it: "towers" (the released stage-1 towers) or "corpus" (the official stage-2
+    # text); "" = it stays whatever the options
+    lifted_by: str = ""
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     title: str
@@ -39,7 +50,18 @@ class Recipe:
     paper: dict[str, float]  # task -> Spearman x100, plus "avg"
     source: str
     stages: tuple[StageSpec, ...]
-    deviations: tuple[str, ...]
+    deviations: tuple[Deviation, ...]
+
+    @property
+    def has_towers(self) -> bool:
+        """Whether the recipe trains stage-1 towers (which ``--towers`` can replace)."""
+        return any(spec.key in TOWER_KEYS for spec in self.stages)
+
+    def remaining_deviations(self, *, towers: bool, corpus: bool) -> list[str]:
+        """The deviations left when the released towers (``towers``) and/or the official stage-2 text
+        (``corpus``) are used."""
+        lifted = {"towers": towers, "corpus": corpus}
+        return [d.text for d in self.deviations if not lifted.get(d.lifted_by, False)]
 
 
 def _row(*scores: float) -> dict[str, float]:
@@ -67,17 +89,19 @@ def _towers(lr_a: str, lr_b: str) -> tuple[StageSpec, ...]:
 _TWIN_LINKS = ("model.tower_a={tower_a}", "model.tower_b={tower_b}")
 
 
-def _stage1_deviation(pivots: str) -> str:
-    return (
+def _stage1_deviation(pivots: str) -> Deviation:
+    return Deviation(
         "stage-1 towers: the papers train each tower on wiki1m plus its own round-trip translation "
         f"({pivots}); without machine translation the two towers differ by seed (s and s + 1000) and "
-        "learning rate only"
+        "learning rate only (--towers DIR_A DIR_B starts from the released towers instead)",
+        lifted_by="towers",
     )
 
 
-_SICK_DEVIATION = (
+_SICK_DEVIATION = Deviation(
     "corpus: the official stage-2 corpus is wiki1m plus the unlabelled SICK-R sentences (which overlap the "
-    "SICK-R test set); this recipe trains on wiki1m alone"
+    f"SICK-R test set); this recipe trains on wiki1m alone (--corpus {OFFICIAL_CORPUS} trains on it)",
+    lifted_by="corpus",
 )
 
 RECIPES: dict[str, Recipe] = {
@@ -100,7 +124,9 @@ RECIPES: dict[str, Recipe] = {
         source="official JTCSE-BERT checkpoint (JTCSE README; method spec §6.1)",
         stages=(
             *_towers("1.5e-5", "2e-5"),
-            StageSpec("twin", "jtcse_bert_base.toml", "stage 2: JTCSE twin tower", _TWIN_LINKS, scored=True),
+            StageSpec(
+                TWIN_KEY, "jtcse_bert_base.toml", "stage 2: JTCSE twin tower", _TWIN_LINKS, scored=True
+            ),
         ),
         deviations=(_stage1_deviation("en-fr-en, en-ru-en"), _SICK_DEVIATION),
     ),
@@ -113,7 +139,7 @@ RECIPES: dict[str, Recipe] = {
         stages=(
             *_towers("1.5e-5", "1.25e-5"),
             StageSpec(
-                "twin", "jtcse_roberta_base.toml", "stage 2: JTCSE twin tower", _TWIN_LINKS, scored=True
+                TWIN_KEY, "jtcse_roberta_base.toml", "stage 2: JTCSE twin tower", _TWIN_LINKS, scored=True
             ),
         ),
         deviations=(_stage1_deviation("en-nl-en, en-zh-en"), _SICK_DEVIATION),
@@ -126,7 +152,9 @@ RECIPES: dict[str, Recipe] = {
         source="official JTCSE-BERT-D checkpoint (JTCSE README; method spec §6.1)",
         stages=(
             *_towers("1.5e-5", "2e-5"),
-            StageSpec("twin", "jtcse_bert_base.toml", "stage 2: JTCSE twin tower (the teacher)", _TWIN_LINKS),
+            StageSpec(
+                TWIN_KEY, "jtcse_bert_base.toml", "stage 2: JTCSE twin tower (the teacher)", _TWIN_LINKS
+            ),
             StageSpec(
                 "student",
                 "distill_bert_base.toml",
@@ -138,8 +166,10 @@ RECIPES: dict[str, Recipe] = {
         deviations=(
             _stage1_deviation("en-fr-en, en-ru-en"),
             _SICK_DEVIATION,
-            "distillation: the official repositories ship no distillation script; the config follows the "
-            "sibling CACSE recipe (method spec §4.2)",
+            Deviation(
+                "distillation: the official repositories ship no distillation script; the config follows "
+                "the sibling CACSE recipe (method spec §4.2)"
+            ),
         ),
     ),
 }

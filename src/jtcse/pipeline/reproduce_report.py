@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.benchmark import TASKS, fmt_mean_std, fmt_score, fmt_seconds, md_table, mean_std, short_name
+from jtcse.pipeline.recipes import TOWER_KEYS
 from jtcse.pipeline.reproduce import ReproduceResult
 
 REPORT_MD = "report.md"
@@ -42,7 +43,7 @@ def summary(result: ReproduceResult) -> dict[str, Any]:
                 str(seed): {c: _finite(row.get(c)) for c in COLUMNS} for seed, row in per_seed.items()
             },
         },
-        "gap": {c: None if mean[c] is None else mean[c] - recipe.paper[c] for c in COLUMNS},
+        "gap": {c: None if (m := mean[c]) is None else m - recipe.paper[c] for c in COLUMNS},
         "seeds": list(result.runs),
         "settings": {
             "backbone": result.backbone,
@@ -50,10 +51,17 @@ def summary(result: ReproduceResult) -> dict[str, Any]:
             "overrides": options.overrides,
             "data_dir": str(result.data_dir),
             "configs": [str(options.configs_dir / spec.config) for spec in recipe.stages],
+            "towers": list(options.towers) if options.towers else None,
+            "corpus": options.corpus,
         },
         "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
         "stages": [_stage_entry(seed, run) for seed, runs in result.runs.items() for run in runs],
-        "deviations": [*recipe.deviations, *result.notes, *_short_run_notes(result)],
+        "skipped_stages": _skipped_stages(result),
+        "deviations": [
+            *recipe.remaining_deviations(towers=bool(options.towers), corpus=options.corpus is not None),
+            *result.notes,
+            *_short_run_notes(result),
+        ],
         "environment": environment(),
     }
 
@@ -116,6 +124,8 @@ def _markdown(data: dict[str, Any]) -> list[str]:
         "",
         *md_table(["seed", "stage", "steps", "dev", "train", "eval", "skipped"], stage_rows),
         "",
+        *(f"Not run: {s['stage']} ({s['what']}): {s['reason']}." for s in data["skipped_stages"]),
+        *([""] if data["skipped_stages"] else []),
         "## Deviations from the paper",
         "",
         *(f"- {d}" for d in data["deviations"]),
@@ -138,6 +148,23 @@ def _stage_entry(seed: int, run: Any) -> dict[str, Any]:
         "eval_s": round(run.eval_s, 2),
         "skipped": run.skipped,
     }
+
+
+def _skipped_stages(result: ReproduceResult) -> list[dict[str, Any]]:
+    """The recipe's stages this run did not train: stage 1 when ``--towers`` gave the towers."""
+    options = result.options
+    if not options.towers:
+        return []
+    given = dict(zip(TOWER_KEYS, options.towers, strict=True))
+    used = dict(zip(TOWER_KEYS, result.towers, strict=False))
+    entries = []
+    for spec in options.recipe.stages:
+        if spec.key in given:
+            copied = used.get(spec.key, given[spec.key]) != str(Path(given[spec.key]).expanduser().resolve())
+            reason = f"the twin starts from --towers {given[spec.key]}"
+            reason += f" (copied to {used[spec.key]} with the backbone's tokenizer)" if copied else ""
+            entries.append({"stage": spec.key, "what": spec.what, "reason": reason})
+    return entries
 
 
 def _short_run_notes(result: ReproduceResult) -> list[str]:
