@@ -30,6 +30,7 @@ COMPRESSED_KINDS = ("ivfpq", "ivfsq8")  # approximate scores: re-ranked from the
 DEFAULT_RERANK = 100  # candidates per query re-ranked exactly (compressed kinds)
 PQ_SUBVECTOR_DIMS = 8  # default --pq-m: one sub-vector per 8 dimensions (48 bytes for 384)
 MAX_PQ_BITS = 12  # each sub-quantiser is a k-means of 2**bits centroids, trained on the sample
+MIN_PER_CENTROID = 39  # faiss's k-means warns (on stderr) below this many training points per centroid
 IVF_ID_BYTES = 8  # faiss stores an int64 id beside each code in an inverted list
 EXACT_BELOW = 100_000  # default kind: exact below this many vectors, IVF from there on
 TRAIN_PER_CELL = 50  # training vectors per IVF cell (faiss warns below 39; blank rows drop out)
@@ -96,7 +97,7 @@ def resolve_params(
         rerank = DEFAULT_RERANK if rerank is None else rerank
         if kind == "ivfsq8":
             return replace(ivf, rerank=rerank)
-        pq_m, pq_bits = _pq_shape(dim, pq_m, pq_bits)
+        pq_m, pq_bits = _pq_shape(dim, count, pq_m, pq_bits)
         return replace(ivf, pq_m=pq_m, pq_bits=pq_bits, rerank=rerank)
     if kind == "hnsw":
         return IndexParams(kind, m=m or 16, ef_construction=ef_construction or 40, ef_search=ef_search or 64)
@@ -111,7 +112,7 @@ def _refuse_foreign_knobs(kind: str, **knobs: int | None) -> None:
             raise JtcseError(f"--{name.replace('_', '-')}: only with --kind {' or '.join(owner)}{exact}")
 
 
-def _pq_shape(dim: int | None, pq_m: int | None, pq_bits: int | None) -> tuple[int, int]:
+def _pq_shape(dim: int | None, count: int, pq_m: int | None, pq_bits: int | None) -> tuple[int, int]:
     if dim is None:
         raise ValueError("resolve_params: ivfpq needs the dimension")
     pq_m = pq_m or max(1, dim // PQ_SUBVECTOR_DIMS)
@@ -120,6 +121,11 @@ def _pq_shape(dim: int | None, pq_m: int | None, pq_bits: int | None) -> tuple[i
     pq_bits = pq_bits or 8
     if not 1 <= pq_bits <= MAX_PQ_BITS:
         raise JtcseError(f"--pq-bits {pq_bits}: choose 1 to {MAX_PQ_BITS}")
+    if count < MIN_PER_CENTROID * 2**pq_bits:
+        raise JtcseError(
+            f"--pq-bits {pq_bits}: ivfpq trains {2**pq_bits} centroids per code, which needs at least "
+            f"{MIN_PER_CENTROID * 2**pq_bits:,} vectors ({count:,} here); lower --pq-bits or use --kind ivf"
+        )
     return pq_m, pq_bits
 
 
