@@ -87,7 +87,7 @@ def test_compressed_kinds_rerank_exactly(
     queries = unit_queries(100)
     want = brute_force(vectors, queries, 10)
     logs: list[str] = []
-    out, meta = build_index(folder, tmp_path / kind, kind=kind, log=logs.append, **knobs)
+    out, meta = build_index(folder, tmp_path / kind, kind=kind, log=logs.append, threads=1, **knobs)
     assert meta["bytes_per_vector"] == per_vector and meta["rerank"] == 100
     assert meta["index_bytes"] == (out / "index.faiss").stat().st_size
     assert (
@@ -117,7 +117,7 @@ def test_rerank_needs_the_shards(data, tmp_path: Path) -> None:
     folder, _ = data
     moved = tmp_path / "vecs"
     shutil.copytree(folder, moved)
-    out, _ = build_index(moved, tmp_path / "pq", kind="ivfpq", nlist=10, pq_bits=5)
+    out, _ = build_index(moved, tmp_path / "pq", kind="ivfpq", nlist=10, pq_bits=5, threads=1)
     shutil.move(moved, tmp_path / "elsewhere")
     index = VectorIndex.load(out)  # loads: the codes alone still answer
     assert index.vectors is None and index.rerank_depth() == 0
@@ -161,6 +161,8 @@ def test_index_cli(data, tmp_path: Path, capsys) -> None:
         "6",
         "--rerank",
         "40",
+        "--threads",
+        "1",  # faiss's OpenMP threads spin on a busy machine
     ]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -106,11 +106,11 @@ def check_resumable(saved: dict[str, Any], wanted: dict[str, Any], folder: Path)
             f"{wanted['input']['path']}); use another --output or delete the folder"
         )
     for key in _RESUME_KEYS:
-        if key != "input" and saved.get(key) != wanted.get(key):
-            option = f"--{key.replace('_', '-')}"
+        before, now = (m.get(key, False if key == "with_text" else None) for m in (saved, wanted))
+        if key != "input" and before != now:
             raise JtcseError(
-                f"{where}: encoded with {key} = {saved.get(key)}, this run has {wanted.get(key)}; resume "
-                f"with the same {option} or use another --output"
+                f"{where}: encoded with {key} = {before}, this run has {now}; resume with the same "
+                f"--{key.replace('_', '-')} or use another --output"
             )
 
 
