@@ -191,7 +191,7 @@ def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any]) -> None
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        need = (rows.nbytes + index.ntotal * meta["dim"] * 4) / 2**20
+        need = (rows.nbytes + index.ntotal * meta.get("bytes_per_vector", meta["dim"] * 4)) / 2**20
         raise JtcseError(
             f"--output {out}: no space left on the device; the index needs at least {need:,.0f} MiB"
         ) from exc
