@@ -10,7 +10,7 @@ import numpy as np
 from jtcse.corpus_scale.shards import ShardedVectors
 
 _BLOCK_ROWS = 1 << 16
-_RERANK_QUERIES = 128  # queries re-ranked at once (memory: 128 x candidates x dim floats)
+_RERANK_QUERIES = 256  # queries re-ranked at once (memory: 256 x candidates x dim floats)
 
 
 def _merge(
@@ -62,22 +62,22 @@ def rerank_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact top-k (cosine, row) among each query's ``candidates`` (rows; -1 = none), best first.
 
-    ``fetch(rows)`` returns the float vectors of sorted unique rows (from the shards, memory-mapped); each
-    is read once per call however many queries share it. Ties go to the lower row, as in exact search.
+    ``fetch(rows)`` returns the float vectors of ``rows`` (any order, repeats allowed), read from the shards
+    (memory-mapped); it is called once per group of queries. Ties go to the lower row, as in exact search.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    wanted = np.unique(candidates[candidates >= 0])
-    found = np.asarray(fetch(wanted), dtype=np.float32)
-    found = found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-    slot = np.searchsorted(wanted, np.maximum(candidates, 0))
     best_scores = np.full((len(queries), k), -np.inf, np.float32)
     best_rows = np.full((len(queries), k), -1, np.int64)
+    tiny = np.finfo(np.float32).tiny
     for begin in range(0, len(queries), _RERANK_QUERIES):
         part = slice(begin, begin + _RERANK_QUERIES)
-        scores = np.einsum("qkd,qd->qk", found[slot[part]], queries[part])
-        scores[candidates[part] < 0] = -np.inf
-        order = np.lexsort((candidates[part], -scores), axis=1)[:, :k]
+        rows = candidates[part]
+        found = np.asarray(fetch(np.maximum(rows, 0).ravel()), dtype=np.float32).reshape(*rows.shape, -1)
+        norms = np.sqrt(np.einsum("qkd,qkd->qk", found, found))
+        scores = np.einsum("qkd,qd->qk", found, queries[part]) / np.maximum(norms, tiny)
+        scores[rows < 0] = -np.inf
+        order = np.lexsort((rows, -scores), axis=1)[:, :k]
         best_scores[part, : order.shape[1]] = np.take_along_axis(scores, order, 1)
-        best_rows[part, : order.shape[1]] = np.take_along_axis(candidates[part], order, 1)
+        best_rows[part, : order.shape[1]] = np.take_along_axis(rows, order, 1)
     best_rows[~np.isfinite(best_scores)] = -1
     return best_scores, best_rows
