@@ -35,6 +35,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def build(kind: str, x: np.ndarray, **knobs: int) -> tuple[object, float]:
+def build(kind: str, x: np.ndarray, **knobs: int | None) -> tuple[Any, float]:
     params = resolve_params(kind, len(x), dim=x.shape[1], **knobs)
     started = time.perf_counter()
     index = make_index(params, x.shape[1])
@@ -126,10 +127,11 @@ def build_settings(args: argparse.Namespace, x: np.ndarray) -> list[tuple]:
     return settings
 
 
-def search(index: object, kind: str, knobs: dict, queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
-    """The top-K rows of one setting; a compressed kind re-ranks its candidates from ``stored``."""
+def search(index: Any, kind: str, knobs: dict, queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """The top-K rows of one setting (``index``: a faiss index, untyped); a compressed kind re-ranks its
+    candidates from ``stored``."""
     depth = knobs.get("rerank", 0) if kind in COMPRESSED_KINDS else 0
-    labels = index.search(queries, max(K, depth))[1]  # type: ignore[attr-defined]
+    labels = index.search(queries, max(K, depth))[1]
     if depth:
         labels = rerank_candidates(queries, labels, lambda rows: stored[rows], K)[1]
     return labels
@@ -169,10 +171,13 @@ def report(settings: list[tuple], best: list[float], found: list, queries: int) 
             compressed = (speedup, f"{kind} {setting}", per_vector)
     speedup, setting, per_vector = compressed
     float32 = 4 * settings[0][1].d
-    print(
-        f"fastest compressed index at the recall goal: {setting} (x{speedup:.1f} vs exact), "
-        f"{per_vector:,.0f} bytes per vector in memory (goal <= {BYTES_GOAL}; float32 {float32:,})"
-    )
+    if speedup:
+        print(
+            f"fastest compressed index at the recall goal: {setting} (x{speedup:.1f} vs exact), "
+            f"{per_vector:,.0f} bytes per vector in memory (goal <= {BYTES_GOAL}; float32 {float32:,})"
+        )
+    else:
+        print(f"fastest compressed index at the recall goal: none reached recall@{K} >= {RECALL_GOAL}")
     print(f"fastest approximate index at the recall goal, speed-up over exact search: {winner:.1f}x")
 
 
