@@ -1,4 +1,5 @@
-"""Exact vs approximate search on 1,000,000 vectors of dimension 384: build time, queries/s, recall@10.
+"""Exact vs approximate search on 1,000,000 vectors of dimension 384: build time, queries/s, recall@10,
+bytes per vector in memory.
 
 The vectors are a Gaussian mixture, normalised to unit length: 2,000 centres drawn from N(0, I), each vector a
 centre plus N(0, I) noise (seed 0; ``--noise`` scales it): as much noise as signal, so the clusters overlap
@@ -8,7 +9,12 @@ from the same mixture (not corpus vectors). Recall@10 is the share of the exact 
 IndexFlatIP, the ``flat`` kind) that an approximate index returns.
 
 The indexes are the ones ``jtcse index`` builds (:func:`jtcse.corpus_scale.faiss_kinds.make_index`): ``ivf``
-with its default nlist (~sqrt(n)) swept over nprobe, ``hnsw`` (M 16, efConstruction 40) swept over efSearch.
+with its default nlist (~sqrt(n)) swept over nprobe, ``hnsw`` (M 16, efConstruction 40) swept over efSearch,
+and the compressed kinds ``ivfpq`` (default: 48 8-bit codes per 384-dim vector) and ``ivfsq8`` swept over
+nprobe and the candidates re-ranked exactly (:func:`jtcse.corpus_scale.exact.rerank_candidates`, the search's
+own re-ranking) from the float vectors in a memory-mapped ``.npy`` file, as ``jtcse search`` reads shards.
+A compressed setting's time includes its re-ranking. Bytes per vector in memory: the faiss code (float vector
+or PQ / SQ code) plus, for IVF kinds, the 8-byte id (:func:`jtcse.corpus_scale.faiss_kinds.bytes_per_vector`).
 Query timing: every setting runs the same 1,000 queries in each of ``--repeats`` interleaved rounds (exact,
 then every IVF and HNSW setting, round after round), best round kept. Same thread count for all.
 
@@ -17,28 +23,38 @@ vectors only (its recall and speed-up are then against exact search over the sam
 
     python bench/search.py [--n 1000000] [--dim 384] [--queries 1000] [--hnsw-n N] [--threads T]
 
-The last line is the speed-up (queries/s) over exact search of the fastest approximate setting whose
-recall@10 is at least 0.95.
+The line before the last gives the bytes per vector in memory of the fastest compressed setting whose
+recall@10 is at least 0.95 (goal: <= 128, 12x less than float32); the last line is the speed-up (queries/s)
+over exact search of the fastest approximate setting whose recall@10 is at least 0.95.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from jtcse.corpus_scale.exact import rerank_candidates
 from jtcse.corpus_scale.faiss_kinds import (
-    TRAIN_PER_CELL,
+    COMPRESSED_KINDS,
+    IVF_KINDS,
+    bytes_per_vector,
     faiss_module,
     make_index,
     resolve_params,
     set_search_params,
+    training_size,
 )
 
 RECALL_GOAL = 0.95
 SPEEDUP_GOAL = 10.0
+BYTES_GOAL = 128
+RERANKS = (50, 100, 200)
 K = 10
 NOISE = 1.0
 
@@ -59,14 +75,12 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def build(kind: str, x: np.ndarray, **knobs: int) -> tuple[object, float]:
-    params = resolve_params(kind, len(x), **knobs)
+def build(kind: str, x: np.ndarray, **knobs: int | None) -> tuple[Any, float]:
+    params = resolve_params(kind, len(x), dim=x.shape[1], **knobs)
     started = time.perf_counter()
     index = make_index(params, x.shape[1])
-    if kind == "ivf":
-        sample = x[
-            np.random.default_rng(1).choice(len(x), min(len(x), params.nlist * TRAIN_PER_CELL), replace=False)
-        ]
+    if kind in IVF_KINDS:
+        sample = x[np.random.default_rng(1).choice(len(x), min(len(x), training_size(params)), replace=False)]
         index.train(sample)
     for begin in range(0, len(x), 65_536):
         index.add(x[begin : begin + 65_536])
@@ -83,6 +97,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--noise", type=float, default=NOISE, help="noise scale (centres have scale 1)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--pq-m", type=int, help="ivfpq codes per vector (default: dim / 8)")
+    parser.add_argument("--workdir", type=Path, help="folder of the memory-mapped vectors (default: temp)")
     return parser.parse_args()
 
 
@@ -101,10 +117,29 @@ def build_settings(args: argparse.Namespace, x: np.ndarray) -> list[tuple]:
     settings += [("ivf", ivf, {"nprobe": p}, 0, ivf_build, args.n) for p in nprobes]
     efs = (16, 32, 64, 128, 256, 512)
     settings += [("hnsw", hnsw, {"ef_search": e}, small, hnsw_build, hnsw_n) for e in efs]
+    for kind, knobs in (("ivfpq", {"pq_m": args.pq_m}), ("ivfsq8", {})):
+        index, seconds = build(kind, x, **knobs)
+        settings += [
+            (kind, index, {"nprobe": p, "rerank": r}, 0, seconds, args.n)
+            for p in nprobes[:5]
+            for r in RERANKS
+        ]
     return settings
 
 
-def time_rounds(settings: list[tuple], queries: np.ndarray, repeats: int) -> tuple[list[float], list]:
+def search(index: Any, kind: str, knobs: dict, queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """The top-K rows of one setting (``index``: a faiss index, untyped); a compressed kind re-ranks its
+    candidates from ``stored``."""
+    depth = knobs.get("rerank", 0) if kind in COMPRESSED_KINDS else 0
+    labels = index.search(queries, max(K, depth))[1]
+    if depth:
+        labels = rerank_candidates(queries, labels, lambda rows: stored[rows], K)[1]
+    return labels
+
+
+def time_rounds(
+    settings: list[tuple], queries: np.ndarray, repeats: int, stored: np.ndarray
+) -> tuple[list[float], list]:
     """Best seconds and the hits of every setting, in interleaved rounds (load drifts over all alike)."""
     best = [float("inf")] * len(settings)
     found: list[np.ndarray] = [np.empty(0)] * len(settings)
@@ -112,25 +147,37 @@ def time_rounds(settings: list[tuple], queries: np.ndarray, repeats: int) -> tup
         for i, (kind, index, knobs, _, _, _) in enumerate(settings):
             set_search_params(index, kind, nprobe=knobs.get("nprobe"), ef_search=knobs.get("ef_search"))
             t = time.perf_counter()
-            found[i] = index.search(queries, K)[1]
+            found[i] = search(index, kind, knobs, queries, stored)
             best[i] = min(best[i], time.perf_counter() - t)
     return best, found
 
 
 def report(settings: list[tuple], best: list[float], found: list, queries: int) -> None:
     exact_qps = {n: queries / best[i] for i, (kind, *_, n) in enumerate(settings) if kind == "exact"}
-    winner = 0.0
-    for i, (kind, _, knobs, truth, build_s, n) in enumerate(settings):
+    winner, compressed = 0.0, (0.0, "none", 0.0)
+    for i, (kind, index, knobs, truth, build_s, n) in enumerate(settings):
         qps = queries / best[i]
         r = recall(found[i], found[truth])
         speedup = qps / exact_qps[n]
-        setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "flat"
+        per_vector = bytes_per_vector(index, "flat" if kind == "exact" else kind)
+        setting = ", ".join(f"{k} {v}" for k, v in knobs.items() if v is not None) or "flat"
         print(
-            f"{kind:<5} {setting:<14} n={n:>9,}  build {build_s:7.1f} s  {qps:10,.0f} queries/s  "
-            f"recall@{K} {r:.3f}  x{speedup:.1f} vs exact"
+            f"{kind:<6} {setting:<20} n={n:>9,}  build {build_s:7.1f} s  {qps:10,.0f} queries/s  "
+            f"recall@{K} {r:.3f}  x{speedup:.1f} vs exact  {per_vector:6,.0f} B/vector"
         )
         if kind != "exact" and r >= RECALL_GOAL:
             winner = max(winner, speedup)
+        if kind in COMPRESSED_KINDS and r >= RECALL_GOAL and speedup > compressed[0]:
+            compressed = (speedup, f"{kind} {setting}", per_vector)
+    speedup, setting, per_vector = compressed
+    float32 = 4 * settings[0][1].d
+    if speedup:
+        print(
+            f"fastest compressed index at the recall goal: {setting} (x{speedup:.1f} vs exact), "
+            f"{per_vector:,.0f} bytes per vector in memory (goal <= {BYTES_GOAL}; float32 {float32:,})"
+        )
+    else:
+        print(f"fastest compressed index at the recall goal: none reached recall@{K} >= {RECALL_GOAL}")
     print(f"fastest approximate index at the recall goal, speed-up over exact search: {winner:.1f}x")
 
 
@@ -152,7 +199,11 @@ def main() -> None:
     )
     print(f"threads: {args.threads}, k = {K}", flush=True)
     settings = build_settings(args, x)
-    best, found = time_rounds(settings, queries, args.repeats)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+        np.save(Path(work) / "vectors.npy", x)  # re-ranking reads it memory-mapped, like the shards
+        stored = np.load(Path(work) / "vectors.npy", mmap_mode="r")
+        best, found = time_rounds(settings, queries, args.repeats, stored)
+        del stored
     report(settings, best, found, args.queries)
 
 

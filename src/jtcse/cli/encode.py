@@ -23,6 +23,7 @@ examples:
   jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize      # a folder of shards
   jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize --resume
   torchrun --nproc_per_node 4 -m jtcse encode --model minilm --input corpus.txt --output corpus.vectors
+  jtcse encode --model minilm --input corpus.txt --output corpus.vectors --shard-format parquet --with-text
 
 A single file: row i is line i+1 of the input (a blank line encodes as the empty sentence). .npy holds a
 float32 matrix; .safetensors holds it under the key "embeddings", with the source file in the metadata.
@@ -33,6 +34,8 @@ shard's line range and sha256). Row i of the shards in order is line i+1;
 a blank line is a zero row. Memory depends on --shard-size, not on the input. --resume continues a killed
 run from its last complete shard, with any number of processes. Under torchrun every process encodes its
 own range of shards (on cuda:LOCAL_RANK when there is a GPU); the manifest is complete once all are done.
+--shard-format parquet writes columns id (the 0-based line), vector (fixed-size list of float32) and, with
+--with-text, text: the layout Spark, DuckDB, Milvus and Qdrant bulk-load (docs/scaling.md).
 """
 
 
@@ -57,7 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     shards.add_argument(
         "--shard-size", type=positive_int, help="lines per shard (default: 100000); memory grows with it"
     )
-    shards.add_argument("--shard-format", choices=("npy", "safetensors"), help="shard files (default: npy)")
+    shards.add_argument(
+        "--shard-format", choices=("npy", "safetensors", "parquet"), help="shard files (default: npy)"
+    )
+    shards.add_argument("--with-text", action="store_true", help="parquet: a text column with each line")
     shards.add_argument("--resume", action="store_true", help="continue an unfinished run in --output")
     add_progress_option(parser)
     parser.set_defaults(func=run)
@@ -86,6 +92,7 @@ def _run_single_file(args: argparse.Namespace) -> int:
         ("--resume", args.resume),
         ("--shard-size", args.shard_size),
         ("--shard-format", args.shard_format),
+        ("--with-text", args.with_text),
     ):
         if value:
             raise JtcseError(f"{flag}: only for a folder --output (shards), not the file {args.output}")
@@ -149,6 +156,7 @@ def _run_sharded(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         resume=args.resume,
         progress=args.progress is not False,
+        with_text=args.with_text,
     )
     result = encode_to_shards(encoder, args.input, args.output, options, coordinator)
     who = "" if world == 1 else f"rank {rank}: "

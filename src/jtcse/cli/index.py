@@ -1,4 +1,4 @@
-"""``jtcse index --vectors DIR [--kind flat|ivf|hnsw]``: a faiss index over a folder of shards."""
+"""``jtcse index --vectors DIR [--kind flat|ivf|hnsw|ivfpq|ivfsq8]``: a faiss index over a shards folder."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ examples:
   jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize
   jtcse index --vectors corpus.vectors                       # kind chosen by size, printed
   jtcse index --vectors corpus.vectors --kind hnsw --m 32 --ef-search 128
+  jtcse index --vectors corpus.vectors --kind ivfpq --pq-m 48 --rerank 100  # 56 bytes per 384-dim vector
   jtcse search --model minilm --index corpus.vectors/index-ivf --query "..." --check-recall 200
 
 Kinds (cosine similarity, blank lines not indexed):
   flat   exact search (every vector per query); the default below 100,000 vectors
   ivf    k-means cells (--nlist, default ~sqrt(n)); a query scans --nprobe cells; the default above
   hnsw   a neighbour graph (--m links, --ef-construction); a query explores --ef-search candidates
---nprobe / --ef-search here are saved as the defaults of later searches; jtcse search can override them.
+  ivfpq  ivf cells holding product-quantisation codes: --pq-m codes of --pq-bits bits per vector
+         (default: one 8-bit code per 8 dimensions), not float vectors
+  ivfsq8 ivf cells holding 8-bit scalar codes (one byte per dimension)
+The compressed kinds (ivfpq, ivfsq8) re-rank the best --rerank candidates per query (default: 100) with
+the exact cosine of their float vectors, read from the shards (memory-mapped): the shards must stay.
+jtcse index prints the bytes per vector in memory, the index size, and that size at a billion vectors.
+--nprobe / --ef-search / --rerank here are saved as the defaults of later searches (jtcse search can
+override them).
 The index (DIR/index-KIND unless --output) records the model and the sha256 of the vectors' manifest:
 a search with another model, or after the shards changed, is refused.
 """
@@ -34,13 +42,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--vectors", required=True, type=Path, help="folder written by jtcse encode")
-    parser.add_argument("--kind", choices=("flat", "ivf", "hnsw"), help="index kind (default: by size)")
+    parser.add_argument(
+        "--kind", metavar="KIND", help="flat, ivf, hnsw, ivfpq or ivfsq8 (default: flat or ivf by size)"
+    )
     parser.add_argument("--output", type=Path, help="index folder (default: VECTORS/index-KIND)")
-    parser.add_argument("--nlist", type=positive_int, help="ivf: number of cells")
-    parser.add_argument("--nprobe", type=positive_int, help="ivf: cells scanned per query")
+    parser.add_argument("--nlist", type=positive_int, help="ivf kinds: number of cells")
+    parser.add_argument("--nprobe", type=positive_int, help="ivf kinds: cells scanned per query")
     parser.add_argument("--m", type=positive_int, help="hnsw: links per node (default: 16)")
     parser.add_argument("--ef-construction", type=positive_int, help="hnsw: build candidates (default: 40)")
     parser.add_argument("--ef-search", type=positive_int, help="hnsw: candidates per query (default: 64)")
+    parser.add_argument("--pq-m", type=positive_int, help="ivfpq: codes per vector (must divide the dim)")
+    parser.add_argument("--pq-bits", type=positive_int, help="ivfpq: bits per code (default: 8)")
+    parser.add_argument(
+        "--rerank", type=positive_int, help="ivfpq/ivfsq8: candidates re-ranked exactly (default: 100)"
+    )
     parser.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
     parser.set_defaults(func=run)
 
@@ -59,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         m=args.m,
         ef_construction=args.ef_construction,
         ef_search=args.ef_search,
+        pq_m=args.pq_m,
+        pq_bits=args.pq_bits,
+        rerank=args.rerank,
     )
     print(
         f"indexed {meta['count']:,} vectors ({meta['kind']}, {meta['dim']}-dim) in "

@@ -24,8 +24,10 @@ content are the same. A changed corpus is re-indexed; an index of another model 
 --rebuild. That search is exact (numpy), fine up to some 100,000 lines.
 
 For millions of lines: jtcse encode --output FOLDER, jtcse index --vectors FOLDER, then --index with the
-index folder (flat, IVF or HNSW; see jtcse index --help). --nprobe (IVF) and --ef-search (HNSW) trade speed
-for recall; --check-recall N measures recall@top-k against exact search on N corpus vectors as queries.
+index folder (flat, IVF, HNSW, IVF-PQ or IVF-SQ8; see jtcse index --help). --nprobe (IVF kinds) and
+--ef-search (HNSW) trade speed for recall; --check-recall N measures recall@top-k against exact search on N
+corpus vectors as queries. A compressed index (ivfpq, ivfsq8) re-ranks --rerank candidates per query with
+their exact cosine from the shards (default: the index's, when the shards are there; --rerank 0: off).
 """
 
 
@@ -52,15 +54,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
     ann = parser.add_argument_group("an index built by jtcse index")
-    ann.add_argument("--nprobe", type=positive_int, help="ivf: cells scanned per query (more: better recall)")
+    ann.add_argument(
+        "--nprobe", type=positive_int, help="ivf kinds: cells scanned per query (more: better recall)"
+    )
     ann.add_argument(
         "--ef-search", type=positive_int, help="hnsw: candidates per query (more: better recall)"
+    )
+    ann.add_argument(
+        "--rerank",
+        type=_candidates,
+        metavar="K",
+        help="ivfpq/ivfsq8: candidates re-ranked exactly from the shards (0: off; default: the index's)",
     )
     ann.add_argument(
         "--check-recall", type=positive_int, metavar="N", help="recall@top-k vs exact, N queries"
     )
     add_progress_option(parser)
     parser.set_defaults(func=run)
+
+
+def _candidates(text: str) -> int:
+    """argparse type of --rerank: 0 (off) or a positive count."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +98,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
     if args.corpus is None:
         raise JtcseError("--corpus: required (or --index with a folder built by jtcse index)")
-    for flag in ("nprobe", "ef_search", "check_recall"):
+    for flag in ("nprobe", "ef_search", "rerank", "check_recall"):
         if getattr(args, flag) is not None:
             raise JtcseError(f"--{flag.replace('_', '-')}: only with an --index built by jtcse index")
     read_corpus(args.corpus)  # a missing or empty corpus fails before a model is loaded
@@ -111,11 +128,16 @@ def _run_vector_index(args: argparse.Namespace) -> int:
     index = VectorIndex.load(args.index)  # a damaged or mismatched index fails before a model is loaded
     set_threads(args.threads)  # --threads: faiss's too, besides torch's / onnxruntime's
     encoder = load_encoder(args)
-    knobs = {"nprobe": args.nprobe, "ef_search": args.ef_search}
+    knobs = {"nprobe": args.nprobe, "ef_search": args.ef_search, "rerank": args.rerank}
     results = index.search(encoder, list(args.query), top_k=args.top_k, **knobs)
+    nprobe = f", nprobe {args.nprobe or index.meta.get('nprobe')}"
+    depth = index.rerank_depth(args.rerank)
+    rerank = f", re-ranking {depth} candidates exactly" if depth else ", approximate scores (no re-ranking)"
     settings = {
-        "ivf": f", nprobe {args.nprobe or index.meta.get('nprobe')}",
+        "ivf": nprobe,
         "hnsw": f", efSearch {args.ef_search or index.meta.get('ef_search')}",
+        "ivfpq": nprobe + rerank,
+        "ivfsq8": nprobe + rerank,
     }.get(index.kind, "")
     print(f"index: {index.kind}{settings}, {len(index):,} vectors, {index.dim}-dim", file=sys.stderr)
     _print_hits(args, results)

@@ -11,9 +11,10 @@
     VectorIndex.load("corpus.index").search(encoder, "a query", top_k=5)
 
 One job per module: ``lines`` (reading a file by line ranges), ``manifest`` (what a vectors
-folder holds), ``shards`` (writing and reading shard files), ``progress``, ``encode`` (the resumable
-multi-process loop), ``exact`` (streaming exact top-k, recall), ``faiss_kinds`` (flat / IVF / HNSW),
-``index`` (a saved index tied to its vectors and model).
+folder holds), ``shards`` (writing and reading shard files), ``parquet_shards`` (the Parquet shard format),
+``progress``, ``encode`` (the resumable multi-process loop), ``exact`` (streaming exact top-k, re-ranking,
+recall), ``faiss_kinds`` (flat / IVF / HNSW / IVF-PQ / IVF-SQ8), ``index`` (a saved index tied to its
+vectors and model).
 """
 
 from __future__ import annotations

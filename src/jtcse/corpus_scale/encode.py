@@ -27,6 +27,7 @@ from jtcse.corpus_scale.manifest import (
     read_manifest,
     write_manifest,
 )
+from jtcse.corpus_scale.parquet_shards import pyarrow_modules
 from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.shards import completed_entries, remove_orphans, write_shard
 from jtcse.errors import JtcseError
@@ -46,6 +47,7 @@ class ShardOptions:
     batch_size: int | None = None
     resume: bool = False
     progress: bool = True
+    with_text: bool = False  # parquet: a text column with the input line
 
 
 class Coordinator(Protocol):
@@ -113,13 +115,22 @@ def _prepare(
 ) -> tuple[str, LinePlan, dict[str, Any], list[int], bool]:
     """Rank 0: plan the lines, check or create the folder, list the shards still to do."""
     if options.shard_format not in SHARD_FORMATS:
-        raise JtcseError(f"--shard-format {options.shard_format}: choose {' or '.join(SHARD_FORMATS)}")
+        raise JtcseError(f"--shard-format {options.shard_format}: choose {', '.join(SHARD_FORMATS)}")
+    if options.with_text and options.shard_format != "parquet":
+        raise JtcseError(f"--with-text: only with --shard-format parquet, not {options.shard_format}")
+    if options.shard_format == "parquet":
+        pyarrow_modules()  # missing pyarrow: one line before the input is read
     if folder.exists() and not folder.is_dir():
         raise JtcseError(f"--output {folder}: exists and is not a folder")
     plan = plan_lines(input_path, options.shard_size)
     dim = int(getattr(encoder, "dim", 0) or 0) or int(np.asarray(encoder.encode(["dim"])).shape[1])
     wanted = new_manifest(
-        plan, model_identity(encoder), dim=dim, normalize=options.normalize, shard_format=options.shard_format
+        plan,
+        model_identity(encoder),
+        dim=dim,
+        normalize=options.normalize,
+        shard_format=options.shard_format,
+        with_text=options.with_text,
     )
     saved = read_manifest(folder, what="--output")
     created = False
@@ -189,6 +200,7 @@ def _encode_shard(
         start=planned["start"],
         stop=planned["stop"],
         blank=len(lines) - len(keep),
+        texts=lines if options.with_text else None,
     )
 
 

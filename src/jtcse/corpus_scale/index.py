@@ -5,8 +5,13 @@ all)::
 
     index.faiss   the faiss index (unit vectors, inner product = cosine)
     rows.npy      int64: the input row (0-based line) of each indexed vector; blank lines are not indexed
+                  (memory-mapped when loaded)
     index.json    kind and parameters, model identity, the vectors folder and its manifest's sha256, the
-                  input file and shard offsets (to show the text of a hit), sha256 of the two files above
+                  input file and shard offsets (to show the text of a hit), sha256 of the two files above,
+                  bytes per vector in memory and the index's size
+
+A compressed index (ivfpq, ivfsq8) re-ranks its best ``rerank`` candidates per query with the exact
+cosine of their float vectors, read from the shards (memory-mapped) when the vectors folder is there.
 """
 
 from __future__ import annotations
@@ -14,22 +19,26 @@ from __future__ import annotations
 import errno
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from jtcse import __version__
-from jtcse.corpus_scale.exact import exact_search, recall_at_k
+from jtcse.corpus_scale.exact import exact_search, recall_at_k, rerank_candidates
 from jtcse.corpus_scale.faiss_kinds import (
+    COMPRESSED_KINDS,
+    DEFAULT_RERANK,
     EXACT_BELOW,
-    TRAIN_PER_CELL,
+    IVF_KINDS,
+    bytes_per_vector,
     faiss_module,
     make_index,
     resolve_params,
     set_search_params,
     set_threads,
+    training_size,
 )
 from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
@@ -44,23 +53,33 @@ FORMAT_VERSION = 1
 META_NAME = "index.json"
 FAISS_NAME = "index.faiss"
 ROWS_NAME = "rows.npy"
-_ADD_ROWS = 1 << 16
+_ADD_ROWS = 1 << 14  # rows added at once (memory: a few copies of one block)
+BILLION = 10**9
 
 
-def _unit_blocks(vectors: ShardedVectors) -> Any:
-    """``(rows, unit vectors)`` of the non-blank rows, one block of at most 65,536 rows at a time."""
+def _unit_rows(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions, unit vectors)`` of the non-zero rows of ``block``, normalised in place in one copy
+    (memory: the block once, not the three temporaries of a plain ``normalize_rows`` with a mask)."""
+    unit = np.array(block, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", unit, unit))
+    keep = np.flatnonzero(norms > 0)
+    if len(keep) < len(unit):
+        unit, norms = unit[keep], norms[keep]
+    unit /= norms[:, None]
+    return keep, unit
+
+
+def _unit_blocks(vectors: ShardedVectors) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, unit vectors)`` of the non-blank rows, one block of at most 16,384 rows at a time."""
     for first, shard in vectors.shards():
         for begin in range(0, shard.shape[0], _ADD_ROWS):
-            block = np.asarray(shard[begin : begin + _ADD_ROWS], dtype=np.float32)
-            keep = np.flatnonzero(np.linalg.norm(block, axis=1) > 0)
-            yield first + begin + keep, np.ascontiguousarray(normalize_rows(block[keep]))
+            keep, unit = _unit_rows(shard[begin : begin + _ADD_ROWS])
+            yield first + begin + keep, unit
 
 
 def _training_sample(vectors: ShardedVectors, size: int, seed: int = 0) -> np.ndarray:
     rows = np.sort(np.random.default_rng(seed).choice(vectors.rows, min(size, vectors.rows), replace=False))
-    sample = vectors.take(rows)
-    sample = sample[np.linalg.norm(sample, axis=1) > 0]
-    return np.ascontiguousarray(normalize_rows(sample))
+    return _unit_rows(vectors.take(rows))[1]
 
 
 def build_index(
@@ -74,29 +93,45 @@ def build_index(
 ) -> tuple[Path, dict[str, Any]]:
     """Build the index of a finished vectors folder and save it (default: ``DIR/index-KIND``).
 
-    ``knobs``: ``nlist``, ``nprobe`` (ivf), ``m``, ``ef_construction``, ``ef_search`` (hnsw).
+    ``knobs``: ``nlist``, ``nprobe`` (IVF kinds), ``m``, ``ef_construction``, ``ef_search`` (hnsw),
+    ``pq_m``, ``pq_bits`` (ivfpq), ``rerank`` (compressed kinds). Memory: the training sample (IVF kinds),
+    the index (codes only for the compressed kinds), the row map and one shard at a time.
     """
     vectors = ShardedVectors(vectors_dir)
     vectors.verify()  # a damaged shard must not end up in an index
     count = vectors.rows - int(vectors.manifest.get("blank", 0))
     if count == 0:
         raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
-    params = resolve_params(kind, count, **knobs)
+    params = resolve_params(kind, count, dim=vectors.dim, **knobs)
     why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
     log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
     set_threads(threads)
     started = time.perf_counter()
     index = make_index(params, vectors.dim)
-    if params.kind == "ivf":
-        index.train(_training_sample(vectors, params.nlist * TRAIN_PER_CELL))
+    if params.kind in IVF_KINDS:
+        index.train(_training_sample(vectors, training_size(params)))
     rows = []
     for block_rows, block in _unit_blocks(vectors):
         index.add(block)
         rows.append(block_rows)
     meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
+    meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
     out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"
     _save(out, index, np.concatenate(rows).astype(np.int64), meta)
+    log(describe_size(meta))
     return out, meta
+
+
+def describe_size(meta: dict[str, Any]) -> str:
+    """Bytes per vector in memory, the index's size, and that size projected to a billion vectors (the
+    fixed part, cells and codebooks, kept; the row map stays on disk, memory-mapped)."""
+    per_vector, size, count = float(meta["bytes_per_vector"]), int(meta["index_bytes"]), int(meta["count"])
+    projected = max(0.0, size - per_vector * count) + per_vector * BILLION
+    return (
+        f"index: {per_vector:,.0f} bytes per vector in memory, {size / 2**20:,.1f} MiB for {count:,} "
+        f"vectors; at 1 billion vectors ~{projected / 2**30:,.0f} GiB (+ rows.npy, 8 bytes per vector "
+        "on disk, memory-mapped)"
+    )
 
 
 def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: float) -> dict[str, Any]:
@@ -151,11 +186,12 @@ def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any]) -> None
             atomic_write(staging / FAISS_NAME, _write_faiss(index))
             atomic_write(staging / ROWS_NAME, lambda fh: np.save(fh, rows))
             meta["files"] = {name: sha256_file(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
+            meta["index_bytes"] = (staging / FAISS_NAME).stat().st_size
             atomic_write_text(staging / META_NAME, json.dumps(meta, indent=1) + "\n")
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        need = (rows.nbytes + index.ntotal * meta["dim"] * 4) / 2**20
+        need = (rows.nbytes + index.ntotal * meta.get("bytes_per_vector", meta["dim"] * 4)) / 2**20
         raise JtcseError(
             f"--output {out}: no space left on the device; the index needs at least {need:,.0f} MiB"
         ) from exc
@@ -187,6 +223,7 @@ class VectorIndex:
     def __init__(self, folder: Path, meta: dict[str, Any], index: Any, rows: np.ndarray) -> None:
         self.folder, self.meta, self.index, self.rows = folder, meta, index, rows
         self._checked_encoder: Any = None
+        self.vectors: ShardedVectors | None = None  # the shards, when present (re-ranking, recall)
 
     @property
     def kind(self) -> str:
@@ -212,7 +249,7 @@ class VectorIndex:
                 )
         try:
             index = faiss_module().read_index(str(folder / FAISS_NAME))
-            rows = np.load(folder / ROWS_NAME, allow_pickle=False)
+            rows = np.load(folder / ROWS_NAME, mmap_mode="r", allow_pickle=False)
         except (RuntimeError, ValueError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JtcseError(
@@ -220,7 +257,7 @@ class VectorIndex:
                 f"{meta['vectors']['folder']} --output {folder}"
             ) from exc
         loaded = cls(folder, meta, index, rows)
-        loaded.check_vectors(required=False)
+        loaded.vectors = loaded.check_vectors(required=False)
         return loaded
 
     def check_vectors(self, *, required: bool = True) -> ShardedVectors | None:
@@ -247,9 +284,18 @@ class VectorIndex:
             )
 
     def search_vectors(
-        self, queries: np.ndarray, top_k: int = 5, *, nprobe: int | None = None, ef_search: int | None = None
+        self,
+        queries: np.ndarray,
+        top_k: int = 5,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rerank: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (cosine, input row) per query; a row of -1 (score -inf) where fewer than k were found."""
+        """Top-k (cosine, input row) per query; a row of -1 (score -inf) where fewer than k were found.
+
+        ``rerank`` (compressed kinds): candidates per query re-scored exactly from the shards; None: the
+        index's default when its shards are present, else none; 0: none (approximate scores)."""
         if not isinstance(top_k, int) or top_k < 1:
             raise JtcseError(f"--top-k {top_k}: must be a positive integer")
         queries = np.ascontiguousarray(normalize_rows(np.atleast_2d(queries)), dtype=np.float32)
@@ -261,9 +307,37 @@ class VectorIndex:
             nprobe=nprobe or self.meta.get("nprobe"),
             ef_search=ef_search or self.meta.get("ef_search"),
         )
-        scores, labels = self.index.search(queries, min(top_k, len(self)))
-        rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1)
-        return np.where(labels >= 0, scores, -np.inf).astype(np.float32), rows.astype(np.int64)
+        depth = self.rerank_depth(rerank)
+        k = min(top_k, len(self))
+        scores, labels = self.index.search(queries, min(max(k, depth), len(self)))
+        rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1).astype(np.int64)
+        if depth:
+            assert self.vectors is not None
+            return rerank_candidates(queries, rows, self.vectors.take, k)
+        return np.where(labels >= 0, scores, -np.inf).astype(np.float32), rows
+
+    def rerank_depth(self, rerank: int | None = None) -> int:
+        """Candidates re-ranked per query (0: none); see :meth:`search_vectors`."""
+        if self.kind not in COMPRESSED_KINDS:
+            if rerank:
+                raise JtcseError(
+                    f"--rerank {rerank}: only for the compressed kinds ({', '.join(COMPRESSED_KINDS)}); "
+                    f"a {self.kind} index scores exactly already"
+                )
+            return 0
+        if rerank is not None and rerank < 0:
+            raise JtcseError(f"--rerank {rerank}: must be 0 (off) or a positive number of candidates")
+        if rerank == 0:
+            return 0
+        if self.vectors is None:
+            if rerank is not None:
+                raise JtcseError(
+                    f"--rerank {rerank}: needs the shards, and the vectors folder "
+                    f"{self.meta['vectors']['folder']} of --index {self.folder} is gone; restore it, or "
+                    "search with --rerank 0 (approximate scores)"
+                )
+            return 0
+        return int(rerank or self.meta.get("rerank") or DEFAULT_RERANK)
 
     def texts(self, rows: Sequence[int]) -> dict[int, str]:
         """The input lines of ``rows`` (0-based), read from the input file the vectors were made from."""

@@ -3,7 +3,8 @@
 A folder written by ``jtcse encode --output DIR`` holds::
 
     manifest.json        the plan (model, input, shards) and "complete": true once every shard is written
-    shard-00000.npy      rows 0 .. S-1 (float32 [rows, dim]; .safetensors: key "embeddings")
+    shard-00000.npy      rows 0 .. S-1 (float32 [rows, dim]; .safetensors: key "embeddings"; .parquet: columns
+                         id, vector and with --with-text text, see :mod:`jtcse.corpus_scale.parquet_shards`)
     shard-00000.json     the shard's entry: line range, blank lines, sha256; written after the shard's rename,
     ...                  so a shard without its entry (a kill mid-write) never counts as done
 
@@ -26,10 +27,10 @@ from jtcse.tools.search import describe_identity
 MANIFEST_NAME = "manifest.json"
 FORMAT = "jtcse-vectors"
 FORMAT_VERSION = 1
-SHARD_FORMATS = ("npy", "safetensors")
+SHARD_FORMATS = ("npy", "safetensors", "parquet")
 BLANK_LINES = "zero vector"
 # What must be equal for a resumed run to continue an earlier one
-_RESUME_KEYS = ("model", "dim", "normalize", "shard_format", "shard_size", "input")
+_RESUME_KEYS = ("model", "dim", "normalize", "shard_format", "shard_size", "input", "with_text")
 
 
 def shard_file(index: int, shard_format: str) -> str:
@@ -41,9 +42,16 @@ def entry_file(index: int) -> str:
 
 
 def new_manifest(
-    plan: LinePlan, identity: dict[str, Any], *, dim: int, normalize: bool, shard_format: str
+    plan: LinePlan,
+    identity: dict[str, Any],
+    *,
+    dim: int,
+    normalize: bool,
+    shard_format: str,
+    with_text: bool = False,
 ) -> dict[str, Any]:
     """The manifest of a run that has not finished (``complete`` false, no checksums yet)."""
+    text = {"with_text": True} if with_text else {}  # absent (not false) keeps older folders resumable
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -55,6 +63,7 @@ def new_manifest(
         "normalize": normalize,
         "blank_lines": BLANK_LINES,
         "shard_format": shard_format,
+        **text,
         "shard_size": plan.shard_size,
         "input": {"path": str(plan.path.resolve()), "sha256": plan.sha256, "bytes": plan.size},
         "lines": plan.lines,
@@ -97,11 +106,11 @@ def check_resumable(saved: dict[str, Any], wanted: dict[str, Any], folder: Path)
             f"{wanted['input']['path']}); use another --output or delete the folder"
         )
     for key in _RESUME_KEYS:
-        if key != "input" and saved.get(key) != wanted.get(key):
-            option = {"shard_size": "--shard-size", "shard_format": "--shard-format"}.get(key, f"--{key}")
+        before, now = (m.get(key, False if key == "with_text" else None) for m in (saved, wanted))
+        if key != "input" and before != now:
             raise JtcseError(
-                f"{where}: encoded with {key} = {saved.get(key)}, this run has {wanted.get(key)}; resume "
-                f"with the same {option} or use another --output"
+                f"{where}: encoded with {key} = {before}, this run has {now}; resume with the same "
+                f"--{key.replace('_', '-')} or use another --output"
             )
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from jtcse.corpus_scale.manifest import MANIFEST_NAME, entry_file, require_complete
+from jtcse.corpus_scale.parquet_shards import read_parquet, read_parquet_rows, write_parquet
 from jtcse.errors import JtcseError
 from jtcse.fs import HashingWriter, atomic_write, atomic_write_text, remove_stale_temporaries, sha256_file
 from jtcse.tools.encode_file import SAFETENSORS_KEY
@@ -25,9 +26,13 @@ from jtcse.tools.encode_file import SAFETENSORS_KEY
 _PAUSE_ENV = "JTCSE_TEST_PAUSE_SHARD"
 
 
-def _write_body(fh: IO[bytes], vectors: np.ndarray, shard_format: str) -> None:
+def _write_body(
+    fh: IO[bytes], vectors: np.ndarray, shard_format: str, start: int, texts: Sequence[str] | None
+) -> None:
     if shard_format == "npy":
         np.save(fh, vectors)
+    elif shard_format == "parquet":
+        write_parquet(fh, vectors, start, texts)
     else:
         from safetensors.numpy import save
 
@@ -41,16 +46,24 @@ def _pause_for_tests(index: int) -> None:
 
 
 def write_shard(
-    folder: Path, index: int, vectors: np.ndarray, *, file: str, start: int, stop: int, blank: int
+    folder: Path,
+    index: int,
+    vectors: np.ndarray,
+    *,
+    file: str,
+    start: int,
+    stop: int,
+    blank: int,
+    texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Write shard ``index`` (then its entry) and return the entry."""
+    """Write shard ``index`` (then its entry) and return the entry; ``texts``: Parquet's text column."""
     shard_format = file.rsplit(".", 1)[1]
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     digest: dict[str, Any] = {}
 
     def write(fh: IO[bytes]) -> None:
         writer = HashingWriter(fh)
-        _write_body(writer, vectors, shard_format)  # type: ignore[arg-type]
+        _write_body(writer, vectors, shard_format, start, texts)  # type: ignore[arg-type]
         _pause_for_tests(index)
         digest.update(sha256=writer.digest.hexdigest(), bytes=writer.size)
 
@@ -89,16 +102,19 @@ def remove_orphans(folder: Path) -> int:
 
 
 def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.ndarray:
-    """One shard as float32 ``[rows, dim]`` (memory-mapped for ``.npy``)."""
+    """One shard as float32 ``[rows, dim]`` (memory-mapped for ``.npy``; Parquet: read from a memory-mapped
+    file)."""
     path = folder / entry["file"]
     try:
         if path.suffix == ".npy":
             array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        elif path.suffix == ".parquet":
+            array = read_parquet(path, int(entry["start"]))
         else:
             from safetensors.numpy import load_file
 
             array = load_file(str(path))[SAFETENSORS_KEY]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors subclass these
         raise JtcseError(f"{path}: cannot read the shard ({exc}); re-encode with jtcse encode") from exc
     if array.ndim != 2 or array.shape[0] != entry["rows"]:
         raise JtcseError(f"{path}: {array.shape} does not match {MANIFEST_NAME}; re-encode with jtcse encode")
@@ -150,6 +166,10 @@ class ShardedVectors:
         which = np.searchsorted(starts, rows, side="right") - 1
         for k in np.unique(which):
             mask = which == k
-            shard = load_shard(self.folder, self.entries[k])
-            out[mask] = shard[rows[mask] - self.entries[k]["start"]]
+            entry = self.entries[k]
+            local = rows[mask] - entry["start"]
+            if entry["file"].endswith(".parquet"):
+                out[mask] = read_parquet_rows(self.folder / entry["file"], local)
+            else:
+                out[mask] = load_shard(self.folder, entry)[local]
         return out
