@@ -3,21 +3,28 @@
 The encoder does the rest (dedup, one tokenizer call, length-sorted batches, padding); an engine only maps
 ``input_ids``, ``attention_mask`` (and ``token_type_ids``), int64 ``[n, L]``, to float32 vectors ``[n, dim]``:
 
-* :class:`TorchEngine`: a Hugging Face model plus a pooler, on the model's device;
+* :class:`TorchEngine`: a Hugging Face model plus a pooler, on the model's device (a torch tensor out);
 * :class:`OnnxEngine`: an ONNX graph written by ``jtcse export --format onnx`` (pooling, twin sum and
-  ensemble sum inside the graph), run by onnxruntime on the CPU. onnxruntime is the optional extra ``onnx``.
+  ensemble sum inside the graph), run by onnxruntime on the CPU (a numpy array out). onnxruntime is the
+  optional extra ``onnx``.
+
+This module imports neither torch nor transformers: an ONNX export loads and encodes without them (their
+imports cost seconds of a command's start); :class:`TorchEngine` imports torch when it is built.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from jtcse.errors import JtcseError
-from jtcse.model.pooling import needs_hidden_states, pool
+
+if TYPE_CHECKING:
+    import torch
 
 ONNX_EXTRA_HINT = "pip install 'jtcse[onnx]'"
 
@@ -25,13 +32,15 @@ ONNX_EXTRA_HINT = "pip install 'jtcse[onnx]'"
 class Engine(Protocol):
     dim: int
 
-    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor: ...
+    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor | np.ndarray: ...
 
 
 class TorchEngine:
     """``pool(model(**inputs))`` under the caller's ``torch.inference_mode()``."""
 
     def __init__(self, model: Any, pooler: str) -> None:
+        from jtcse.model.pooling import needs_hidden_states
+
         self.model = model
         self.pooler = pooler
         self.hidden = needs_hidden_states(pooler)
@@ -39,6 +48,10 @@ class TorchEngine:
         self.device = next(model.parameters()).device
 
     def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+        import torch
+
+        from jtcse.model.pooling import pool
+
         inputs = {key: torch.from_numpy(value).to(self.device) for key, value in arrays.items()}
         outputs = self.model(**inputs, output_hidden_states=self.hidden, return_dict=True)
         return pool(self.pooler, outputs, inputs["attention_mask"]).float()
@@ -53,11 +66,33 @@ def import_onnxruntime(what: str) -> Any:
     return onnxruntime
 
 
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (torch's default thread count), read from
+    ``/proc/cpuinfo``; the usable CPU count where that file is missing or says nothing."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        blocks = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")
+    except OSError:
+        return max(len(allowed), 1)
+    for block in blocks:
+        fields = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (line.partition(":") for line in block.splitlines())
+        )
+        if fields.get("processor", "").isdigit() and int(fields["processor"]) in allowed:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
+    return max(len(cores) or len(allowed), 1)
+
+
 def resolve_threads(threads: int | None) -> int:
-    """The thread count both backends use: ``threads``, else torch's current setting (its default is the
-    machine's cores), so that torch and onnxruntime always run with the same number."""
+    """The thread count both backends use: ``threads``, else torch's current setting when torch is loaded
+    (its default is the machine's physical cores), else the physical cores: torch and onnxruntime run with
+    the same number, and an ONNX-only process never imports torch to learn it."""
     if threads is None:
-        return int(torch.get_num_threads())
+        if "torch" in sys.modules:
+            return int(sys.modules["torch"].get_num_threads())
+        return physical_cores()
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise JtcseError(f"--threads {threads}: must be a positive integer")
     return threads
@@ -85,14 +120,14 @@ class OnnxEngine:
             raise JtcseError(f"{graph_file}: the graph's output has no fixed embedding size")
         self.dim = dim
 
-    def __call__(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+    def __call__(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         ids = arrays["input_ids"]
         feed = {
             name: arrays[name] if name in arrays else np.zeros_like(ids)  # token types: all 0 when absent
             for name in self.input_names
         }
         (vectors,) = self.session.run(None, feed)
-        return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 GRAPH_FILE = "model.onnx"
@@ -117,11 +152,17 @@ def read_graph_info(graph_dir: str | Path) -> dict[str, Any]:
 
 
 def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxEngine, Any, int | None]:
-    """The session, tokenizer and truncation limit of an exported graph directory."""
-    from transformers import AutoTokenizer
+    """The session, tokenizer and truncation limit of an exported graph directory. The tokenizer is its
+    ``tokenizer.json`` run by the ``tokenizers`` library (no transformers import); only a graph saved
+    without one (a slow tokenizer) loads transformers' ``AutoTokenizer``."""
+    from jtcse.model.fast_tokenizer import TOKENIZER_FILE, FastTokenizer
 
     info = read_graph_info(graph_dir)
     engine = OnnxEngine(Path(graph_dir) / GRAPH_FILE, threads=threads)
+    if (Path(graph_dir) / TOKENIZER_FILE).is_file():
+        return engine, FastTokenizer(graph_dir, engine.input_names), info.get("max_length")
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(graph_dir))
     except (OSError, ValueError, KeyError) as exc:
