@@ -203,7 +203,9 @@ class Peers:
         return np.load(path)
 
     def close(self) -> None:
-        self.ask({"quit": True}) if self.process.poll() is None else None
+        if self.process.poll() is None and self.process.stdin is not None:
+            self.process.stdin.write(json.dumps({"quit": True}) + "\n")
+            self.process.stdin.close()
         self.process.wait(timeout=60)
 
 

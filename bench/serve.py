@@ -39,9 +39,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx
+try:
+    import httpx
+    import psutil
+except ImportError as exc:
+    sys.exit(
+        f"bench/serve.py needs the bench extra ({exc.name}): pip install -e '.[bench]' (make setup does)"
+    )
 import numpy as np
-import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -97,6 +97,11 @@ def padded_batches(model, texts: list[str], batch_size: int) -> list[tuple[int, 
 
 
 def main() -> None:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")  # the exporters' tracer warnings and deprecation notes
+    logging.disable(logging.WARNING)
     settings = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     workloads: dict[str, list[str]] = settings["workloads"]
     batch_size = int(settings["batch_size"])
