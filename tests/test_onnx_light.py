@@ -135,3 +135,20 @@ def test_threads_default_without_torch_is_the_physical_cores() -> None:
     assert threads == cores and torch_loaded == "False" and int(cores) >= 1
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
     assert resolve_threads(3) == 3
+
+
+def test_throughput_mode_gives_the_one_session_vectors(onnx_dir: Path, tiny_bert_dir: Path) -> None:
+    many = [f"sentence number {i} with {'some ' * (i % 9)}words" for i in range(40)] + SENTENCES
+    fast = Encoder(onnx_dir, batch_size=4, threads=2)
+    graph = fast.members[0].graph
+    assert graph.workers(1) == 1 and graph._single is None  # one batch: the multi-threaded session
+    got = fast.encode(many)
+    assert graph._single is not None  # many batches: two at once, one core each
+    assert graph._single.get_session_options().intra_op_num_threads == 1
+    slow = Encoder(onnx_dir, batch_size=4, threads=2)
+    slow.members[0].graph.throughput = False
+    np.testing.assert_allclose(got, slow.encode(many), atol=1e-5, rtol=0)
+    assert slow.members[0].graph._single is None
+    want = Encoder(tiny_bert_dir, pooler="avg", device="cpu").encode(many)
+    cosine = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    assert cosine.min() >= 0.9999

@@ -21,8 +21,10 @@ members import them when they load.
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -409,11 +411,46 @@ class Encoder:
         pad_values = _pad_values(member.tokenizer)
         device_type = "cpu" if self._device is None else self._device.type
         cost = _BATCH_COST_TOKENS.get(device_type, _BATCH_COST_TOKENS_OTHER)
-        for start, end in _batches(lengths[order], batch_size, cost):
-            rows = order[start:end]
-            add(rows, run(_pad(features, rows, lengths[rows], pad_values)), member.weight)
+        spans = _batches(lengths[order], batch_size, cost)
+
+        def padded(span: tuple[int, int]) -> dict[str, np.ndarray]:
+            rows = order[span[0] : span[1]]
+            return _pad(features, rows, lengths[rows], pad_values)
+
+        graph = member.graph
+        workers = graph.workers(len(spans)) if graph is not None else 1
+        if graph is not None and workers > 1:  # throughput mode: one batch per core at once
+            single = graph.run_single
+            done: Iterator[tuple[tuple[int, int], Any]] = _in_order(
+                spans, lambda span: single(padded(span)), workers
+            )
+        else:
+            done = ((span, run(padded(span))) for span in spans)
+        for (start, end), vectors in done:
+            add(order[start:end], vectors, member.weight)
             if progress is not None:
-                progress.update(len(rows))
+                progress.update(end - start)
+
+
+def _in_order(
+    spans: list[tuple[int, int]], run: Callable[[tuple[int, int]], np.ndarray], workers: int
+) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """``(span, run(span))`` in span order, ``workers`` spans running at once on a thread pool, at most
+    ``2 * workers`` finished or running ahead of the caller (bounded memory on long inputs)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="jtcse-encode") as pool:
+        pending: deque[tuple[tuple[int, int], Future[np.ndarray]]] = deque()
+        upcoming = iter(spans)
+        for span in itertools.islice(upcoming, 2 * workers):
+            pending.append((span, pool.submit(run, span)))
+        while pending:
+            span, future = pending.popleft()
+            result = future.result()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(run, following)))
+            yield span, result
 
 
 def _is_onnx_export(model: str | Path) -> bool:

@@ -98,35 +98,65 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
+def _session(ort: Any, graph_file: str | Path, threads: int) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(graph_file), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JtcseError(f"{graph_file}: onnxruntime cannot load this graph ({first})") from exc
+
+
 class OnnxEngine:
-    """One exported graph in an onnxruntime CPU session with ``threads`` intra-op threads."""
+    """One exported graph run by onnxruntime on the CPU with ``threads`` cores, in one of two ways:
+
+    * a call of fewer batches than threads runs them one by one in a session with ``threads`` intra-op
+      threads (``session``; the lowest latency for one batch);
+    * a call of more (``throughput``, the default) runs ``threads`` batches at once, each on one core, in a
+      second session with one intra-op thread that the encoder's worker threads share (onnxruntime runs
+      concurrent calls of one session; it releases the GIL). Measured on a 2-core AMD EPYC (loaded):
+      MiniLM int8 1.5x and fp32 1.4x the sentences/s of the multi-threaded session, as the cores never
+      wait for each other inside a matrix product. That session loads on the first such call.
+    """
 
     def __init__(self, graph_file: str | Path, *, threads: int) -> None:
-        ort = import_onnxruntime(f"--model {Path(graph_file).parent}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(
-                str(graph_file), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise JtcseError(f"{graph_file}: onnxruntime cannot load this graph ({first})") from exc
+        self._ort = import_onnxruntime(f"--model {Path(graph_file).parent}")
+        self.graph_file = Path(graph_file)
+        self.threads = threads
+        self.throughput = True
+        self.session = _session(self._ort, graph_file, threads)
+        self._single: Any = None
         self.input_names = [i.name for i in self.session.get_inputs()]
         dim = self.session.get_outputs()[0].shape[-1]
         if not isinstance(dim, int):
             raise JtcseError(f"{graph_file}: the graph's output has no fixed embedding size")
         self.dim = dim
 
+    def workers(self, batches: int) -> int:
+        """How many batches of a call of ``batches`` run at once (1: one by one, multi-threaded)."""
+        if not self.throughput or self.threads < 2 or batches < self.threads:
+            return 1
+        if self._single is None:
+            self._single = _session(self._ort, self.graph_file, 1)
+        return self.threads
+
     def __call__(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return self._run(self.session, arrays)
+
+    def run_single(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """One batch on one core (throughput mode; call :meth:`workers` first, from one thread)."""
+        return self._run(self._single, arrays)
+
+    def _run(self, session: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
         ids = arrays["input_ids"]
         feed = {
             name: arrays[name] if name in arrays else np.zeros_like(ids)  # token types: all 0 when absent
             for name in self.input_names
         }
-        (vectors,) = self.session.run(None, feed)
+        (vectors,) = session.run(None, feed)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
