@@ -117,9 +117,11 @@ class OnnxEngine:
       threads (``session``; the lowest latency for one batch);
     * a call of more (``throughput``, the default) runs ``threads`` batches at once, each on one core, in a
       second session with one intra-op thread that the encoder's worker threads share (onnxruntime runs
-      concurrent calls of one session; it releases the GIL). Measured on a 2-core AMD EPYC (loaded):
-      MiniLM int8 1.5x and fp32 1.4x the sentences/s of the multi-threaded session, as the cores never
-      wait for each other inside a matrix product. That session loads on the first such call.
+      concurrent calls of one session; it releases the GIL). Measured on a 2-core AMD EPYC shared with
+      other jobs, MiniLM on 1,129 STS sentences, sentences/s over the multi-threaded session: int8 1.54x
+      and fp32 1.16x at load ~2.5, 1.5x and 1.4x at load ~11, a tie in one bench/encode.py run at load ~5:
+      the cores never wait for each other inside a matrix product. That session loads on the first such
+      call.
     """
 
     def __init__(self, graph_file: str | Path, *, threads: int) -> None:
