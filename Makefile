@@ -7,9 +7,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # CPU build of torch; an unpinned torch would pull a multi-GB CUDA build. GPU users: see README.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test
+EXTRAS ?= test,bench
+# bench/encode.py's peers: sentence-transformers' ONNX backends need optimum-onnx, which needs transformers 4
+PEERS_VENV ?= .venv-peers
+PEERS_SPEC ?= torch==2.13.0 sentence-transformers==5.7.0 transformers==4.57.* optimum-onnx==0.1.0 onnxruntime==1.32.*
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-peers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +36,10 @@ lint: setup
 bench: setup
 	$(PY) bench/encode.py
 
+# a separate environment for sentence-transformers' own ONNX / ONNX-int8 backends (bench/encode.py runs it)
+bench-peers:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q $(PEERS_SPEC)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -29,7 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import psutil
+try:
+    import psutil
+except ImportError:
+    sys.exit(
+        "bench/encode_memory.py needs the bench extra (psutil): pip install -e '.[bench]' (make setup does)"
+    )
 
 from jtcse.corpus_scale import ShardOptions, encode_to_shards
 from jtcse.encoder import Encoder

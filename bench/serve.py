@@ -1,6 +1,7 @@
 """Served throughput and latency of ``jtcse serve`` against offline ``jtcse.Encoder.encode``, loopback only.
 
-The server (MiniLM, ``jtcse serve --model minilm``) runs as a subprocess on 127.0.0.1; the clients run in this
+The server (MiniLM, ``jtcse serve --model minilm``, or ``--model DIR`` such as an int8 export) runs as a
+subprocess on 127.0.0.1; the clients run in this
 process (asyncio + httpx, base64 vectors as the official OpenAI clients ask for). Sentences are the distinct
 sentences of the 7 STS test sets, shuffled; each phase takes a fresh slice, so no sentence repeats inside a
 phase and neither side gains from encoding duplicates once.
@@ -17,6 +18,7 @@ The clients share the machine's cores with the server, as they would on one host
 The last line is served throughput at 32 clients over offline throughput, in the same run.
 
     python bench/serve.py [--repeats 2] [--phase-seconds 20] [--load-requests 5000] [--data-dir D]
+                          [--model minilm | --model bench_out/minilm-int8]
 """
 
 from __future__ import annotations
@@ -39,9 +41,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx
+try:
+    import httpx
+    import psutil
+except ImportError as exc:
+    sys.exit(
+        f"bench/serve.py needs the bench extra ({exc.name}): pip install -e '.[bench]' (make setup does)"
+    )
 import numpy as np
-import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,14 +88,14 @@ class Pool:
         return out
 
 
-def start_server(threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(threads: int, model: str) -> tuple[subprocess.Popen, str]:
     cmd = [
         sys.executable,
         "-m",
         "jtcse",
         "serve",
         "--model",
-        "minilm",
+        f"minilm={model}",
         "--device",
         "cpu",
         "--host",
@@ -250,6 +257,11 @@ def main() -> None:
     parser.add_argument("--load-requests", type=int, default=5000)
     parser.add_argument("--load-max", type=int, default=8, help="sentences per load request: 1 to this")
     parser.add_argument("--data-dir")
+    parser.add_argument(
+        "--model",
+        default="minilm",
+        help="what the server and the offline encoder load (e.g. an int8 export: bench_out/minilm-int8)",
+    )
     args = parser.parse_args()
 
     sentences, source = sts_sentences(args.data_dir, limit=None)
@@ -257,13 +269,13 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"sentences: {len(pool.sentences)} distinct, {source}")
     print(
-        f"model: minilm on CPU, batch size 64, {threads} torch threads in the server and offline; "
+        f"model: {args.model} on CPU, batch size 64, {threads} torch threads in the server and offline; "
         f"{os.cpu_count()} cores shared with the clients"
     )
     print("goal: served throughput at 32 concurrent clients >= 0.8 x offline Encoder.encode (same sentences)")
-    encoder = Encoder("minilm", device="cpu", batch_size=64)
+    encoder = Encoder(args.model, device="cpu", batch_size=64)
     encoder.encode(["warm up"], show_progress=False)
-    proc, url = start_server(threads)
+    proc, url = start_server(threads, args.model)
     try:
         served32, offline = sweep(url, encoder, pool, args)
         if args.load_requests:

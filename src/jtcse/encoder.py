@@ -12,18 +12,24 @@ its default (SDPA) attention.
 
 The model call itself is an engine (:mod:`jtcse.engines`): torch for Hugging Face members, onnxruntime for
 the graphs that ``jtcse export --format onnx`` writes; dedup, sorting, batching and padding are shared.
+
+Importing this module loads neither torch nor transformers. An encoder over ONNX exports on the CPU runs
+without them (``tokenizer.json`` through the ``tokenizers`` library, vectors summed in numpy): a command that
+uses an export starts in well under a second instead of spending seconds on those imports. Hugging Face
+members import them when they load.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from jtcse.engines import Engine, OnnxEngine, TorchEngine, load_onnx_member, resolve_threads
 from jtcse.errors import JtcseError
@@ -36,9 +42,15 @@ from jtcse.model.format import (
     resolve_member_tokenizer,
     verify_model_dir,
 )
-from jtcse.model.loading import load_member, max_input_length, select_device, sentence_transformers_pooler
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# adds ``weight * vectors`` into the rows ``rows`` of an encoder's running sum
+_Add = Callable[[np.ndarray, "torch.Tensor | np.ndarray", float], None]
 
 # A batch holds at most batch_size sentences, or more when they are short: up to this many padded tokens per
 # allowed sentence (batch_size=64 allows 64 * 64 = 4096 tokens). Long sentences keep the plain batch_size.
@@ -62,7 +74,7 @@ class Member:
     """One model of an encoder and how its vectors enter the sum."""
 
     model: PreTrainedModel | None  # None for an ONNX graph
-    tokenizer: PreTrainedTokenizerBase
+    tokenizer: Any  # a PreTrainedTokenizerBase, or a FastTokenizer (tokenizer.json only) for an ONNX graph
     pooler: str  # "graph" for an ONNX graph (its pooling is inside)
     weight: float
     source: str  # the directory or hub id it was loaded from
@@ -85,7 +97,8 @@ class Encoder:
     else CPU. ``max_length`` truncates inputs (in tokens); by default only at the model's position limit, as
     SentEval evaluation does not truncate. ``threads`` sets the CPU threads of torch (process-wide) and of
     onnxruntime alike; by default both use torch's setting (the machine's cores). A directory written by
-    ``jtcse export --format onnx`` runs with onnxruntime on the CPU (extra ``onnx``).
+    ``jtcse export --format onnx`` runs with onnxruntime on the CPU (extra ``onnx``); when every member is
+    such a graph and ``device`` is None or ``"cpu"``, the encoder stays on the CPU and never imports torch.
     """
 
     def __init__(
@@ -98,8 +111,14 @@ class Encoder:
         batch_size: int = 64,
         threads: int | None = None,
     ) -> None:
+        cpu_graphs = device in (None, "cpu") and not isinstance(model, Encoder) and _is_onnx_export(model)
         self._setup(
-            device=device, max_length=max_length, batch_size=batch_size, pooler=pooler, threads=threads
+            device="cpu" if cpu_graphs else device,
+            max_length=max_length,
+            batch_size=batch_size,
+            pooler=pooler,
+            threads=threads,
+            lazy_device=cpu_graphs,
         )
         self.members = self._load(model, weight=1.0, pooler=pooler, depth=0)
         self.dim = self._common_dim()
@@ -144,21 +163,46 @@ class Encoder:
         batch_size: int,
         pooler: str | None,
         threads: int | None,
+        lazy_device: bool = False,
     ) -> None:
+        """``lazy_device``: the device is the CPU and torch is not imported for it (ONNX graphs only)."""
         if pooler is not None:
             check_pooler(pooler)
         _check_batch_size(batch_size)
+        self._device: torch.device | None = None
+        if not lazy_device:
+            from jtcse.model.loading import select_device
+
+            self._device = select_device(device)  # imports torch, so threads below default to torch's
         self.threads = resolve_threads(threads)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.device = select_device(device)
+        if threads is not None and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         self.max_length = max_length
         self.batch_size = batch_size
         # (model path, tokenizer path or None) -> what load_member gave
         self._loaded: dict[
             tuple[str, str | None], tuple[PreTrainedModel, PreTrainedTokenizerBase, set[str]]
         ] = {}
-        self._graphs: dict[str, tuple[OnnxEngine, PreTrainedTokenizerBase, int | None]] = {}
+        self._graphs: dict[str, tuple[OnnxEngine, Any, int | None]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device vectors are summed on (an encoder over ONNX graphs imports torch only when this
+        is read)."""
+        if self._device is None:
+            import torch
+
+            self._device = torch.device("cpu")
+        return self._device
+
+    @device.setter
+    def device(self, value: torch.device) -> None:
+        self._device = value
+
+    def _on_numpy(self) -> bool:
+        """Whether vectors are summed in numpy: every member is an ONNX graph and the device is the CPU."""
+        cpu = self._device is None or self._device.type == "cpu"
+        return cpu and all(m.graph is not None for m in self.members)
 
     def _load(
         self, source: str | Path | Encoder, *, weight: float, pooler: str | None, depth: int
@@ -175,6 +219,8 @@ class Encoder:
             return [replace(m, weight=m.weight * weight, pooler=pooler or m.pooler) for m in source.members]
         path = resolve_model(source)
         if not is_jtcse_dir(path):
+            from jtcse.model.loading import sentence_transformers_pooler
+
             default = pooler or sentence_transformers_pooler(path) or "cls_before_pooler"
             return [self._member(path, pooler=default, weight=weight)]
         if depth >= _MAX_NESTING:
@@ -216,6 +262,8 @@ class Encoder:
         return members
 
     def _member(self, path: str, *, pooler: str, weight: float, tokenizer: str | None = None) -> Member:
+        from jtcse.model.loading import load_member, max_input_length
+
         cache_key = (path, tokenizer)
         if cache_key not in self._loaded:  # members that name the same model share one copy
             check_model_folder(path, "--model")  # an empty folder, a truncated .safetensors: one line
@@ -306,26 +354,72 @@ class Encoder:
         position: dict[str, int] = {}
         inverse = [position.setdefault(s, len(position)) for s in items]
         distinct = list(position)
-        total = torch.zeros((len(distinct), self.dim), dtype=torch.float32, device=self.device)
-        if distinct:
-            progress = _progress_bar(len(distinct) * len(self.members), batch_size, show_progress)
-            with torch.inference_mode():
-                for member in self.members:
-                    self._accumulate(member, distinct, batch_size, total, progress)
-            if progress is not None:
-                progress.close()
+        if self._on_numpy():
+            total = self._sum_numpy(distinct, batch_size, show_progress)
             if normalize:
-                total = torch.nn.functional.normalize(total, p=2.0, dim=-1)
+                total = total / np.maximum(np.linalg.norm(total, axis=-1, keepdims=True), 1e-12)
+            result_np = total[np.asarray(inverse, dtype=np.int64)]
+            result_np = result_np[0] if single else result_np
+            if convert_to_tensor:
+                import torch
 
-        result = total[torch.as_tensor(inverse, dtype=torch.long, device=self.device)] if inverse else total
+                return torch.from_numpy(np.ascontiguousarray(result_np))
+            return result_np
+        import torch
+
+        tensor = self._sum_torch(distinct, batch_size, show_progress)
+        if normalize:
+            tensor = torch.nn.functional.normalize(tensor, p=2.0, dim=-1)
+        if inverse:
+            tensor = tensor[torch.as_tensor(inverse, dtype=torch.long, device=self.device)]
         if single:
-            result = result[0]
-        return result if convert_to_tensor else result.cpu().numpy()
+            tensor = tensor[0]
+        return tensor if convert_to_tensor else tensor.cpu().numpy()
+
+    def _sum_numpy(self, distinct: list[str], batch_size: int, show_progress: bool | None) -> np.ndarray:
+        """The weighted sum over members of every distinct sentence's vector, in numpy (ONNX graphs only)."""
+        total = np.zeros((len(distinct), self.dim), dtype=np.float32)
+
+        def add(rows: np.ndarray, pooled: torch.Tensor | np.ndarray, weight: float) -> None:
+            vectors = np.asarray(pooled, dtype=np.float32)
+            total[rows] += vectors if weight == 1.0 else np.float32(weight) * vectors
+
+        self._run_members(distinct, batch_size, show_progress, add)
+        return total
+
+    def _sum_torch(self, distinct: list[str], batch_size: int, show_progress: bool | None) -> torch.Tensor:
+        """The weighted sum over members of every distinct sentence's vector, on the encoder's device."""
+        import torch
+
+        total = torch.zeros((len(distinct), self.dim), dtype=torch.float32, device=self.device)
+
+        def add(rows: np.ndarray, pooled: torch.Tensor | np.ndarray, weight: float) -> None:
+            vectors = torch.as_tensor(pooled).to(self.device)
+            index = torch.from_numpy(rows).to(self.device)
+            if weight == 1.0:
+                total.index_add_(0, index, vectors)
+            else:
+                total.index_add_(0, index, vectors, alpha=weight)
+
+        with torch.inference_mode():
+            self._run_members(distinct, batch_size, show_progress, add)
+        return total
+
+    def _run_members(
+        self, distinct: list[str], batch_size: int, show_progress: bool | None, add: _Add
+    ) -> None:
+        if not distinct:
+            return
+        progress = _progress_bar(len(distinct) * len(self.members), batch_size, show_progress)
+        for member in self.members:
+            self._accumulate(member, distinct, batch_size, add, progress)
+        if progress is not None:
+            progress.close()
 
     def _accumulate(
-        self, member: Member, sentences: list[str], batch_size: int, total: torch.Tensor, progress
+        self, member: Member, sentences: list[str], batch_size: int, add: _Add, progress: Any
     ) -> None:
-        """Add ``member.weight * pooled vectors`` of ``sentences`` into ``total`` (rows in sentence order)."""
+        """``add`` ``member.weight * pooled vectors`` of ``sentences`` (rows in sentence order)."""
         features = _tokenize(member, sentences)
         lengths = np.fromiter(
             (len(ids) for ids in features["input_ids"]), dtype=np.int64, count=len(sentences)
@@ -334,17 +428,58 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")
         run = member.engine()
         pad_values = _pad_values(member.tokenizer)
-        cost = _BATCH_COST_TOKENS.get(self.device.type, _BATCH_COST_TOKENS_OTHER)
-        for start, end in _batches(lengths[order], batch_size, cost):
-            rows = order[start:end]
-            pooled = run(_pad(features, rows, lengths[rows], pad_values)).to(self.device)
-            index = torch.from_numpy(rows).to(self.device)
-            if member.weight == 1.0:
-                total.index_add_(0, index, pooled)
-            else:
-                total.index_add_(0, index, pooled, alpha=member.weight)
+        device_type = "cpu" if self._device is None else self._device.type
+        cost = _BATCH_COST_TOKENS.get(device_type, _BATCH_COST_TOKENS_OTHER)
+        spans = _batches(lengths[order], batch_size, cost)
+
+        def padded(span: tuple[int, int]) -> dict[str, np.ndarray]:
+            rows = order[span[0] : span[1]]
+            return _pad(features, rows, lengths[rows], pad_values)
+
+        graph = member.graph
+        workers = graph.workers(len(spans)) if graph is not None else 1
+        if graph is not None and workers > 1:  # throughput mode: one batch per core at once
+            single = graph.run_single
+            done: Iterator[tuple[tuple[int, int], Any]] = _in_order(
+                spans, lambda span: single(padded(span)), workers
+            )
+        else:
+            done = ((span, run(padded(span))) for span in spans)
+        for (start, end), vectors in done:
+            add(order[start:end], vectors, member.weight)
             if progress is not None:
-                progress.update(len(rows))
+                progress.update(end - start)
+
+
+def _in_order(
+    spans: list[tuple[int, int]], run: Callable[[tuple[int, int]], np.ndarray], workers: int
+) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """``(span, run(span))`` in span order, ``workers`` spans running at once on a thread pool, at most
+    ``2 * workers`` finished or running ahead of the caller (bounded memory on long inputs)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="jtcse-encode") as pool:
+        pending: deque[tuple[tuple[int, int], Future[np.ndarray]]] = deque()
+        upcoming = iter(spans)
+        for span in itertools.islice(upcoming, 2 * workers):
+            pending.append((span, pool.submit(run, span)))
+        while pending:
+            span, future = pending.popleft()
+            result = future.result()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(run, following)))
+            yield span, result
+
+
+def _is_onnx_export(model: str | Path) -> bool:
+    """Whether ``model`` names a jtcse directory whose members are all ONNX graphs (a bad name or directory
+    says False here; loading it then raises the usual error)."""
+    try:
+        path = resolve_model(model)
+        return is_jtcse_dir(path) and all(m.backend == "onnx" for m in read_spec(path).members)
+    except (JtcseError, OSError, ValueError):
+        return False
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -366,7 +501,7 @@ def _tokenize(member: Member, sentences: list[str]) -> dict[str, list[list[int]]
     return {key: value for key, value in encoded.items() if key in ("input_ids", "token_type_ids")}
 
 
-def _pad_values(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+def _pad_values(tokenizer: Any) -> dict[str, int]:
     pad_id = tokenizer.pad_token_id
     return {
         "input_ids": 0 if pad_id is None else int(pad_id),

@@ -15,11 +15,12 @@ The names and the arithmetic follow SimCSE's ``evaluation.py`` (the protocol beh
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from jtcse.errors import JtcseError
+
+if TYPE_CHECKING:  # annotations only: importing the pooler names must not load torch
+    from torch import Tensor
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
 

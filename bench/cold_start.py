@@ -1,0 +1,107 @@
+"""Cold start: one-pair ``jtcse similarity`` as a fresh process, on an ONNX export and on the torch model.
+
+What a serverless function or a CLI in a shell loop pays on every call: interpreter start, imports, model
+load, one encode. Each command runs ``--runs`` times as a new process (alternating, so drifting load hits
+both); the medians are printed with the goals (ONNX export <= 1.5 s, torch model <= 4 s wall). The ONNX
+directory is ``--onnx DIR`` (default ``bench_out/minilm-int8``, which ``bench/encode.py`` writes; exported
+here when absent). Also shows which of torch / transformers / scipy each command imported.
+
+    python bench/cold_start.py [--runs 5] [--onnx bench_out/minilm-int8] [--model minilm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOALS = {"onnx": 1.5, "torch": 4.0}
+HEAVY = ("torch", "transformers", "scipy")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per command (median kept)")
+    parser.add_argument("--onnx", type=Path, default=Path("bench_out/minilm-int8"), help="an ONNX export")
+    parser.add_argument("--model", default="minilm", help="the torch model")
+    return parser.parse_args()
+
+
+def command(model: str, *extra: str) -> list[str]:
+    return [sys.executable, *extra, "-m", "jtcse", "similarity", "--model", model, "a", "b"]
+
+
+def env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def wall(model: str) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command(model), capture_output=True, text=True, env=env())
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"cold_start: {' '.join(command(model))} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return elapsed
+
+
+def heavy_imports(model: str) -> list[str]:
+    proc = subprocess.run(command(model, "-X", "importtime"), capture_output=True, text=True, env=env())
+    names = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    return [name for name in HEAVY if name in names]
+
+
+def ensure_export(out: Path) -> None:
+    if (out / "jtcse.json").is_file():
+        return
+    print(f"exporting minilm to {out} (int8, gated on STS-B dev) ...", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jtcse",
+            "export",
+            "--model",
+            "minilm",
+            "--format",
+            "onnx",
+            "--quantize",
+            "int8",
+            str(out),
+        ],
+        check=True,
+        env=env(),
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    ensure_export(args.onnx)
+    models = {"onnx": str(args.onnx), "torch": args.model}
+    print(
+        f"cpu: {os.cpu_count()} cores, load (1 min) {os.getloadavg()[0]:.1f}; "
+        f"{args.runs} fresh processes each"
+    )
+    times: dict[str, list[float]] = {kind: [] for kind in models}
+    for run in range(args.runs):
+        for kind in list(models)[:: 1 if run % 2 == 0 else -1]:
+            times[kind].append(wall(models[kind]))
+    for kind, model in models.items():
+        median = statistics.median(times[kind])
+        verdict = "meets" if median <= GOALS[kind] else "misses"
+        print(
+            f"{kind:5s} jtcse similarity --model {model}: median {median:.2f} s wall "
+            f"(runs {', '.join(f'{t:.2f}' for t in times[kind])}); {verdict} the goal <= {GOALS[kind]} s; "
+            f"imports {', '.join(heavy_imports(model)) or 'none of ' + '/'.join(HEAVY)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
