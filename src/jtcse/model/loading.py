@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from jtcse.console import quiet_libraries
 from jtcse.errors import JtcseError, first_line
 
 # RoBERTa-style embeddings number positions from padding_idx + 1, so that many position slots are unusable.
@@ -54,7 +55,8 @@ def load_tokenizer(path: str, *, label: str) -> PreTrainedTokenizerBase:
     """``AutoTokenizer.from_pretrained(path)``; a failure is one line starting with ``label`` (the option or
     config key that named the model, e.g. ``--model X`` or ``model.base = 'X'``)."""
     try:
-        return AutoTokenizer.from_pretrained(path)
+        with quiet_libraries():
+            return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a tokenizer ({first_line(exc)})") from exc
 
@@ -66,7 +68,8 @@ def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kw
     if dropout is not None:
         kwargs = {**kwargs, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     try:
-        return AutoModel.from_pretrained(path, **kwargs)
+        with quiet_libraries():  # no "Loading weights" bar between jtcse's lines (unless --verbose)
+            return AutoModel.from_pretrained(path, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a Hugging Face model ({first_line(exc)})") from exc
 
@@ -85,7 +88,8 @@ def model_type(path: str) -> str:
     from transformers import AutoConfig
 
     try:
-        return str(AutoConfig.from_pretrained(path).model_type)
+        with quiet_libraries():
+            return str(AutoConfig.from_pretrained(path).model_type)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{path}: cannot read the model's config ({first_line(exc)})") from exc
 

@@ -92,7 +92,7 @@ def limit_options() -> list[LimitOption]:
         LimitOption(
             name=f.name,
             kind=type(f.default),
-            default=f.default,
+            default=_default(f.default),
             flag=f.metadata["flag"],
             help=f.metadata["help"],
             exceeded=f.metadata["exceeded"],
@@ -100,6 +100,12 @@ def limit_options() -> list[LimitOption]:
         )
         for f in fields(Limits)
     ]
+
+
+def _default(value: object) -> int | float | bool:
+    if not isinstance(value, (int, float, bool)):
+        raise TypeError(f"Limits: every field needs a number or bool default, not {value!r}")
+    return value
 
 
 def info_limits(limits: Limits) -> dict[str, int | float | bool]:

@@ -127,7 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(422, f"the request body cannot be read: {exc.detail}", "invalid_json")
         code = "not_found" if exc.status_code == 404 else "http_error"
         # a 405 carries Allow: the methods the path answers
-        return error_response(exc.status_code, str(exc.detail), code, headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, str(exc.detail), code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

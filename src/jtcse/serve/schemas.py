@@ -10,20 +10,19 @@ fills them in per server.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     WithJsonSchema,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonDict
 
 # OpenAI also accepts token ids (a list of ints, or a list of such lists); they are parsed so the error can
 # say exactly that they are unsupported, instead of a generic type error. The schema leaves them out.
@@ -49,11 +48,11 @@ NONBLANK = f"[^{_space_class()}]"
 LIMITS = "x-jtcse-limits"  # bounds set by the server's flags: keyword -> name in openapi.limit_values
 
 
-def _text() -> dict[str, Any]:
+def _text() -> JsonDict:
     return {"type": "string", "pattern": NONBLANK, "description": "a text that is not blank"}
 
 
-def _texts(limit: str) -> dict[str, Any]:
+def _texts(limit: str) -> JsonDict:
     return {"type": "array", "items": _text(), "minItems": 1, LIMITS: {"maxItems": limit}}
 
 
@@ -61,24 +60,22 @@ def _one_or_many(description: str) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [_text(), _texts("inputs")], "description": description})
 
 
-def _whole(value: int | float) -> int:
-    """JSON Schema's "integer" includes 5.0: accepted as 5; 5.5 is a 422."""
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise PydanticCustomError("int_from_float", "Input should be a valid integer")
+def _whole(value: object) -> object:
+    """JSON Schema's "integer" includes 5.0: read as 5 (then strict: 5.5, "5" and true stay 422s)."""
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
 # a JSON number with no fractional part; never a string or a bool
-WholeNumber = Annotated[StrictInt | StrictFloat, AfterValidator(_whole)]
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-_DIMENSIONS = {"type": "integer", "minimum": 1, LIMITS: {"maximum": "dimensions"}}
+_DIMENSIONS: JsonDict = {"type": "integer", "minimum": 1, LIMITS: {"maximum": "dimensions"}}
 
 
 class EmbeddingsRequest(_Body):
@@ -108,8 +105,8 @@ class EmbedRequest(_Body):
     truncate: StrictBool | None = None  # None: the server's --truncate/--no-truncate
 
 
-_NULL = {"type": "null"}
-_PAIRS = {
+_NULL: JsonDict = {"type": "null"}
+_PAIRS: JsonDict = {
     "type": "array",
     "minItems": 1,
     LIMITS: {"maxItems": "pairs"},
