@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ from jtcse.serve.models import default_loader
 from jtcse.serve.server import bind, make_server
 
 START_TIMEOUT_S = 120.0
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @contextlib.contextmanager
@@ -44,6 +49,23 @@ def running_server(
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen, str]:
+    """``jtcse serve ARGS`` as a subprocess on a free port of 127.0.0.1; returns it and its base URL."""
+    cmd = [sys.executable, "-m", "jtcse", "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu"]
+    proc = subprocess.Popen(
+        [*cmd, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+            return proc, match.group(1)
+        assert time.monotonic() < deadline
+    raise AssertionError(f"the server did not start (exit {proc.wait(10)})")
 
 
 def wait_healthy(url: str, app: Any = None, timeout: float = START_TIMEOUT_S) -> None:

@@ -3,8 +3,6 @@ one-line error with exit code 2."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
 import subprocess
@@ -21,34 +19,8 @@ pytest.importorskip("uvicorn")
 
 from jtcse.cli.main import main
 from jtcse.encoder import Encoder
-from serve_helpers import metric, wait_healthy
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def start(*args: str) -> tuple[subprocess.Popen, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "jtcse",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--device",
-        "cpu",
-        *args,
-    ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV)
-    deadline = time.monotonic() + 120
-    for line in proc.stderr:
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-            return proc, match.group(1)
-        assert time.monotonic() < deadline
-    raise AssertionError(f"the server did not start (exit {proc.wait(10)})")
+from serve_helpers import ENV, metric, wait_healthy
+from serve_helpers import start_cli as start
 
 
 def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bert_dir):

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from jtcse.cli.options import add_config_options
+
 EPILOG = """\
 examples:
   jtcse ablate configs/jtcse_minilm.toml --grid loss.ictm=0,1 --grid model.num_ca_layers=1,3 --seeds 1,2
@@ -42,16 +44,10 @@ def add_parser(subparsers: Any) -> None:
         metavar="S1,S2",
         help="comma-separated seeds; every grid point runs once per seed (default: the config's seed)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key for every run, e.g. --set train.max_steps=200 (repeatable)",
-    )
-    parser.add_argument(
-        "--output-dir", type=Path, help="where runs and tables go (default: runs/ablate_<config name>)"
+    add_config_options(
+        parser,
+        set_help="override a config key for every run, e.g. --set train.max_steps=200 (repeatable)",
+        output_dir_help="where runs and tables go (default: runs/ablate_<config name>)",
     )
     parser.add_argument(
         "--eval-tasks",

@@ -75,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_start_eval:
         _say("evaluating the start model on the STS tasks")
         _, scores, timings["eval start"] = evaluate_model(
-            args.model, data_dir=data_dir, tasks=tasks, dev=False, pooler="cls_before_pooler"
+            args.model,
+            data_dir=data_dir,
+            tasks=tasks,
+            dev=False,
+            pooler="cls_before_pooler",
+            progress=not args.quiet,
         )
         tables["start"] = {"label": "start", "scores": scores}
 

@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_onnx(args: argparse.Namespace) -> int:
     from jtcse.export.onnx import export_onnx
 
+    gate = "; int8: quantizing and comparing STS-B dev with fp32" if args.quantize else ""
+    print(f"jtcse export: writing ONNX graph(s), checking them against torch{gate}", file=sys.stderr)
     result = export_onnx(
         args.model,
         args.output,

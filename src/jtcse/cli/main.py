@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from jtcse import __version__
+from jtcse.console import cli_output
 from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.fs import is_disk_full
 
@@ -46,6 +47,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Train, evaluate and use JTCSE / TNCSE / SimCSE sentence embeddings.",
     )
     parser.add_argument("--version", action="version", version=f"jtcse {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let transformers, datasets, mteb... print their progress bars, logs and warnings",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, module_name in COMMANDS.items():
@@ -78,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(words)
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
-        code = args.func(args)
+        with cli_output(verbose=args.verbose, own_warning=JtcseWarning):
+            code = args.func(args)
     except JtcseError as exc:
         print(f"jtcse: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -1,8 +1,10 @@
-"""Options shared by the commands that load one encoder (encode, similarity, search, eval sts/mteb)."""
+"""Option groups shared by the commands: the model options of every command that loads an encoder (encode,
+similarity, search, eval sts/mteb, serve) and the config options of every command that trains."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError, first_line
@@ -24,15 +26,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+MODEL_HELP = "short name (minilm), Hugging Face id or directory, or jtcse model directory (default: minilm)"
+
+
 def add_model_options(
-    parser: argparse.ArgumentParser, *, max_length_default: str = "the model's limit", batch_size: int = 64
+    parser: argparse.ArgumentParser,
+    *,
+    max_length_default: str = "the model's limit",
+    batch_size: int = 64,
+    repeatable: bool = False,
+    model_help: str = MODEL_HELP,
+    threads: bool = True,
 ) -> None:
-    """``--model --pooler --device --max-length --batch-size --threads``; :func:`load_encoder` reads them."""
-    parser.add_argument(
-        "--model",
-        default="minilm",
-        help="short name (minilm), Hugging Face id or directory, or jtcse model directory (default: minilm)",
-    )
+    """``--model --pooler --device --max-length --batch-size --threads``; :func:`load_encoder` reads them.
+    ``repeatable``: ``--model`` may be given several times (``[NAME=]MODEL``, a list; None when not given)."""
+    if repeatable:
+        parser.add_argument("--model", action="append", metavar="[NAME=]MODEL", help=model_help)
+    else:
+        parser.add_argument("--model", default="minilm", help=model_help)
     parser.add_argument("--pooler", help=POOLER_HELP)
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
     parser.add_argument(
@@ -46,7 +57,23 @@ def add_model_options(
         default=batch_size,
         help=f"sentences per batch (default: {batch_size})",
     )
-    add_threads_option(parser)
+    if threads:
+        add_threads_option(parser)
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    *,
+    set_help: str = "override a config key, e.g. --set train.lr=2e-5 (repeatable)",
+    output_dir_help: str = "where the run goes (overrides output_dir)",
+) -> None:
+    """``--set KEY=VALUE`` (repeatable, ``args.overrides``) and ``--output-dir`` (``args.output_dir``):
+    every command that trains from a config (train, distill, ablate, reproduce)."""
+    group = parser.add_argument_group("config")
+    group.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help
+    )
+    group.add_argument("--output-dir", type=Path, help=output_dir_help)
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

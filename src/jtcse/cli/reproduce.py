@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jtcse.cli.options import add_config_options
 from jtcse.errors import JtcseError
 
 EPILOG = """\
@@ -37,8 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("recipe", help="simcse-bert, jtcse-bert, jtcse-roberta or jtcse-bert-d")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (default 42, as the papers)")
-    parser.add_argument(
-        "--output-dir", type=Path, help="where stages and report go (default runs/reproduce/RECIPE)"
+    add_config_options(
+        parser,
+        set_help="override a config key in every stage (repeatable)",
+        output_dir_help="where stages and report go (default runs/reproduce/RECIPE)",
     )
     parser.add_argument("--backbone", help="a local model directory (or hub id) instead of the recipe's")
     parser.add_argument(
@@ -58,14 +61,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--configs", help="directory with the paper configs (default: the checkout's configs/)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key in every stage (repeatable)",
-    )
     parser.add_argument("--eval-batch-size", type=int, default=64, help="sentences per encode batch (64)")
     parser.add_argument("--allow-cpu", action="store_true", help="run a full recipe without a GPU anyway")
     parser.add_argument("--quiet", action="store_true", help="no training progress bars")

@@ -6,10 +6,13 @@ import argparse
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jtcse.cli.options import POOLER_HELP, load_encoder, positive_int
+from jtcse.cli.options import add_model_options, load_encoder, positive_int
 from jtcse.errors import JtcseError
+
+if TYPE_CHECKING:
+    from jtcse.serve.config import ServeConfig
 
 EPILOG = """\
 examples:
@@ -33,7 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _model_options(parser)
+    add_model_options(
+        parser,
+        repeatable=True,
+        model_help="short name (minilm), Hugging Face id or directory, or jtcse model directory; repeat "
+        "to serve several, NAME= sets the name clients send (default: minilm)",
+        threads=False,
+    )
     parser.add_argument("--corpus", type=Path, help="text file (one sentence per line) to serve /search over")
     parser.add_argument(
         "--index",
@@ -51,97 +60,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        action="append",
-        metavar="[NAME=]MODEL",
-        help="short name (minilm), Hugging Face id or directory, or jtcse model directory; repeat to serve "
-        "several, NAME= sets the name clients send (default: minilm)",
-    )
-    parser.add_argument("--pooler", help=POOLER_HELP)
-    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
-    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=64, help="sentences per forward pass (default: 64)"
-    )
-
-
 def _limit_options(parser: argparse.ArgumentParser) -> None:
-    from jtcse.serve.config import Limits
+    """One flag per field of ``jtcse.serve.config.Limits``, from its declaration."""
+    from jtcse.serve.config import limit_options
 
-    d = Limits()
-    parser.add_argument(
-        "--max-batch-tokens",
-        type=positive_int,
-        default=d.max_batch_tokens,
-        help=f"tokens gathered from all requests for one model call (default: {d.max_batch_tokens})",
-    )
-    parser.add_argument(
-        "--max-client-batch",
-        type=positive_int,
-        default=d.max_client_batch,
-        help=f"inputs per request (default: {d.max_client_batch})",
-    )
-    parser.add_argument(
-        "--max-queue",
-        type=positive_int,
-        default=d.max_queue,
-        help=f"items waiting for the model before requests get 429 (default: {d.max_queue})",
-    )
-    parser.add_argument(
-        "--payload-limit",
-        type=positive_int,
-        default=d.payload_limit,
-        help=f"request body bytes (default: {d.payload_limit})",
-    )
-    parser.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=d.batch_wait_ms,
-        help=f"the longest an item waits for others to join its batch (default: {d.batch_wait_ms:g})",
-    )
-    parser.add_argument(
-        "--batch-quiet-ms",
-        type=float,
-        default=d.batch_quiet_ms,
-        help="run the batch once no item arrived for this long; a lone request waits this "
-        f"(default: {d.batch_quiet_ms:g})",
-    )
-    parser.add_argument(
-        "--max-top-k",
-        type=positive_int,
-        default=d.max_top_k,
-        help=f"hits per search query (default: {d.max_top_k})",
-    )
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=d.drain_timeout_s,
-        help=f"seconds requests in flight get after SIGTERM (default: {d.drain_timeout_s:g})",
-    )
-    parser.add_argument(
-        "--truncate",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="truncate inputs over the model's limit (default); --no-truncate answers 422",
-    )
+    group = parser.add_argument_group("limits")
+    for option in limit_options():
+        if option.kind is bool:
+            action: Any = argparse.BooleanOptionalAction
+            group.add_argument(
+                option.flag, dest=option.name, action=action, default=option.default, help=option.help
+            )
+            continue
+        group.add_argument(
+            option.flag,
+            dest=option.name,
+            type=positive_int if option.kind is int else float,
+            default=option.default,
+            metavar=option.flag[2:].upper().replace("-", "_"),
+            help=f"{option.help} (default: {option.default_text})",
+        )
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    from jtcse.serve.config import Limits, ServeConfig, parse_model_arg
+def build_config(args: argparse.Namespace) -> ServeConfig:
+    from jtcse.serve.config import Limits, ServeConfig, limit_options, parse_model_arg
 
-    limits = Limits(
-        max_batch_tokens=args.max_batch_tokens,
-        max_client_batch=args.max_client_batch,
-        max_queue=args.max_queue,
-        payload_limit=args.payload_limit,
-        batch_wait_ms=args.batch_wait_ms,
-        batch_quiet_ms=args.batch_quiet_ms,
-        truncate=args.truncate,
-        max_top_k=args.max_top_k,
-        drain_timeout_s=args.drain_timeout,
-    )
+    limits = Limits(**{o.name: getattr(args, o.name) for o in limit_options()})
     return ServeConfig(
         models=[parse_model_arg(m) for m in (args.model or ["minilm"])],
         limits=limits,

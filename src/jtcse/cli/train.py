@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jtcse.cli.options import add_config_options
 from jtcse.errors import JtcseError
 
 if TYPE_CHECKING:
@@ -45,16 +46,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, method: str = "simcse"
         type=Path,
         help=f"TOML or YAML config (default: the built-in {method} defaults; optional with --resume)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.lr=2e-5 (repeatable)",
-    )
+    add_config_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    parser.add_argument("--output-dir", type=Path, help="where the run goes (overrides output_dir)")
 
 
 def run(args: argparse.Namespace) -> int:

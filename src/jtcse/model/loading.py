@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from jtcse.console import quiet_libraries
 from jtcse.errors import JtcseError, first_line
 
 # RoBERTa-style embeddings number positions from padding_idx + 1, so that many position slots are unusable.
@@ -62,7 +63,8 @@ def load_tokenizer(path: str, *, label: str) -> PreTrainedTokenizerBase:
     if folder.is_dir() and not has_tokenizer_files(folder):
         raise JtcseError(f"{label}: no tokenizer files in {path} (no {', '.join(_VOCABULARY_FILES)})")
     try:
-        return AutoTokenizer.from_pretrained(path)
+        with quiet_libraries():
+            return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a tokenizer ({first_line(exc)})") from exc
 
@@ -81,7 +83,8 @@ def load_hf_encoder(path: str, *, label: str, dropout: float | None = None, **kw
     if dropout is not None:
         kwargs = {**kwargs, "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     try:
-        return AutoModel.from_pretrained(path, **kwargs)
+        with quiet_libraries():  # no "Loading weights" bar between jtcse's lines (unless --verbose)
+            return AutoModel.from_pretrained(path, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{label}: cannot load a Hugging Face model ({first_line(exc)})") from exc
 
@@ -107,7 +110,8 @@ def model_type(path: str) -> str:
     from transformers import AutoConfig
 
     try:
-        return str(AutoConfig.from_pretrained(path).model_type)
+        with quiet_libraries():
+            return str(AutoConfig.from_pretrained(path).model_type)
     except (OSError, ValueError, KeyError) as exc:
         raise JtcseError(f"{path}: cannot read the model's config ({first_line(exc)})") from exc
 

@@ -230,6 +230,7 @@ def _evaluate(
         dev=need_dev,
         device=device,
         batch_size=batch_size,
+        progress=config.train.progress,
     )
     if need_dev:
         result.dev_stsb, result.dev_source = dev_score, "evaluated"
@@ -245,9 +246,11 @@ def evaluate_model(
     pooler: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
+    progress: bool = True,
 ) -> tuple[float | None, dict[str, float], float]:
     """(STS-B dev score or None, test scores incl. ``avg`` ({} without tasks), seconds) of ``model``, read
-    as :class:`jtcse.Encoder` reads it (``pooler`` None = its saved pooler): what ``jtcse eval sts`` gives."""
+    as :class:`jtcse.Encoder` reads it (``pooler`` None = its saved pooler): what ``jtcse eval sts`` gives.
+    ``progress``: a bar (stderr) while the test sentences are encoded, the long part."""
     from jtcse.encoder import Encoder
     from jtcse.evaluation.sts import evaluate_sts
 
@@ -262,7 +265,7 @@ def evaluate_model(
     test: dict[str, float] = {}
     if tasks:
         report = evaluate_sts(
-            encoder, data_dir=data_dir, tasks=list(tasks), batch_size=batch_size, show_progress=False
+            encoder, data_dir=data_dir, tasks=list(tasks), batch_size=batch_size, show_progress=progress
         )
         test = dict(report.scores)
     return dev_score, test, time.perf_counter() - started

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse
 
+from jtcse import __version__
 from jtcse.serve.config import ServeConfig
 from jtcse.serve.errors import install_error_handlers
 from jtcse.serve.middleware import ServeMiddleware
 from jtcse.serve.models import EncoderLoader, default_loader
+from jtcse.serve.openapi import openapi_builder
 from jtcse.serve.routes import router
 from jtcse.serve.state import ServeState
 
@@ -34,7 +36,14 @@ def create_app(config: ServeConfig, loader: EncoderLoader = default_loader) -> F
 
     # /docs and /redoc would fetch Swagger/ReDoc from a CDN: off, so nothing needs the network.
     # The schema itself stays at /openapi.json.
-    app = FastAPI(title="jtcse serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="jtcse serve",
+        version=__version__,
+        description="OpenAI-compatible sentence embeddings, similarity and search (jtcse serve --help).",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.serve = state
     install_error_handlers(app)
     app.include_router(router)
@@ -51,4 +60,6 @@ def create_app(config: ServeConfig, loader: EncoderLoader = default_loader) -> F
         payload_limit=config.limits.payload_limit,
         metrics=state.metrics,
     )
+    # FastAPI's documented way to customise the schema is to replace app.openapi
+    app.openapi = openapi_builder(app, state)  # type: ignore[method-assign]
     return app

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from jtcse.serve.errors import ApiError
+from jtcse.serve.errors import ApiError, ClientGone
 from jtcse.serve.memory import HeapTrimmer
 
 log = logging.getLogger("jtcse.serve")
@@ -238,10 +238,6 @@ async def run_job(batcher: Batcher, model: str, texts: list[str], tokens: np.nda
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ApiError(500, f"encoding failed: {first}", code="encoding_failed")
     return job
-
-
-class ClientGone(Exception):
-    """The client disconnected while its items waited; there is nobody to answer."""
 
 
 async def _wait_disconnect(request: Any) -> None:

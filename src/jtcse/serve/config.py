@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from jtcse.errors import JtcseError
+
+T = TypeVar("T", int, float, bool)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -19,19 +22,105 @@ class ModelSource:
     source: str
 
 
+def _option(default: T, flag: str, help: str, *, exceeded: str = "", info: bool = True) -> T:
+    """A limit's one declaration: its default, ``flag``, ``help`` (``{default}`` is filled in), what a client
+    gets when it is exceeded (the docs table) and whether ``GET /info`` reports it."""
+    meta = {"flag": flag, "help": help, "exceeded": exceeded, "info": info}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Every limit a client may hit; ``GET /info`` reports them so clients can split requests."""
+    """Every limit a client may hit; ``GET /info`` reports them so clients can split requests. Each field is
+    the one declaration of its ``jtcse serve`` flag, default, help, ``/info`` field and README row."""
 
-    max_batch_tokens: int = 16384  # tokens (summed over items) handed to the Encoder in one call
-    max_client_batch: int = 256  # inputs in one request
-    max_queue: int = 4096  # items waiting for the model worker, all requests together
-    payload_limit: int = 2_000_000  # bytes of one request body
-    batch_wait_ms: float = 20.0  # the longest the oldest queued item waits for others to join its batch
-    batch_quiet_ms: float = 5.0  # a batch runs once no item arrived for this long (a lone request waits this)
-    truncate: bool = True  # inputs over the model's limit: truncated (True) or a 422 (False)
-    max_top_k: int = 100  # hits per search query
-    drain_timeout_s: float = 30.0  # SIGTERM: how long requests in flight may take to finish
+    max_batch_tokens: int = _option(
+        16384, "--max-batch-tokens", "tokens gathered from all requests for one model call"
+    )
+    max_client_batch: int = _option(
+        256, "--max-client-batch", "inputs per request", exceeded="422 `too_many_inputs`"
+    )
+    max_queue: int = _option(
+        4096,
+        "--max-queue",
+        "items waiting for the model, all requests together, before requests get 429",
+        exceeded="429 with `Retry-After`",
+    )
+    payload_limit: int = _option(2_000_000, "--payload-limit", "request body bytes", exceeded="413")
+    batch_wait_ms: float = _option(
+        20.0, "--batch-wait-ms", "the longest the oldest queued item waits for others to join its batch"
+    )
+    batch_quiet_ms: float = _option(
+        5.0,
+        "--batch-quiet-ms",
+        "run the batch once no item arrived for this long; a lone request waits this",
+    )
+    truncate: bool = _option(
+        True,
+        "--truncate",
+        "truncate inputs over the model's limit (--max-length, else its position limit); "
+        "--no-truncate answers 422",
+        exceeded="with `--no-truncate`: 422 `input_too_long`",
+    )
+    max_top_k: int = _option(100, "--max-top-k", "hits per search query", exceeded="422 `invalid_value`")
+    drain_timeout_s: float = _option(
+        30.0, "--drain-timeout", "seconds requests in flight get to finish after SIGTERM", info=False
+    )
+
+
+@dataclass(frozen=True)
+class LimitOption:
+    """One field of :class:`Limits` as the CLI, ``/info`` and the docs see it."""
+
+    name: str  # the Limits field, the argparse dest and the /info key
+    kind: type  # int, float or bool
+    default: int | float | bool
+    flag: str
+    help: str
+    exceeded: str
+    info: bool
+
+    @property
+    def default_text(self) -> str:
+        """The default as the help and the docs write it (2000000, 20, true)."""
+        return f"{self.default:g}" if self.kind is float else str(self.default).lower()
+
+
+def limit_options() -> list[LimitOption]:
+    """The declarations of :class:`Limits`, in order."""
+    return [
+        LimitOption(
+            name=f.name,
+            kind=type(f.default),
+            default=_default(f.default),
+            flag=f.metadata["flag"],
+            help=f.metadata["help"],
+            exceeded=f.metadata["exceeded"],
+            info=f.metadata["info"],
+        )
+        for f in fields(Limits)
+    ]
+
+
+def _default(value: object) -> int | float | bool:
+    if not isinstance(value, (int, float, bool)):
+        raise TypeError(f"Limits: every field needs a number or bool default, not {value!r}")
+    return value
+
+
+def info_limits(limits: Limits) -> dict[str, int | float | bool]:
+    """The limits ``GET /info`` reports."""
+    return {o.name: getattr(limits, o.name) for o in limit_options() if o.info}
+
+
+def options_table() -> str:
+    """The README's table of the limits (``tests/test_serve_options.py`` checks that it is current)."""
+    rows = ["| flag | default | what | `/info` field | when exceeded |", "|---|---|---|---|---|"]
+    for o in limit_options():
+        flag = f"`{o.flag}` / `--no-{o.flag[2:]}`" if o.kind is bool else f"`{o.flag}`"
+        info = f"`limits.{o.name}`" if o.info else ""
+        rows.append(f"| {flag} | {o.default_text} | {o.help} | {info} | {o.exceeded} |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)
@@ -85,3 +174,7 @@ def parse_model_arg(text: str) -> ModelSource:
     if not text.strip():
         raise JtcseError("--model: empty")
     return ModelSource(name=text, source=text)
+
+
+if __name__ == "__main__":  # python -m jtcse.serve.config: the README's table of the limits
+    print(options_table())

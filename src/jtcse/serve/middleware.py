@@ -41,7 +41,7 @@ class ServeMiddleware:
             self.metrics.observe_request(scope["path"], status["code"], time.perf_counter() - start)
 
     async def _handle(self, scope: dict, receive: Any, send: Any) -> None:
-        if self.api_key is not None and not _is_public(scope["path"]) and not self._authorized(scope):
+        if self.api_key is not None and not is_public(scope["path"]) and not self._authorized(scope):
             await _reply(
                 send, 401, "missing or wrong API key (send: Authorization: Bearer KEY)", "invalid_api_key"
             )
@@ -88,7 +88,7 @@ class ServeMiddleware:
         await _reply(send, 413, message, "payload_too_large")
 
 
-def _is_public(path: str) -> bool:
+def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 

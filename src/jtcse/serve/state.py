@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jtcse.serve.batcher import Batcher
-from jtcse.serve.config import ServeConfig
+from jtcse.serve.config import ServeConfig, info_limits
 from jtcse.serve.errors import ApiError
 from jtcse.serve.metrics import Metrics
 from jtcse.serve.models import EncoderLoader, ServedModel, default_loader, load_model
@@ -86,21 +86,11 @@ class ServeState:
     def info(self) -> dict[str, Any]:
         from jtcse import __version__
 
-        lim = self.limits
         return {
             "version": __version__,
             "default_model": self.config.default_model,
             "models": [m.info() for m in self.models.values()],
-            "limits": {
-                "max_batch_tokens": lim.max_batch_tokens,
-                "max_client_batch": lim.max_client_batch,
-                "max_queue": lim.max_queue,
-                "payload_limit": lim.payload_limit,
-                "batch_wait_ms": lim.batch_wait_ms,
-                "batch_quiet_ms": lim.batch_quiet_ms,
-                "truncate": lim.truncate,
-                "max_top_k": lim.max_top_k,
-            },
+            "limits": info_limits(self.limits),
             "corpus": None if self.corpus is None else {"size": self.corpus.size},
             "auth": self.config.api_key is not None,
         }
