@@ -88,6 +88,7 @@ def build_index(
     started = time.perf_counter()
     index = make_index(params, vectors.dim)
     if params.kind == "ivf":
+        assert params.nlist is not None  # filled in by the ivf defaults
         index.train(_training_sample(vectors, params.nlist * TRAIN_PER_CELL))
     rows = []
     for block_rows, block in _unit_blocks(vectors):
@@ -176,7 +177,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def is_vector_index(folder: str | Path) -> bool:
     try:
-        return json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+        return bool(
+            json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+        )
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -92,6 +92,7 @@ def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.
     """One shard as float32 ``[rows, dim]`` (memory-mapped for ``.npy``)."""
     path = folder / entry["file"]
     try:
+        array: np.ndarray
         if path.suffix == ".npy":
             array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         else:

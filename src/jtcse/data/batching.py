@@ -49,11 +49,12 @@ def plan_epoch(
     lengths = np.asarray(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
+    batches: list[np.ndarray]
     if batching == "random":
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         return [b for b in batches if len(b) == batch_size] if drop_last else batches
     window = batch_size * bucket_window
-    batches: list[np.ndarray] = []
+    batches = []
     for start in range(0, len(order), window):
         chunk = order[start : start + window]
         if bucket_window > 1:

@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -62,7 +62,7 @@ def training_dev_score(
     mode (dropout off; the mode is restored after) and without gradients."""
     encode = functools.partial(
         encode_in_batches,
-        model.embed,
+        cast(Callable[[dict[str, Tensor]], Tensor], model.embed),  # a training Task (a higher layer)
         model.tokenizer,
         batch_size=batch_size,
         max_length=max_length,

@@ -195,7 +195,7 @@ def _trace(graph: Any, sample: dict[str, Any], path: Path) -> None:
             )
         else:
             batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
-            torch.onnx.export(
+            program = torch.onnx.export(
                 graph,
                 args=(),
                 kwargs=sample,
@@ -204,7 +204,9 @@ def _trace(graph: Any, sample: dict[str, Any], path: Path) -> None:
                 dynamic_shapes={name: {0: batch, 1: length} for name in names},
                 opset_version=OPSET,
                 dynamo=True,
-            ).save(str(path))
+            )
+            assert program is not None  # dynamo=True returns the program
+            program.save(str(path))
     except Exception as exc:  # the exporters raise many types; the model, not the user, is at fault
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JtcseError(f"--format onnx: torch.onnx.export failed for this model ({first})") from exc
@@ -281,7 +283,7 @@ def _check_fp32(encoder: Any, out: Path, threads: int) -> float:
 
     want = encoder.encode(list(PROBE_SENTENCES), show_progress=False)
     got = Encoder(out, device="cpu", threads=threads).encode(list(PROBE_SENTENCES), show_progress=False)
-    cosine = float(_cosines(got, want).min())
+    cosine = float(_cosines(np.asarray(got), np.asarray(want)).min())
     if not np.isfinite(cosine) or cosine < MIN_FP32_COSINE:
         raise JtcseError(
             f"--format onnx: the exported graph gives other vectors than torch (min cosine {cosine:.6f} < "
@@ -316,7 +318,7 @@ def _quantize_and_gate(
     write_spec(out, read_spec(out))  # the checksums now vouch for the int8 graphs
     int8 = Encoder(out, device="cpu", threads=threads)
     int8_score = _stsb_dev(int8, data_dir)
-    int8_cosine = float(_cosines(int8.encode(probe, show_progress=False), fp32_probe).min())
+    int8_cosine = float(_cosines(int8.encode(probe, show_progress=False), np.asarray(fp32_probe)).min())
     loss = fp32_score - int8_score
     if loss > max_loss and not accept_loss:
         raise JtcseError(

@@ -181,7 +181,12 @@ def _st_modules() -> tuple[Any, Any, Any]:
         from sentence_transformers.base.modules import Dense, Transformer
         from sentence_transformers.sentence_transformer.modules import Pooling
     except ImportError:
-        from sentence_transformers.models import Dense, Pooling, Transformer
+        # sentence-transformers < 6 (this branch is for older versions than the checker sees)
+        from sentence_transformers.models import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+            Dense,
+            Pooling,
+            Transformer,
+        )
     return Transformer, Pooling, Dense
 
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from jtcse.errors import JtcseError
 from jtcse.model.cross_attention import (
@@ -68,8 +71,8 @@ class TwinTower(nn.Module):
 
     def __init__(
         self,
-        tower_a: nn.Module,
-        tower_b: nn.Module,
+        tower_a: PreTrainedModel,
+        tower_b: PreTrainedModel,
         *,
         num_ca_layers: int = DEFAULT_NUM_CA_LAYERS,
         ca_mode: str = "side_all",
@@ -224,8 +227,8 @@ class TwinTower(nn.Module):
         return TwinTowerOutput(
             hidden_a[:, 0],
             hidden_b[:, 0],
-            self.tower_a.pooler(hidden_a),
-            self.tower_b.pooler(hidden_b),
+            self.tower_a.get_submodule("pooler")(hidden_a),
+            self.tower_b.get_submodule("pooler")(hidden_b),
             ca_a,
             ca_b,
         )
@@ -280,7 +283,7 @@ class TwinTower(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn.Module:
+def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> PreTrainedModel:
     from jtcse.model.format import is_jtcse_dir
     from jtcse.model.loading import load_hf_encoder
     from jtcse.model.names import resolve_model
@@ -300,7 +303,7 @@ def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn
     return load_hf_encoder(resolved, label=f"{name} {path}", **model_kwargs)
 
 
-def _check_compatible(tower_a: nn.Module, tower_b: nn.Module) -> None:
+def _check_compatible(tower_a: PreTrainedModel, tower_b: PreTrainedModel) -> None:
     ca, cb = tower_a.config, tower_b.config
     for attr, what in (
         ("model_type", "architecture"),

@@ -42,7 +42,7 @@ def summary(result: ReproduceResult) -> dict[str, Any]:
                 str(seed): {c: _finite(row.get(c)) for c in COLUMNS} for seed, row in per_seed.items()
             },
         },
-        "gap": {c: None if mean[c] is None else mean[c] - recipe.paper[c] for c in COLUMNS},
+        "gap": {c: None if (m := mean[c]) is None else m - recipe.paper[c] for c in COLUMNS},
         "seeds": list(result.runs),
         "settings": {
             "backbone": result.backbone,

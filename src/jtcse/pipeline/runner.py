@@ -164,10 +164,10 @@ def train_and_evaluate(
         _write_result(out, result)
         return result
 
-    result = _train(config, name, point, fingerprint, say)
-    if result is None:
+    trained = _train(config, name, point, fingerprint, say)
+    if trained is None:
         return None
-    result = _evaluate(result, config, wanted, eval_batch_size, dev=dev)
+    result = _evaluate(trained, config, wanted, eval_batch_size, dev=dev)
     _write_result(out, result)
     if not keep_checkpoint:
         import shutil

@@ -167,7 +167,8 @@ class Batcher:
 
     def _take(self, model: str) -> list[_Item]:
         """Queued items of ``model``, oldest first, up to the token budget (always at least one)."""
-        queue, taken, tokens = self._queues[model], [], 0
+        queue, tokens = self._queues[model], 0
+        taken: list[_Item] = []
         while queue:
             item = queue[0]
             if item.job.cancelled:

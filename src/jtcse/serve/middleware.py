@@ -57,7 +57,7 @@ class ServeMiddleware:
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer":
+                if scheme.lower() == "bearer" and self.api_key is not None:
                     return hmac.compare_digest(token.strip().encode(), self.api_key.encode())
         return False
 

@@ -28,6 +28,7 @@ class ServedSearch:
 
         if corpus is not None:
             return cls(SearchIndex.for_corpus(encoder, corpus, show_progress=False))
+        assert index_dir is not None  # the config requires --corpus or --index
         if is_vector_index(index_dir):
             vector_index = VectorIndex.load(index_dir)
             vector_index.check_model(encoder)  # once: the served model is fixed

@@ -350,7 +350,7 @@ class SearchIndex:
     ) -> list[SearchHit] | list[list[SearchHit]]:
         """Hits for one query (a list) or for several (a list of lists)."""
         single = isinstance(queries, str)
-        texts = [queries] if single else list(queries)
+        texts: list[str] = [queries] if isinstance(queries, str) else list(queries)
         if not texts:
             raise JtcseError("--query: no query given")
         for text in texts:

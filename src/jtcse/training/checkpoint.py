@@ -26,7 +26,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -65,7 +65,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
     def write(fh: IO[bytes]) -> None:
         writer = HashingWriter(fh)
-        torch.save(payload, writer)
+        torch.save(payload, cast(IO[bytes], writer))  # writes through write() only
         fh.write(b"\njtcse-sha256:" + writer.digest.hexdigest().encode("ascii") + b"\n")
 
     atomic_write(path, write, size_hint=_tensor_bytes(state) + _FOOTER_LEN)

@@ -243,7 +243,11 @@ class Config:
         out: dict[str, Any] = {}
         for f in _schema_fields(Config):
             value = getattr(self, f.name)
-            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            out[f.name] = (
+                dataclasses.asdict(value)
+                if dataclasses.is_dataclass(value) and not isinstance(value, type)
+                else value
+            )
         return out
 
     def flat(self) -> dict[str, Any]:

@@ -46,10 +46,10 @@ from __future__ import annotations
 import atexit
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -321,7 +321,9 @@ class RowEmbedder(nn.Module):
         self.task = task
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return self.task.embed_rows(batch)
+        # a Task; nn.Module types its attributes Tensor | Module
+        embed_rows = cast(Callable[[dict[str, Tensor]], dict[str, Tensor]], self.task.embed_rows)
+        return embed_rows(batch)
 
 
 def wrap_for_data_parallel(task: nn.Module, device: torch.device) -> nn.Module:

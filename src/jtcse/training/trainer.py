@@ -134,7 +134,7 @@ def train(
             # next batch: this process's share of the global batch, tokenised, on the device
             indices = _next_batch(state, run.plan, run.dist.world_size)
             batch = _collate(run, indices)
-            lr = state.scheduler.get_last_lr()[0]
+            lr = float(state.scheduler.get_last_lr()[0])
 
             # step: forward + backward (DDP / grad cache: the global batch's terms), finite check, AdamW
             state.optimizer.zero_grad(set_to_none=True)

@@ -39,10 +39,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from jtcse.errors import JtcseError
 from jtcse.losses.distillation import distillation_terms
@@ -59,7 +62,7 @@ class DistillTask(Task):
 
     def __init__(
         self,
-        student: nn.Module,
+        student: PreTrainedModel,
         tokenizer: Any,
         teacher: Any,
         *,

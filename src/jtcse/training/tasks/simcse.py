@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from jtcse.losses import simcse_objective
 from jtcse.model.format import MemberSpec, ModelSpec, write_spec
@@ -24,7 +27,7 @@ class SimcseTask(Task):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: PreTrainedModel,
         tokenizer: Any,
         *,
         pooler: str,
