@@ -22,13 +22,14 @@ Tokenisation (:class:`PairTokenizer`): one tokenizer call per batch, padded to t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-BATCHINGS = ("random", "length_bucketed")
+Batching = Literal["random", "length_bucketed"]
+BATCHINGS: tuple[Batching, ...] = get_args(Batching)
 
 
 def plan_epoch(
@@ -37,7 +38,7 @@ def plan_epoch(
     *,
     seed: int,
     epoch: int,
-    batching: str = "random",
+    batching: Batching = "random",
     bucket_window: int = 50,
     drop_last: bool = False,
 ) -> list[np.ndarray]:

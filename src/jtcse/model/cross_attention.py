@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,10 @@ from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
 
-CA_MODES = ("side_all", "side_last", "in_stream")
-CA_PLACEMENTS = ("end", "start")
+CaMode = Literal["side_all", "side_last", "in_stream"]
+CA_MODES: tuple[CaMode, ...] = get_args(CaMode)
+CaPlacement = Literal["end", "start"]
+CA_PLACEMENTS: tuple[CaPlacement, ...] = get_args(CaPlacement)
 # attention implementations whose layer calls accept the masks built by :func:`layer_attention_mask`
 IN_STREAM_ATTENTION = ("eager", "sdpa")
 
@@ -45,7 +47,7 @@ def valid_ca_counts(num_layers: int) -> list[int]:
     return [0] + [n for n in range(1, num_layers + 1) if num_layers % n == 0]
 
 
-def ca_layer_indices(num_layers: int, num_ca_layers: int, placement: str = "end") -> list[int]:
+def ca_layer_indices(num_layers: int, num_ca_layers: int, placement: CaPlacement = "end") -> list[int]:
     """0-based indices of the CA layers: equally spaced with stride ``s = num_layers / num_ca_layers``.
 
     ``end`` (default): after layers ``s, 2s, ..., L`` (1-indexed), so the last layer always has CA

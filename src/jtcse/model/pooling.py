@@ -15,13 +15,14 @@ The names and the arithmetic follow SimCSE's ``evaluation.py`` (the protocol beh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from torch import Tensor
 
 from jtcse.errors import JtcseError
 
-POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
+PoolerName = Literal["cls", "cls_before_pooler", "avg", "avg_first_last"]
+POOLERS: tuple[PoolerName, ...] = get_args(PoolerName)
 
 
 def check_pooler(name: str) -> str:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 from jtcse.errors import JtcseError
 from jtcse.model.cross_attention import (
     CA_MODES,
+    CaMode,
+    CaPlacement,
     ca_layer_indices,
     check_tower_structure,
     encoder_layers,
@@ -75,8 +77,8 @@ class TwinTower(nn.Module):
         tower_b: PreTrainedModel,
         *,
         num_ca_layers: int = DEFAULT_NUM_CA_LAYERS,
-        ca_mode: str = "side_all",
-        ca_placement: str = "end",
+        ca_mode: CaMode = "side_all",
+        ca_placement: CaPlacement = "end",
     ) -> None:
         super().__init__()
         if tower_a is tower_b:
@@ -97,7 +99,11 @@ class TwinTower(nn.Module):
         self.sources: tuple[str | None, str | None] = (None, None)
 
     def set_cross_attention(
-        self, *, num_ca_layers: int | None = None, ca_mode: str | None = None, ca_placement: str | None = None
+        self,
+        *,
+        num_ca_layers: int | None = None,
+        ca_mode: CaMode | None = None,
+        ca_placement: CaPlacement | None = None,
     ) -> None:
         """Change the CA settings (validated; ``None`` keeps a setting); recomputes ``ca_layer_indices``."""
         mode = self.ca_mode if ca_mode is None else ca_mode
@@ -117,8 +123,8 @@ class TwinTower(nn.Module):
         *,
         dropout: float | None = None,
         num_ca_layers: int = DEFAULT_NUM_CA_LAYERS,
-        ca_mode: str = "side_all",
-        ca_placement: str = "end",
+        ca_mode: CaMode = "side_all",
+        ca_placement: CaPlacement = "end",
         **model_kwargs: Any,
     ) -> TwinTower:
         """Load two towers with ``AutoModel``.

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 from jtcse.losses import simcse_objective
+from jtcse.losses.objectives import SimcseForm
 from jtcse.model.format import MemberSpec, ModelSpec, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
 from jtcse.training.config import Config, model_path
@@ -32,7 +33,7 @@ class SimcseTask(Task):
         *,
         pooler: str,
         temperature: float,
-        simcse_form: str = "one_sided",  # loss.simcse_form: Princeton's B x B, or the 2B x 2B interleaved
+        simcse_form: SimcseForm = "one_sided",  # Princeton's B x B, or the 2B x 2B interleaved
         max_len: int = 32,
         pad_to_multiple_of: int = 0,
     ) -> None:
