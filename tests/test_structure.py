@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "jtcse.integrity": 0,
     "jtcse.benchmark": 0,
     "jtcse.run_files": 0,
+    "jtcse.protocols": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

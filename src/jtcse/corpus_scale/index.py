@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
 from jtcse.tools.search import SearchHit, describe_identity, model_identity
 from jtcse.tools.similarity import normalize_rows
+
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder
 
 FORMAT = "jtcse-vector-index"
 FORMAT_VERSION = 1
@@ -189,7 +192,7 @@ class VectorIndex:
 
     def __init__(self, folder: Path, meta: dict[str, Any], index: Any, rows: np.ndarray) -> None:
         self.folder, self.meta, self.index, self.rows = folder, meta, index, rows
-        self._checked_encoder: Any = None
+        self._checked_encoder: SentenceEncoder | None = None
 
     @property
     def kind(self) -> str:
@@ -241,7 +244,7 @@ class VectorIndex:
             )
         return vectors
 
-    def check_model(self, encoder: Any) -> None:
+    def check_model(self, encoder: SentenceEncoder) -> None:
         mine = model_identity(encoder)
         if mine != self.meta["model"]:
             raise JtcseError(
@@ -284,11 +287,11 @@ class VectorIndex:
         return found
 
     def search(
-        self, encoder: Any, queries: str | Sequence[str], top_k: int = 5, **knobs: int | None
+        self, encoder: SentenceEncoder, queries: str | Sequence[str], top_k: int = 5, **knobs: int | None
     ) -> list[SearchHit] | list[list[SearchHit]]:
         """Hits for one query (a list) or several (a list of lists), like :meth:`SearchIndex.search`."""
         single = isinstance(queries, str)
-        texts = [queries] if single else list(queries)
+        texts: list[str] = [queries] if isinstance(queries, str) else list(queries)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise JtcseError("--query: the query is empty")
         if self._checked_encoder is not encoder:

@@ -24,7 +24,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
 from jtcse.model.tokenizer_groups import group_by_tokenizer
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
 
 FORMAT_NAME = "onnx"
 QUANTIZE_CHOICES = ("int8",)
@@ -254,7 +257,7 @@ def _fuse(path: Path, sample: dict[str, Any], shape: tuple[int, int]) -> bool:
         fused_path.unlink(missing_ok=True)
 
 
-def _write_spec(encoder: Any, out: Path, names: list[str], source: str, quantize: str | None) -> None:
+def _write_spec(encoder: Encoder, out: Path, names: list[str], source: str, quantize: str | None) -> None:
     spec = read_spec(source) if is_jtcse_dir(source) else None
     kind = spec.kind if spec is not None else "single"
     members = [MemberSpec(name, "graph", 1.0, backend="onnx") for name in names]
@@ -277,7 +280,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a64 * b64, axis=1) / np.maximum(norms, 1e-12)
 
 
-def _check_fp32(encoder: Any, out: Path, threads: int) -> float:
+def _check_fp32(encoder: Encoder, out: Path, threads: int) -> float:
     """Every probe vector of the fp32 graphs must point where the torch vector points."""
     from jtcse.encoder import Encoder
 
@@ -292,7 +295,7 @@ def _check_fp32(encoder: Any, out: Path, threads: int) -> float:
     return cosine
 
 
-def _stsb_dev(encoder: Any, data_dir: str | Path | None) -> float:
+def _stsb_dev(encoder: Encoder, data_dir: str | Path | None) -> float:
     from jtcse.evaluation.sts import evaluate_sts
 
     report = evaluate_sts(encoder, data_dir=data_dir, tasks=["STSBenchmark"], mode="dev", show_progress=False)

@@ -24,12 +24,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jtcse.serve.errors import ApiError
 from jtcse.serve.memory import HeapTrimmer
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
+    from jtcse.serve.config import Limits
+    from jtcse.serve.metrics import Metrics
 
 log = logging.getLogger("jtcse.serve")
 
@@ -58,7 +63,7 @@ class _Item:
 class Batcher:
     """Owns the queue and the worker thread. ``encoders`` maps a model name to its ``jtcse.Encoder``."""
 
-    def __init__(self, encoders: dict[str, Any], limits: Any, metrics: Any) -> None:
+    def __init__(self, encoders: dict[str, Encoder], limits: Limits, metrics: Metrics) -> None:
         self._encoders = encoders
         self._limits = limits
         self._metrics = metrics

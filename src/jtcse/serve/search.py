@@ -9,20 +9,23 @@ search hands the query vectors the model worker computed to the index's ``hits``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jtcse.errors import JtcseError
 
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder, VectorSearch
+
 
 class ServedSearch:
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: VectorSearch) -> None:
         self.index = index
         self.size = len(index)
 
     @classmethod
-    def open(cls, encoder: Any, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
+    def open(cls, encoder: SentenceEncoder, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
         from jtcse.corpus_scale.index import VectorIndex, is_vector_index
         from jtcse.tools.search import SearchIndex
 

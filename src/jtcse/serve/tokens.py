@@ -12,9 +12,12 @@ import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Counts:
 class TokenCounter:
     """Counts tokens as every member of an encoder sees them (members may have different tokenizers)."""
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         self._members: list[tuple[Any, int | None]] = []
         seen: dict[int, Any] = {}
         for member in encoder.members:

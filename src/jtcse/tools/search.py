@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
+
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder
 
 INDEX_SUFFIX = ".jtcse-index"
 META_NAME = "index.json"
@@ -90,7 +93,7 @@ def _member_field(member: Any, name: str) -> Any:
     return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
 
 
-def model_identity(encoder: Any) -> dict[str, Any]:
+def model_identity(encoder: SentenceEncoder) -> dict[str, Any]:
     """What makes two encoders give the same vectors: per member, source, weights, pooler, weight, limit."""
     members = []
     for member in getattr(encoder, "members", None) or []:
@@ -121,7 +124,10 @@ def describe_identity(identity: dict[str, Any]) -> str:
 
 
 def check_same_model(
-    saved_identity: dict[str, Any], saved_dim: int, encoder: Any, index_dir: str | Path | None = None
+    saved_identity: dict[str, Any],
+    saved_dim: int,
+    encoder: SentenceEncoder,
+    index_dir: str | Path | None = None,
 ) -> None:
     """Raise a one-line error when ``encoder`` is not the model that built an index."""
     where = f"--index {index_dir}" if index_dir is not None else "the index"
@@ -179,7 +185,7 @@ class SearchIndex:
         self.identity = identity
         self.backend = _pick_backend(backend)
         self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
-        self._checked_encoder: Any = None
+        self._checked_encoder: SentenceEncoder | None = None
 
     @property
     def dim(self) -> int:
@@ -291,7 +297,7 @@ class SearchIndex:
         index.status = "loaded"
         return index
 
-    def check_model(self, encoder: Any, index_dir: str | Path | None = None) -> None:
+    def check_model(self, encoder: SentenceEncoder, index_dir: str | Path | None = None) -> None:
         """Raise a one-line error when ``encoder`` is not the model that built this index."""
         check_same_model(self.identity, self.dim, encoder, index_dir)
 

@@ -47,6 +47,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from jtcse.encoder import Encoder
+
 from jtcse.errors import JtcseError
 from jtcse.losses.distillation import distillation_terms
 from jtcse.losses.masking import autocast_off
@@ -64,7 +66,7 @@ class DistillTask(Task):
         self,
         student: PreTrainedModel,
         tokenizer: Any,
-        teacher: Any,
+        teacher: Encoder,
         *,
         pooler: str = "cls_before_pooler",
         k: float = 0.01,
@@ -97,7 +99,9 @@ class DistillTask(Task):
         self.student_init = student_init
         self.teacher = teacher
         # nn.Module does not register a tuple: the teacher stays out of state_dict(), parameters(), train()
-        self._teacher_models = tuple({id(m.model): m.model for m in teacher.members}.values())
+        models = {id(m.model): m.model for m in teacher.members if m.model is not None}
+        assert len(models) == len({id(m.model) for m in teacher.members})  # the teacher's members are torch
+        self._teacher_models = tuple(models.values())
         for model in self._teacher_models:
             model.eval()
             model.requires_grad_(False)
