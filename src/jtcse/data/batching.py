@@ -22,11 +22,14 @@ Tokenisation (:class:`PairTokenizer`): one tokenizer call per batch, padded to t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Batching = Literal["random", "length_bucketed"]
 BATCHINGS: tuple[Batching, ...] = get_args(Batching)
@@ -84,7 +87,7 @@ class PairTokenizer:
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         max_len: int,
         *,
         copies: int = 2,

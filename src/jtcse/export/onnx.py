@@ -36,6 +36,8 @@ from jtcse.model.names import resolve_model
 from jtcse.model.tokenizer_groups import group_by_tokenizer
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from jtcse.encoder import Encoder
 
 FORMAT_NAME = "onnx"
@@ -159,7 +161,7 @@ def _attention_shape(models: list[Any]) -> tuple[int, int]:
     return shapes.pop() if len(shapes) == 1 else (0, 0)
 
 
-def _sample_inputs(tokenizer: Any, use_types: bool) -> dict[str, Any]:
+def _sample_inputs(tokenizer: PreTrainedTokenizerBase, use_types: bool) -> dict[str, Any]:
     """The probe sentences, right-padded: rows of different lengths, so no shape or mask is constant."""
     import torch
 

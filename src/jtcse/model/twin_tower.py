@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from jtcse.errors import JtcseError
 from jtcse.model.cross_attention import (
@@ -254,7 +254,7 @@ class TwinTower(nn.Module):
     def save_pretrained(
         self,
         out_dir: str | Path,
-        tokenizer: Any = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         *,
         method: str = "jtcse",
         extra: dict[str, Any] | None = None,

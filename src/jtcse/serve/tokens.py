@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from jtcse.encoder import Encoder
 
 
@@ -76,7 +78,7 @@ def _private_copy(tokenizer: Any) -> Any:
     return copy.deepcopy(tokenizer)
 
 
-def _lengths(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+def _lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> np.ndarray:
     if tokenizer is None:  # a member without a tokenizer: count characters, an upper bound for the budget
         return np.fromiter((len(t) + 2 for t in texts), np.int64, count=len(texts))
     if hasattr(tokenizer, "encode_batch"):

@@ -8,7 +8,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 from tqdm import tqdm
 
@@ -18,9 +19,12 @@ from jtcse.training.metrics import MetricsLog
 if TYPE_CHECKING:
     from jtcse.training.run_setup import Run
 
+# rank 0 logs to OUT/metrics.jsonl, the other ranks nowhere
+MetricsSink = MetricsLog | distributed.NoMetrics
+
 
 @contextlib.contextmanager
-def loop_context(run: Run, step: int) -> Iterator[tuple[tqdm, Any, Callable[[], bool]]]:
+def loop_context(run: Run, step: int) -> Iterator[tuple[tqdm[NoReturn], MetricsSink, Callable[[], bool]]]:
     """The progress bar, the metrics log (rank 0; the others log nowhere), the Ctrl-C flag, and quiet
     transformers progress bars, for the duration of the loop."""
     with contextlib.ExitStack() as stack:
@@ -35,7 +39,9 @@ def loop_context(run: Run, step: int) -> Iterator[tuple[tqdm, Any, Callable[[], 
             )
         )
         if run.dist.is_main:
-            metrics: Any = stack.enter_context(MetricsLog(run.out, tensorboard=run.config.train.tensorboard))
+            metrics: MetricsSink = stack.enter_context(
+                MetricsLog(run.out, tensorboard=run.config.train.tensorboard)
+            )
         else:
             metrics = stack.enter_context(distributed.NoMetrics())
         stop_requested = stack.enter_context(_graceful_stop())
@@ -51,7 +57,7 @@ def _graceful_stop() -> Iterator[Callable[[], bool]]:
         yield requested.is_set
         return
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()

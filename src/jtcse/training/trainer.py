@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
 from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
 from jtcse.training.config import Config, apply_override, resolve
-from jtcse.training.loop_context import loop_context, say
+from jtcse.training.loop_context import MetricsSink, loop_context, say
 from jtcse.training.metrics import Throughput
 from jtcse.training.run_setup import EpochPlan, Run, start_run
 from jtcse.training.state import TrainState, saved_config, write_checkpoint
@@ -209,7 +209,7 @@ def _show_step(bar: tqdm, values: dict[str, float], speed: float) -> None:
     bar.update(1)
 
 
-def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
+def _evaluate(run: Run, state: TrainState, metrics: MetricsSink, bar: tqdm[NoReturn]) -> float:
     """The dev score (rank 0 evaluates, the others wait for its score); the model is exported when it
     improves. Returns the seconds it took."""
     from jtcse.evaluation.dev import training_dev_score
@@ -226,6 +226,7 @@ def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
             autocast=run.precision.autocast,
         )
     score = distributed.broadcast_object(score)
+    assert score is not None  # rank 0's score
     if math.isfinite(score) and (state.best_dev is None or score > state.best_dev):
         state.best_dev, state.best_step = score, state.step
         run_dir.export_model(run.task, run.out, {"best_step": state.step, DEV_SCORE: score})

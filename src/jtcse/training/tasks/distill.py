@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from jtcse.encoder import Encoder
 
@@ -65,7 +65,7 @@ class DistillTask(Task):
     def __init__(
         self,
         student: PreTrainedModel,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         teacher: Encoder,
         *,
         pooler: str = "cls_before_pooler",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from jtcse.losses import simcse_objective
 from jtcse.losses.objectives import SimcseForm
@@ -29,7 +29,7 @@ class SimcseTask(Task):
     def __init__(
         self,
         encoder: PreTrainedModel,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         pooler: str,
         temperature: float,

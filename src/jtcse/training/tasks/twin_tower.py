@@ -15,6 +15,8 @@ from jtcse.training.config import Config, model_path, tower_sources
 from jtcse.training.tasks.base import Task, Vectors, batching
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from jtcse.model.twin_tower import TwinTower
 
 
@@ -29,7 +31,7 @@ class TwinTowerTask(Task):
     # the pooler outputs enter only the per-sentence modulus constraint: never gathered across ranks
     local_vector_keys = ("pooled_a", "pooled_b")
 
-    def __init__(self, twin: TwinTower, tokenizer: Any, config: Config) -> None:
+    def __init__(self, twin: TwinTower, tokenizer: PreTrainedTokenizerBase, config: Config) -> None:
         super().__init__(tokenizer, **batching(config))
         self.twin = twin
         self.method = config.method
@@ -125,7 +127,7 @@ def build_twin(config: Config) -> TwinTowerTask:
     return TwinTowerTask(twin.float(), tokenizer, config)
 
 
-def _check_same_vocabulary(tokenizer: Any, path_b: str, key_b: str) -> None:
+def _check_same_vocabulary(tokenizer: PreTrainedTokenizerBase, path_b: str, key_b: str) -> None:
     # Both towers read one set of token ids; a tower B with another vocabulary would get garbage.
     from jtcse.model.loading import load_tokenizer
 
