@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +27,6 @@ from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
-
-if TYPE_CHECKING:
-    from jtcse.protocols import SentenceEncoder
 
 INDEX_SUFFIX = ".jtcse-index"
 META_NAME = "index.json"
@@ -93,7 +90,7 @@ def _member_field(member: Any, name: str) -> Any:
     return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
 
 
-def model_identity(encoder: SentenceEncoder) -> dict[str, Any]:
+def model_identity(encoder: SupportsEncode) -> dict[str, Any]:
     """What makes two encoders give the same vectors: per member, source, weights, pooler, weight, limit."""
     members = []
     for member in getattr(encoder, "members", None) or []:
@@ -126,7 +123,7 @@ def describe_identity(identity: dict[str, Any]) -> str:
 def check_same_model(
     saved_identity: dict[str, Any],
     saved_dim: int,
-    encoder: SentenceEncoder,
+    encoder: SupportsEncode,
     index_dir: str | Path | None = None,
 ) -> None:
     """Raise a one-line error when ``encoder`` is not the model that built an index."""
@@ -185,7 +182,7 @@ class SearchIndex:
         self.identity = identity
         self.backend = _pick_backend(backend)
         self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
-        self._checked_encoder: SentenceEncoder | None = None
+        self._checked_encoder: SupportsEncode | None = None
 
     @property
     def dim(self) -> int:
@@ -297,7 +294,7 @@ class SearchIndex:
         index.status = "loaded"
         return index
 
-    def check_model(self, encoder: SentenceEncoder, index_dir: str | Path | None = None) -> None:
+    def check_model(self, encoder: SupportsEncode, index_dir: str | Path | None = None) -> None:
         """Raise a one-line error when ``encoder`` is not the model that built this index."""
         check_same_model(self.identity, self.dim, encoder, index_dir)
 
