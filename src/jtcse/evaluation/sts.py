@@ -270,7 +270,7 @@ def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.2f}"
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> Any:  # a JSON value: its type depends on the input
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -376,7 +376,7 @@ def _record_checks(out: Path, result: dict[str, Any]) -> None:
     write_spec(out, spec)
 
 
-def _round(value: Any) -> Any:
+def _round(value: object) -> Any:  # a JSON value: its type depends on the input
     return round(value, 4) if isinstance(value, float) else value
 
 

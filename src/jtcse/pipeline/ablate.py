@@ -33,7 +33,6 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from jtcse.benchmark import fmt_score
 from jtcse.errors import JtcseError
@@ -176,7 +175,7 @@ def plan_ablation(
     return planned
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: object) -> str:
     """The text of a resolved config value, identical for equal values (``0.10`` and ``0.1``)."""
     if value is None:
         return "none"

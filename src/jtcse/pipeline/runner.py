@@ -335,7 +335,7 @@ def _training_seconds(out: Path) -> float | None:
     return float(max(times)) if times else None
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> Any:  # a JSON value: its type depends on the input
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -86,7 +86,7 @@ def _weights_fingerprint(source: str) -> str | None:
     return h.hexdigest()
 
 
-def _member_field(member: Any, name: str) -> Any:
+def _member_field(member: object, name: str) -> Any:  # a member's field of any type
     return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
 
 
