@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ ROWS_NAME = "rows.npy"
 _ADD_ROWS = 1 << 16
 
 
-def _unit_blocks(vectors: ShardedVectors) -> Any:
+def _unit_blocks(vectors: ShardedVectors) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(rows, unit vectors)`` of the non-blank rows, one block of at most 65,536 rows at a time."""
     for first, shard in vectors.shards():
         for begin in range(0, shard.shape[0], _ADD_ROWS):

@@ -77,7 +77,7 @@ class LossWeights:
                 f"every loss term has weight 0; give at least one of {', '.join(TERMS)} a weight > 0"
             )
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> LossWeights:
+    def __new__(cls, *args: Any, **kwargs: Any) -> LossWeights:  # Any: the dataclass fields, checked after
         # before the generated __init__, so that an old switch is a one-line error, not a TypeError
         for key in _REMOVED_SWITCHES:
             if key in kwargs:

@@ -43,6 +43,7 @@ def masked_mean(states: Tensor, attention_mask: Tensor) -> Tensor:
     return (states * mask).sum(dim=1) / mask.sum(dim=1)
 
 
+# outputs: Any, a transformers ModelOutput (its fields differ by model class)
 def pool(name: str, outputs: Any, attention_mask: Tensor) -> Tensor:
     """Sentence vectors [N, H] from model outputs (last_hidden_state, pooler_output, hidden_states)."""
     check_pooler(name)
