@@ -27,11 +27,13 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) bench/encode.py
@@ -42,4 +44,4 @@ bench-peers:
 	$(PEERS_VENV)/bin/python -m pip install -q $(PEERS_SPEC)
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -27,9 +27,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from jtcse.engines import Engine, OnnxEngine, TorchEngine, load_onnx_member, resolve_threads
 from jtcse.errors import JtcseError
@@ -327,6 +328,29 @@ class Encoder:
 
     # ------------------------------------------------------------------ encoding
 
+    @overload
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = False,
+        show_progress: bool | None = None,
+        convert_to_tensor: Literal[False] = False,
+    ) -> npt.NDArray[np.float32]: ...
+
+    @overload
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = False,
+        show_progress: bool | None = None,
+        convert_to_tensor: Literal[True],
+    ) -> torch.Tensor: ...
+
+    @overload
     def encode(
         self,
         sentences: str | Sequence[str],
@@ -335,7 +359,17 @@ class Encoder:
         normalize: bool = False,
         show_progress: bool | None = None,
         convert_to_tensor: bool = False,
-    ) -> np.ndarray | torch.Tensor:
+    ) -> npt.NDArray[np.float32] | torch.Tensor: ...
+
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = False,
+        show_progress: bool | None = None,
+        convert_to_tensor: bool = False,
+    ) -> npt.NDArray[np.float32] | torch.Tensor:
         """Embed sentences; float32 ``[n, dim]`` in input order (``[dim]`` for a single string, like
         sentence-transformers).
 
@@ -344,7 +378,7 @@ class Encoder:
         device. Identical sentences are encoded once and receive identical vectors.
         """
         single = isinstance(sentences, str)
-        items = [sentences] if single else list(sentences)
+        items: list[str] = [sentences] if isinstance(sentences, str) else list(sentences)
         for i, s in enumerate(items):
             if not isinstance(s, str):
                 raise TypeError(f"encode expects strings; item {i} is {type(s).__name__}")
@@ -417,7 +451,7 @@ class Encoder:
             progress.close()
 
     def _accumulate(
-        self, member: Member, sentences: list[str], batch_size: int, add: _Add, progress: Any
+        self, member: Member, sentences: list[str], batch_size: int, add: _Add, progress: _Progress | None
     ) -> None:
         """``add`` ``member.weight * pooled vectors`` of ``sentences`` (rows in sentence order)."""
         features = _tokenize(member, sentences)
@@ -553,7 +587,15 @@ def _pad(
     return inputs
 
 
-def _progress_bar(total: int, batch_size: int, show: bool | None):
+class _Progress(Protocol):
+    """The progress bar's part that encode uses."""
+
+    def update(self, n: float | None = 1) -> bool | None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int, batch_size: int, show: bool | None) -> _Progress | None:
     if show is None:
         show = total > _PROGRESS_MIN_BATCHES * batch_size and sys.stderr.isatty()
     if not show:

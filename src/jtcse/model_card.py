@@ -146,7 +146,7 @@ def _usage_section() -> str:
     )
 
 
-def _fmt_score(value: Any) -> str:
+def _fmt_score(value: object) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return f"{value:.2f}"
     return "n/a"
@@ -172,7 +172,7 @@ def _sts_section(report: Any) -> str:
     return f"## STS evaluation\n\n{caption}\n\n" + "\n".join(md_table(names, [values])) + "\n"
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None

@@ -328,10 +328,8 @@ def _diagnose_loaded(
         tokenizer.padding_side = old_padding_side
         model.train(was_training)
         restore_impl()
-    attn = torch.cat(attn_rows).numpy()
-    ratio = torch.cat(ratio_rows).numpy()
-    attn_mean, attn_std = _stats(attn)
-    ratio_mean, ratio_std = _stats(ratio)
+    attn_mean, attn_std = _stats(torch.cat(attn_rows).numpy())
+    ratio_mean, ratio_std = _stats(torch.cat(ratio_rows).numpy())
     return SeriesDiagnosis(
         label=source.label,
         source=source.path,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
 from jtcse.errors import JtcseError
+
+T = TypeVar("T")
 
 FOLDER_SUFFIXES = ("", ".vectors", ".shards")  # an --output with these is a folder of shards
 EPILOG = """\
@@ -125,7 +127,7 @@ class _TorchCoordinator:
         context, _, _ = init_distributed("cpu")
         self.rank, self.world_size = context.rank, context.world_size
 
-    def broadcast(self, obj: Any) -> Any:
+    def broadcast(self, obj: T) -> T:
         from jtcse.training.distributed import broadcast_object
 
         return broadcast_object(obj)

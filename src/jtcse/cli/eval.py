@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
-from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
 from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
+from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
 from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
 

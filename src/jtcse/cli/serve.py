@@ -147,11 +147,11 @@ def run(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     state = app.state.serve
     if state.load_error is not None:
-        exc = state.load_error
-        if isinstance(exc, JtcseError):
-            raise exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JtcseError(f"--model: cannot load: {first}") from exc
+        error = state.load_error
+        if isinstance(error, JtcseError):
+            raise error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise JtcseError(f"--model: cannot load: {first}") from error
     if not server.started:
         raise JtcseError(
             f"--host {args.host} --port {args.port}: the server did not start (is the port taken?)"

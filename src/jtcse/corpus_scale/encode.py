@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -50,20 +50,23 @@ class ShardOptions:
     with_text: bool = False  # parquet: a text column with the input line
 
 
+T = TypeVar("T")  # what rank 0 broadcasts comes back to every rank as the same type
+
+
 class Coordinator(Protocol):
     """How ranks agree: rank 0's object handed to every rank (a single process: itself)."""
 
     rank: int
     world_size: int
 
-    def broadcast(self, obj: Any) -> Any: ...
+    def broadcast(self, obj: T) -> T: ...
 
 
 class SingleProcess:
     rank = 0
     world_size = 1
 
-    def broadcast(self, obj: Any) -> Any:
+    def broadcast(self, obj: T) -> T:
         return obj
 
 

@@ -52,7 +52,7 @@ class IndexParams:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def faiss_module() -> Any:
+def faiss_module() -> Any:  # Any: faiss's SWIG bindings carry no type information
     try:
         import faiss
     except ImportError as exc:

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
 from jtcse.tools.search import SearchHit, describe_identity, model_identity
 from jtcse.tools.similarity import normalize_rows
+
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder
 
 FORMAT = "jtcse-vector-index"
 FORMAT_VERSION = 1
@@ -212,7 +215,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def is_vector_index(folder: str | Path) -> bool:
     try:
-        return json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+        return bool(
+            json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+        )
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -222,7 +227,7 @@ class VectorIndex:
 
     def __init__(self, folder: Path, meta: dict[str, Any], index: Any, rows: np.ndarray) -> None:
         self.folder, self.meta, self.index, self.rows = folder, meta, index, rows
-        self._checked_encoder: Any = None
+        self._checked_encoder: SentenceEncoder | None = None
         self.vectors: ShardedVectors | None = None  # the shards, when present (re-ranking, recall)
 
     @property
@@ -275,7 +280,7 @@ class VectorIndex:
             )
         return vectors
 
-    def check_model(self, encoder: Any) -> None:
+    def check_model(self, encoder: SentenceEncoder) -> None:
         mine = model_identity(encoder)
         if mine != self.meta["model"]:
             raise JtcseError(
@@ -355,11 +360,11 @@ class VectorIndex:
         return found
 
     def search(
-        self, encoder: Any, queries: str | Sequence[str], top_k: int = 5, **knobs: int | None
+        self, encoder: SentenceEncoder, queries: str | Sequence[str], top_k: int = 5, **knobs: int | None
     ) -> list[SearchHit] | list[list[SearchHit]]:
         """Hits for one query (a list) or several (a list of lists), like :meth:`SearchIndex.search`."""
         single = isinstance(queries, str)
-        texts = [queries] if single else list(queries)
+        texts: list[str] = [queries] if isinstance(queries, str) else list(queries)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise JtcseError("--query: the query is empty")
         if self._checked_encoder is not encoder:

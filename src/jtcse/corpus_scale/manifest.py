@@ -114,7 +114,9 @@ def check_resumable(saved: dict[str, Any], wanted: dict[str, Any], folder: Path)
             )
 
 
-def require_complete(manifest: dict[str, Any] | None, folder: Path, *, what: str = "--vectors") -> dict:
+def require_complete(
+    manifest: dict[str, Any] | None, folder: Path, *, what: str = "--vectors"
+) -> dict[str, Any]:
     """The manifest of a finished encoding; one-line errors for a missing or unfinished one."""
     if manifest is None:
         raise JtcseError(f"{what} {folder}: no {MANIFEST_NAME} here (not a folder written by jtcse encode)")

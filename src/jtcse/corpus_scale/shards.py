@@ -106,6 +106,7 @@ def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.
     file)."""
     path = folder / entry["file"]
     try:
+        array: np.ndarray
         if path.suffix == ".npy":
             array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         elif path.suffix == ".parquet":

@@ -22,13 +22,17 @@ Tokenisation (:class:`PairTokenizer`): one tokenizer call per batch, padded to t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-BATCHINGS = ("random", "length_bucketed")
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Batching = Literal["random", "length_bucketed"]
+BATCHINGS: tuple[Batching, ...] = get_args(Batching)
 
 
 def plan_epoch(
@@ -37,7 +41,7 @@ def plan_epoch(
     *,
     seed: int,
     epoch: int,
-    batching: str = "random",
+    batching: Batching = "random",
     bucket_window: int = 50,
     drop_last: bool = False,
 ) -> list[np.ndarray]:
@@ -49,11 +53,12 @@ def plan_epoch(
     lengths = np.asarray(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
+    batches: list[np.ndarray]
     if batching == "random":
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         return [b for b in batches if len(b) == batch_size] if drop_last else batches
     window = batch_size * bucket_window
-    batches: list[np.ndarray] = []
+    batches = []
     for start in range(0, len(order), window):
         chunk = order[start : start + window]
         if bucket_window > 1:
@@ -82,7 +87,7 @@ class PairTokenizer:
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         max_len: int,
         *,
         copies: int = 2,

@@ -19,6 +19,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from jtcse.errors import JtcseError, JtcseWarning
 
@@ -80,18 +81,23 @@ def resolve_corpus_path(corpus: str, data_dir: str | Path | None = None) -> Path
     return Path(corpus).expanduser()
 
 
+# a line that is not valid UTF-8: skipped (counted, warned) or an error
+BadUtf8Policy = Literal["skip", "error"]
+BAD_UTF8_POLICIES: tuple[BadUtf8Policy, ...] = get_args(BadUtf8Policy)
+
+
 def load_corpus(
     path: str | Path,
     *,
     max_chars: int = 640,
     dedup: bool = False,
     max_sentences: int = 0,
-    on_bad_utf8: str = "skip",
+    on_bad_utf8: BadUtf8Policy = "skip",
     min_sentences: int = 1,
 ) -> TrainingCorpus:
     """Read a one-sentence-per-line file (see the module docstring for the rules); fewer than
     ``min_sentences`` sentences is an error (training asks for 2: a contrastive loss needs negatives)."""
-    if on_bad_utf8 not in ("skip", "error"):
+    if on_bad_utf8 not in BAD_UTF8_POLICIES:
         raise ValueError(f"on_bad_utf8 must be 'skip' or 'error', not {on_bad_utf8!r}")
     if max_chars < 1:
         raise ValueError("max_chars must be >= 1")

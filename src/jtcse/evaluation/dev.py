@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -15,12 +15,15 @@ from torch import Tensor, nn
 
 from jtcse.evaluation.sts import stsb_dev_score
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def encode_in_batches(
     embed: Callable[[dict[str, Tensor]], Tensor],
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     sentences: list[str],
     *,
     batch_size: int,
@@ -62,8 +65,8 @@ def training_dev_score(
     mode (dropout off; the mode is restored after) and without gradients."""
     encode = functools.partial(
         encode_in_batches,
-        model.embed,
-        model.tokenizer,
+        cast(Callable[[dict[str, Tensor]], Tensor], model.embed),  # a training Task (a higher layer)
+        cast("PreTrainedTokenizerBase", model.tokenizer),
         batch_size=batch_size,
         max_length=max_length,
         device=device,

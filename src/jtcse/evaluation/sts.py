@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from scipy import stats
@@ -30,6 +30,9 @@ from jtcse.benchmark import DEV_TASKS, TASKS
 from jtcse.data.paths import resolve_data_dir
 from jtcse.data.sts import STS_YEAR_SUBSETS, StsPairs, read_stsb, read_task
 from jtcse.errors import JtcseError
+
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder
 
 MODES = ("test", "dev")
 
@@ -105,7 +108,7 @@ class StsReport:
 
 
 def evaluate_sts(
-    encoder: Any,
+    encoder: SentenceEncoder | Callable[[list[str]], object],
     *,
     data_dir: str | Path | None = None,
     tasks: Sequence[str] | None = None,
@@ -231,15 +234,23 @@ def _distinct_sentences(data: dict[str, dict[str, StsPairs]]) -> tuple[list[str]
     return list(position), position
 
 
-def _encode(encoder: Any, sentences: list[str], *, batch_size: int, show_progress: bool) -> np.ndarray:
+def _encode(
+    encoder: SentenceEncoder | Callable[[list[str]], object],
+    sentences: list[str],
+    *,
+    batch_size: int,
+    show_progress: bool,
+) -> np.ndarray:
+    output: object
     if hasattr(encoder, "encode"):
-        output = encoder.encode(sentences, batch_size=batch_size, show_progress=show_progress)
+        model = cast("SentenceEncoder", encoder)  # a hasattr check does not narrow the union
+        output = model.encode(sentences, batch_size=batch_size, show_progress=show_progress)
     else:
         output = encoder(sentences)
     return _as_matrix(output, len(sentences))
 
 
-def _as_matrix(output: Any, rows: int) -> np.ndarray:
+def _as_matrix(output: object, rows: int) -> np.ndarray:
     if hasattr(output, "detach"):  # a torch tensor from a custom encode function
         output = output.detach().float().cpu().numpy()
     matrix = np.asarray(output, dtype=np.float64)
@@ -259,7 +270,7 @@ def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.2f}"
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> Any:  # a JSON value: its type depends on the input
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -24,7 +24,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,11 @@ from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
 from jtcse.model.tokenizer_groups import group_by_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from jtcse.encoder import Encoder
 
 FORMAT_NAME = "onnx"
 QUANTIZE_CHOICES = ("int8",)
@@ -160,7 +165,7 @@ def _attention_shape(models: list[Any]) -> tuple[int, int]:
     return shapes.pop() if len(shapes) == 1 else (0, 0)
 
 
-def _sample_inputs(tokenizer: Any, use_types: bool) -> dict[str, Any]:
+def _sample_inputs(tokenizer: PreTrainedTokenizerBase, use_types: bool) -> dict[str, Any]:
     """The probe sentences, right-padded: rows of different lengths, so no shape or mask is constant."""
     import torch
 
@@ -199,7 +204,7 @@ def _trace(graph: Any, sample: dict[str, Any], path: Path) -> None:
             )
         else:
             batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
-            torch.onnx.export(
+            program = torch.onnx.export(
                 graph,
                 args=(),
                 kwargs=sample,
@@ -208,7 +213,9 @@ def _trace(graph: Any, sample: dict[str, Any], path: Path) -> None:
                 dynamic_shapes={name: {0: batch, 1: length} for name in names},
                 opset_version=OPSET,
                 dynamo=True,
-            ).save(str(path))
+            )
+            assert program is not None  # dynamo=True returns the program
+            program.save(str(path))
     except Exception as exc:  # the exporters raise many types; the model, not the user, is at fault
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JtcseError(f"--format onnx: torch.onnx.export failed for this model ({first})") from exc
@@ -256,7 +263,7 @@ def _fuse(path: Path, sample: dict[str, Any], shape: tuple[int, int]) -> bool:
         fused_path.unlink(missing_ok=True)
 
 
-def _write_spec(encoder: Any, out: Path, names: list[str], source: str, quantize: str | None) -> None:
+def _write_spec(encoder: Encoder, out: Path, names: list[str], source: str, quantize: str | None) -> None:
     spec = read_spec(source) if is_jtcse_dir(source) else None
     kind = spec.kind if spec is not None else "single"
     members = [MemberSpec(name, "graph", 1.0, backend="onnx") for name in names]
@@ -279,13 +286,13 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a64 * b64, axis=1) / np.maximum(norms, 1e-12)
 
 
-def _check_fp32(encoder: Any, out: Path, threads: int) -> float:
+def _check_fp32(encoder: Encoder, out: Path, threads: int) -> float:
     """Every probe vector of the fp32 graphs must point where the torch vector points."""
     from jtcse.encoder import Encoder
 
     want = encoder.encode(list(PROBE_SENTENCES), show_progress=False)
     got = Encoder(out, device="cpu", threads=threads).encode(list(PROBE_SENTENCES), show_progress=False)
-    cosine = float(_cosines(got, want).min())
+    cosine = float(_cosines(np.asarray(got), np.asarray(want)).min())
     if not np.isfinite(cosine) or cosine < MIN_FP32_COSINE:
         raise JtcseError(
             f"--format onnx: the exported graph gives other vectors than torch (min cosine {cosine:.6f} < "
@@ -294,7 +301,7 @@ def _check_fp32(encoder: Any, out: Path, threads: int) -> float:
     return cosine
 
 
-def _stsb_dev(encoder: Any, data_dir: str | Path | None) -> float:
+def _stsb_dev(encoder: Encoder, data_dir: str | Path | None) -> float:
     from jtcse.evaluation.sts import evaluate_sts
 
     report = evaluate_sts(encoder, data_dir=data_dir, tasks=["STSBenchmark"], mode="dev", show_progress=False)
@@ -321,7 +328,7 @@ def _quantize_and_gate(
     write_spec(out, read_spec(out))  # the checksums now vouch for the int8 graphs
     int8 = Encoder(out, device="cpu", threads=threads)
     int8_score = _stsb_dev(int8, data_dir)
-    int8_cosine = float(_cosines(int8.encode(probe, show_progress=False), fp32_probe).min())
+    int8_cosine = float(_cosines(int8.encode(probe, show_progress=False), np.asarray(fp32_probe)).min())
     loss = fp32_score - int8_score
     if loss > max_loss and not accept_loss:
         raise JtcseError(
@@ -374,7 +381,7 @@ def _record_checks(out: Path, result: dict[str, Any]) -> None:
     write_spec(out, spec)
 
 
-def _round(value: Any) -> Any:
+def _round(value: object) -> Any:  # a JSON value: its type depends on the input
     return round(value, 4) if isinstance(value, float) else value
 
 

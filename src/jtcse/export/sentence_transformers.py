@@ -22,7 +22,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from jtcse.fs import check_output_dir, staged_directory
 from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.names import resolve_model
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
 
 FORMAT_NAME = "sentence-transformers"
 FORMAT_ALIASES = {
@@ -138,7 +141,7 @@ def _require_sentence_transformers() -> None:
         ) from exc
 
 
-def refuse_self_overwrite(out: Path, encoder: Any) -> None:
+def refuse_self_overwrite(out: Path, encoder: Encoder) -> None:
     """Replacing the output must never delete the model being exported."""
     target = out.resolve()
     for member in encoder.members:
@@ -151,7 +154,7 @@ def refuse_self_overwrite(out: Path, encoder: Any) -> None:
                 )
 
 
-def _plain_pipeline_fits(encoder: Any) -> bool:
+def _plain_pipeline_fits(encoder: Encoder) -> bool:
     if len(encoder.members) != 1:
         return False
     member = encoder.members[0]
@@ -183,11 +186,16 @@ def _st_modules() -> tuple[Any, Any, Any]:
         from sentence_transformers.base.modules import Dense, Transformer
         from sentence_transformers.sentence_transformer.modules import Pooling
     except ImportError:
-        from sentence_transformers.models import Dense, Pooling, Transformer
+        # sentence-transformers < 6 (this branch is for older versions than the checker sees)
+        from sentence_transformers.models import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+            Dense,
+            Pooling,
+            Transformer,
+        )
     return Transformer, Pooling, Dense
 
 
-def _save_plain(encoder: Any, out: Path) -> None:
+def _save_plain(encoder: Encoder, out: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -214,7 +222,7 @@ def _save_plain(encoder: Any, out: Path) -> None:
         st_model.save(str(out))
 
 
-def _save_custom(encoder: Any, out: Path) -> None:
+def _save_custom(encoder: Encoder, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     import jtcse.export.st_module as st_module
@@ -231,9 +239,7 @@ def _save_custom(encoder: Any, out: Path) -> None:
             towers.append({"path": f"towers/{len(towers)}", "max_length": member.max_length})
             models.append(member.model)
             tokenizers.append(member.tokenizer)
-        members.append(
-            {"tower": tower_of[key], "pooler": member.pooler, "weight": float(member.weight)}
-        )
+        members.append({"tower": tower_of[key], "pooler": member.pooler, "weight": float(member.weight)})
     module = st_module.MultiTowerEmbedding(towers, members, models=models, tokenizers=tokenizers)
     st_model = SentenceTransformer(modules=[module], device="cpu")
     with warnings.catch_warnings():
@@ -249,7 +255,7 @@ def _save_custom(encoder: Any, out: Path) -> None:
     shutil.copyfile(st_module.__file__, out / CUSTOM_MODULE_FILE)
 
 
-def _write_jtcse_spec(encoder: Any, out: Path, layout: str, source: str) -> None:
+def _write_jtcse_spec(encoder: Encoder, out: Path, layout: str, source: str) -> None:
     """A jtcse.json, so that ``jtcse.Encoder(OUT)`` gives the same vectors as the source model."""
     method = read_spec(source).method if is_jtcse_dir(source) else ""
     extra = {"exported_from": str(source), "export_format": FORMAT_NAME, "export_layout": layout}
@@ -310,7 +316,7 @@ def _strip_front_matter(text: str) -> str:
     return text
 
 
-def _verify(encoder: Any, out: Path, layout: str) -> float:
+def _verify(encoder: Encoder, out: Path, layout: str) -> float:
     """Load the written directory as sentence-transformers does and compare with the encoder."""
     from sentence_transformers import SentenceTransformer
 

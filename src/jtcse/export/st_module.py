@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
-try:  # sentence-transformers >= 6
-    from sentence_transformers.base.modules import InputModule as _Base
-except ImportError:
-    try:  # sentence-transformers 5.x
-        from sentence_transformers.models import InputModule as _Base
-    except ImportError:  # sentence-transformers 3.x / 4.x: modules are plain torch modules
-        _Base = nn.Module
+if TYPE_CHECKING:  # the base differs by sentence-transformers version: checked as the torch module it is
+    _Base = nn.Module
+else:
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.base.modules import InputModule as _Base
+    except ImportError:
+        try:  # sentence-transformers 5.x
+            from sentence_transformers.models import InputModule as _Base
+        except ImportError:  # sentence-transformers 3.x / 4.x: modules are plain torch modules
+            _Base = nn.Module
 
 CONFIG_FILE = "jtcse_towers.json"
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
@@ -104,7 +107,7 @@ class MultiTowerEmbedding(_Base):
             tower["max_length"] = value
 
     def get_embedding_dimension(self) -> int:
-        return int(self.models[0].config.hidden_size)
+        return int(cast(PreTrainedModel, self.models[0]).config.hidden_size)
 
     def get_sentence_embedding_dimension(self) -> int:  # sentence-transformers < 6
         return self.get_embedding_dimension()
@@ -158,7 +161,7 @@ class MultiTowerEmbedding(_Base):
         os.makedirs(output_path, exist_ok=True)
         for tower, model, tokenizer in zip(self.tower_specs, self.models, self.tokenizers, strict=True):
             target = os.path.join(output_path, tower["path"])
-            model.save_pretrained(target, safe_serialization=safe_serialization)
+            cast(PreTrainedModel, model).save_pretrained(target, safe_serialization=safe_serialization)
             if tower.get("max_length") is not None:  # so that other loaders of the tower truncate alike
                 tokenizer.model_max_length = tower["max_length"]
             tokenizer.save_pretrained(target)

@@ -44,7 +44,9 @@ def upcast(*tensors: Tensor) -> tuple[Tensor, ...]:
 def autocast_off(device: torch.device) -> Iterator[None]:
     """Switch autocast off for ``device`` so the upcast inputs are not cast back to half in matmuls."""
     try:
-        context: contextlib.AbstractContextManager = torch.autocast(device_type=device.type, enabled=False)
+        context: contextlib.AbstractContextManager[object] = torch.autocast(
+            device_type=device.type, enabled=False
+        )
     except (RuntimeError, ValueError):  # a device type autocast does not know: nothing to switch off
         context = contextlib.nullcontext()
     with context:

@@ -77,4 +77,5 @@ def modulus_constraint(
         diff_norm = torch.linalg.vector_norm(anchor - other, dim=-1)
         norm_sum = torch.linalg.vector_norm(anchor, dim=-1) + torch.linalg.vector_norm(other, dim=-1)
         modulus = diff_norm / norm_sum / 2
-        return (-torch.log(cos) * modulus).mean()
+        loss: torch.Tensor = (-torch.log(cos) * modulus).mean()
+        return loss

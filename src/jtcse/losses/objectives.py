@@ -24,7 +24,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -38,6 +38,10 @@ from jtcse.losses.one_sided import one_sided_info_nce
 
 TERMS = ("nce", "icnce", "icnce_ca", "ictm")
 
+
+# ``loss.direction`` of ICNCE: drawn per step (the official code), or fixed (0 = A->B, 1 = B->A).
+Direction = Literal["random", "a_to_b", "b_to_a"]
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 
 # The per-term on/off switches LossWeights once had: a term is on exactly when its weight is > 0.
 _REMOVED_SWITCHES = tuple(f"use_{term}" for term in TERMS)
@@ -73,7 +77,7 @@ class LossWeights:
                 f"every loss term has weight 0; give at least one of {', '.join(TERMS)} a weight > 0"
             )
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> LossWeights:
+    def __new__(cls, *args: Any, **kwargs: Any) -> LossWeights:  # Any: the dataclass fields, checked after
         # before the generated __init__, so that an old switch is a one-line error, not a TypeError
         for key in _REMOVED_SWITCHES:
             if key in kwargs:
@@ -103,10 +107,13 @@ class LossWeights:
         return dataclasses.asdict(self)
 
 
-SIMCSE_FORMS = ("one_sided", "interleaved")
+SimcseForm = Literal["one_sided", "interleaved"]
+SIMCSE_FORMS: tuple[SimcseForm, ...] = get_args(SimcseForm)
 
 
-def simcse_objective(z: Tensor, temperature: float = 0.05, form: str = "one_sided") -> dict[str, Tensor]:
+def simcse_objective(
+    z: Tensor, temperature: float = 0.05, form: SimcseForm = "one_sided"
+) -> dict[str, Tensor]:
     """Stage-1 unsupervised SimCSE: ``{"loss", "nce"}``, both the same value.
 
     ``form``: ``one_sided`` (:func:`one_sided_info_nce`, SimCSE as published) or ``interleaved``

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,10 @@ from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
 
-CA_MODES = ("side_all", "side_last", "in_stream")
-CA_PLACEMENTS = ("end", "start")
+CaMode = Literal["side_all", "side_last", "in_stream"]
+CA_MODES: tuple[CaMode, ...] = get_args(CaMode)
+CaPlacement = Literal["end", "start"]
+CA_PLACEMENTS: tuple[CaPlacement, ...] = get_args(CaPlacement)
 # attention implementations whose layer calls accept the masks built by :func:`layer_attention_mask`
 IN_STREAM_ATTENTION = ("eager", "sdpa")
 
@@ -45,7 +47,7 @@ def valid_ca_counts(num_layers: int) -> list[int]:
     return [0] + [n for n in range(1, num_layers + 1) if num_layers % n == 0]
 
 
-def ca_layer_indices(num_layers: int, num_ca_layers: int, placement: str = "end") -> list[int]:
+def ca_layer_indices(num_layers: int, num_ca_layers: int, placement: CaPlacement = "end") -> list[int]:
     """0-based indices of the CA layers: equally spaced with stride ``s = num_layers / num_ca_layers``.
 
     ``end`` (default): after layers ``s, 2s, ..., L`` (1-indexed), so the last layer always has CA
@@ -106,7 +108,8 @@ def check_tower_structure(tower: nn.Module, name: str) -> None:
             if problem:
                 break
     if problem is None and getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
-        problem = f"position_embedding_type {config.position_embedding_type!r} (only 'absolute' is supported)"
+        kind_of_positions = getattr(config, "position_embedding_type", None)
+        problem = f"position_embedding_type {kind_of_positions!r} (only 'absolute' is supported)"
     if problem:
         raise JtcseError(
             f"{name} (model type {kind}) is not a BERT/RoBERTa-style encoder: {problem}; "
@@ -115,10 +118,16 @@ def check_tower_structure(tower: nn.Module, name: str) -> None:
 
 
 def _head_geometry(layer: nn.Module) -> tuple[int, int, float]:
-    self_attn = layer.attention.self
-    heads = int(self_attn.num_attention_heads)
-    head_size = int(self_attn.attention_head_size)
+    self_attn = layer.get_submodule("attention.self")
+    heads = int(cast(int, self_attn.num_attention_heads))
+    head_size = int(cast(int, self_attn.attention_head_size))
     return heads, head_size, head_size**-0.5
+
+
+def _projections(layer: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """The query, key and value Linear modules of a BERT layer's self-attention."""
+    self_attn = layer.get_submodule("attention.self")
+    return self_attn.get_submodule("query"), self_attn.get_submodule("key"), self_attn.get_submodule("value")
 
 
 def _split_heads(x: Tensor, heads: int, head_size: int) -> Tensor:
@@ -154,7 +163,7 @@ def cross_attend(
     scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
     scores = scores + additive_mask(attention_mask, scores.dtype)
     probs = torch.softmax(scores, dim=-1)
-    dropout = getattr(layer.attention.self, "dropout", None)
+    dropout = getattr(layer.get_submodule("attention.self"), "dropout", None)
     p = dropout.p if isinstance(dropout, nn.Dropout) else 0.0
     probs = F.dropout(probs, p=p, training=layer.training)
     return _merge_heads(torch.matmul(probs.to(v.dtype), v))
@@ -162,8 +171,11 @@ def cross_attend(
 
 def finish_layer(layer: nn.Module, attended: Tensor, layer_input: Tensor) -> Tensor:
     """The rest of a BERT layer after the attention product: output sublayer (residual) and FFN."""
-    attention_output = layer.attention.output(attended, layer_input)
-    return layer.output(layer.intermediate(attention_output), attention_output)
+    attention_output = layer.get_submodule("attention.output")(attended, layer_input)
+    output = layer.get_submodule("output")(
+        layer.get_submodule("intermediate")(attention_output), attention_output
+    )
+    return cast(Tensor, output)
 
 
 # --------------------------------------------------------------------------------------------- side branch
@@ -214,11 +226,10 @@ def tap_layers(tower: nn.Module, indices: Sequence[int]) -> Iterator[dict[int, L
     try:
         for i, tap in taps.items():
             layer = layers[i]
-            self_attn = layer.attention.self
+            self_attn = layer.get_submodule("attention.self")
             handles.append(layer.register_forward_pre_hook(on_layer(tap), with_kwargs=True))
-            handles.append(self_attn.query.register_forward_hook(on_projection(tap, "query_cls")))
-            handles.append(self_attn.key.register_forward_hook(on_projection(tap, "key")))
-            handles.append(self_attn.value.register_forward_hook(on_projection(tap, "value")))
+            for name, field in (("query", "query_cls"), ("key", "key"), ("value", "value")):
+                handles.append(self_attn.get_submodule(name).register_forward_hook(on_projection(tap, field)))
         yield taps
     finally:
         for handle in handles:
@@ -235,9 +246,9 @@ def _projections_with_grad(layer: nn.Module, tap: LayerTap) -> tuple[Tensor, Ten
     assert tap.query_cls is not None and tap.key is not None and tap.value is not None
     assert tap.layer_input is not None
     if torch.is_grad_enabled() and tap.layer_input.requires_grad and not tap.key.requires_grad:
-        self_attn = layer.attention.self
+        query, key, value = _projections(layer)
         h = tap.layer_input
-        return self_attn.query(h[:, :1]), self_attn.key(h), self_attn.value(h)
+        return query(h[:, :1]), key(h), value(h)
     return tap.query_cls, tap.key, tap.value
 
 
@@ -295,8 +306,8 @@ def run_in_stream(
     Returns the last hidden states of A and B [N, L, H] and the CLS states right after each CA layer.
     Non-CA layers are the towers' own HF layer modules, called with a 4-D mask.
     """
-    hidden_a = tower_a.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-    hidden_b = tower_b.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    hidden_a = tower_a.get_submodule("embeddings")(input_ids=input_ids, token_type_ids=token_type_ids)
+    hidden_b = tower_b.get_submodule("embeddings")(input_ids=input_ids, token_type_ids=token_type_ids)
     mask_a = layer_attention_mask(tower_a, attention_mask, hidden_a.dtype)
     mask_b = layer_attention_mask(tower_b, attention_mask, hidden_b.dtype)
     ca_set = set(indices)
@@ -311,9 +322,8 @@ def run_in_stream(
                 _call_layer(layer_b, hidden_b, mask_b),
             )
             continue
-        sa, sb = layer_a.attention.self, layer_b.attention.self
-        q_a, k_a, v_a = sa.query(hidden_a), sa.key(hidden_a), sa.value(hidden_a)
-        q_b, k_b, v_b = sb.query(hidden_b), sb.key(hidden_b), sb.value(hidden_b)
+        q_a, k_a, v_a = (proj(hidden_a) for proj in _projections(layer_a))
+        q_b, k_b, v_b = (proj(hidden_b) for proj in _projections(layer_b))
         x_a = cross_attend(layer_a, q_a, k_a, v_b, attention_mask)
         x_b = cross_attend(layer_b, q_b, k_b, v_a, attention_mask)
         hidden_a = finish_layer(layer_a, x_a, hidden_a)

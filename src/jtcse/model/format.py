@@ -164,7 +164,7 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
     )
 
 
-def _flag(value: Any, file: Path, key: str) -> bool:
+def _flag(value: object, file: Path, key: str) -> bool:
     if not isinstance(value, bool):
         raise JtcseError(f"{file}: {key} must be true or false, got {value!r}")
     return value

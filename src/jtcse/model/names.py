@@ -37,6 +37,7 @@ def packaged_model_dir(short_name: str) -> Path:
             f"model '{short_name}' needs the package '{package.replace('_', '-')}': "
             f"pip install {package.replace('_', '-')}"
         ) from exc
+    assert module.__file__ is not None  # a package installed from a wheel has a file
     return Path(module.__file__).resolve().parent / "model"
 
 

@@ -15,14 +15,15 @@ The names and the arithmetic follow SimCSE's ``evaluation.py`` (the protocol beh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from jtcse.errors import JtcseError
 
 if TYPE_CHECKING:  # annotations only: importing the pooler names must not load torch
     from torch import Tensor
 
-POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last")
+PoolerName = Literal["cls", "cls_before_pooler", "avg", "avg_first_last"]
+POOLERS: tuple[PoolerName, ...] = get_args(PoolerName)
 
 
 def check_pooler(name: str) -> str:
@@ -43,6 +44,7 @@ def masked_mean(states: Tensor, attention_mask: Tensor) -> Tensor:
     return (states * mask).sum(dim=1) / mask.sum(dim=1)
 
 
+# outputs: Any, a transformers ModelOutput (its fields differ by model class)
 def pool(name: str, outputs: Any, attention_mask: Tensor) -> Tensor:
     """Sentence vectors [N, H] from model outputs (last_hidden_state, pooler_output, hidden_states)."""
     check_pooler(name)

@@ -17,14 +17,19 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from jtcse.errors import JtcseError
 from jtcse.model.cross_attention import (
     CA_MODES,
+    CaMode,
+    CaPlacement,
     ca_layer_indices,
     check_tower_structure,
     encoder_layers,
@@ -68,12 +73,12 @@ class TwinTower(nn.Module):
 
     def __init__(
         self,
-        tower_a: nn.Module,
-        tower_b: nn.Module,
+        tower_a: PreTrainedModel,
+        tower_b: PreTrainedModel,
         *,
         num_ca_layers: int = DEFAULT_NUM_CA_LAYERS,
-        ca_mode: str = "side_all",
-        ca_placement: str = "end",
+        ca_mode: CaMode = "side_all",
+        ca_placement: CaPlacement = "end",
     ) -> None:
         super().__init__()
         if tower_a is tower_b:
@@ -94,7 +99,11 @@ class TwinTower(nn.Module):
         self.sources: tuple[str | None, str | None] = (None, None)
 
     def set_cross_attention(
-        self, *, num_ca_layers: int | None = None, ca_mode: str | None = None, ca_placement: str | None = None
+        self,
+        *,
+        num_ca_layers: int | None = None,
+        ca_mode: CaMode | None = None,
+        ca_placement: CaPlacement | None = None,
     ) -> None:
         """Change the CA settings (validated; ``None`` keeps a setting); recomputes ``ca_layer_indices``."""
         mode = self.ca_mode if ca_mode is None else ca_mode
@@ -114,8 +123,8 @@ class TwinTower(nn.Module):
         *,
         dropout: float | None = None,
         num_ca_layers: int = DEFAULT_NUM_CA_LAYERS,
-        ca_mode: str = "side_all",
-        ca_placement: str = "end",
+        ca_mode: CaMode = "side_all",
+        ca_placement: CaPlacement = "end",
         **model_kwargs: Any,
     ) -> TwinTower:
         """Load two towers with ``AutoModel``.
@@ -224,8 +233,8 @@ class TwinTower(nn.Module):
         return TwinTowerOutput(
             hidden_a[:, 0],
             hidden_b[:, 0],
-            self.tower_a.pooler(hidden_a),
-            self.tower_b.pooler(hidden_b),
+            self.tower_a.get_submodule("pooler")(hidden_a),
+            self.tower_b.get_submodule("pooler")(hidden_b),
             ca_a,
             ca_b,
         )
@@ -245,7 +254,7 @@ class TwinTower(nn.Module):
     def save_pretrained(
         self,
         out_dir: str | Path,
-        tokenizer: Any = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         *,
         method: str = "jtcse",
         extra: dict[str, Any] | None = None,
@@ -280,7 +289,7 @@ class TwinTower(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn.Module:
+def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> PreTrainedModel:
     from jtcse.model.format import is_jtcse_dir
     from jtcse.model.loading import load_hf_encoder
     from jtcse.model.names import resolve_model
@@ -300,7 +309,7 @@ def _load_tower(path: str | Path, name: str, model_kwargs: dict[str, Any]) -> nn
     return load_hf_encoder(resolved, label=f"{name} {path}", **model_kwargs)
 
 
-def _check_compatible(tower_a: nn.Module, tower_b: nn.Module) -> None:
+def _check_compatible(tower_a: PreTrainedModel, tower_b: PreTrainedModel) -> None:
     ca, cb = tower_a.config, tower_b.config
     for attr, what in (
         ("model_type", "architecture"),

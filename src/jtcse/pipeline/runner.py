@@ -164,10 +164,10 @@ def train_and_evaluate(
         _write_result(out, result)
         return result
 
-    result = _train(config, name, point, fingerprint, say)
-    if result is None:
+    trained = _train(config, name, point, fingerprint, say)
+    if trained is None:
         return None
-    result = _evaluate(result, config, wanted, eval_batch_size, dev=dev)
+    result = _evaluate(trained, config, wanted, eval_batch_size, dev=dev)
     _write_result(out, result)
     if not keep_checkpoint:
         import shutil
@@ -338,7 +338,7 @@ def _training_seconds(out: Path) -> float | None:
     return float(max(times)) if times else None
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> Any:  # a JSON value: its type depends on the input
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

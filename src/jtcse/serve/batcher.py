@@ -24,12 +24,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jtcse.serve.errors import ApiError, ClientGone
 from jtcse.serve.memory import HeapTrimmer
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
+    from jtcse.serve.config import Limits
+    from jtcse.serve.metrics import Metrics
 
 log = logging.getLogger("jtcse.serve")
 
@@ -58,7 +63,7 @@ class _Item:
 class Batcher:
     """Owns the queue and the worker thread. ``encoders`` maps a model name to its ``jtcse.Encoder``."""
 
-    def __init__(self, encoders: dict[str, Any], limits: Any, metrics: Any) -> None:
+    def __init__(self, encoders: dict[str, Encoder], limits: Limits, metrics: Metrics) -> None:
         self._encoders = encoders
         self._limits = limits
         self._metrics = metrics
@@ -167,7 +172,8 @@ class Batcher:
 
     def _take(self, model: str) -> list[_Item]:
         """Queued items of ``model``, oldest first, up to the token budget (always at least one)."""
-        queue, taken, tokens = self._queues[model], [], 0
+        queue, tokens = self._queues[model], 0
+        taken: list[_Item] = []
         while queue:
             item = queue[0]
             if item.job.cancelled:

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jtcse.serve.errors import error_body
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from jtcse.serve.metrics import Metrics
 
 # Reachable without the API key: the page and its files, liveness, metrics, the API schema.
 PUBLIC_PATHS = ("/", "/health", "/metrics", "/openapi.json", "/favicon.ico")
@@ -17,20 +22,20 @@ PUBLIC_PREFIXES = ("/static/",)
 
 
 class ServeMiddleware:
-    def __init__(self, app: Any, *, api_key: str | None, payload_limit: int, metrics: Any) -> None:
+    def __init__(self, app: ASGIApp, *, api_key: str | None, payload_limit: int, metrics: Metrics) -> None:
         self.app = app
         self.api_key = api_key
         self.payload_limit = payload_limit
         self.metrics = metrics
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = {"code": 500}
 
-        async def send_and_record(message: dict) -> None:
+        async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
@@ -40,7 +45,7 @@ class ServeMiddleware:
         finally:
             self.metrics.observe_request(scope["path"], status["code"], time.perf_counter() - start)
 
-    async def _handle(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.api_key is not None and not is_public(scope["path"]) and not self._authorized(scope):
             await _reply(
                 send, 401, "missing or wrong API key (send: Authorization: Bearer KEY)", "invalid_api_key"
@@ -53,15 +58,15 @@ class ServeMiddleware:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _authorized(self, scope: dict) -> bool:
+    def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer":
+                if scheme.lower() == "bearer" and self.api_key is not None:
                     return hmac.compare_digest(token.strip().encode(), self.api_key.encode())
         return False
 
-    async def _read_body(self, scope: dict, receive: Any, send: Any) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None after answering 413 (declared or actual size over the limit)."""
         declared = _content_length(scope)
         if declared is not None and declared > self.payload_limit:
@@ -81,7 +86,7 @@ class ServeMiddleware:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _too_large(self, send: Any, size: int) -> None:
+    async def _too_large(self, send: Send, size: int) -> None:
         message = (
             f"the request body has {size} bytes, over the limit of {self.payload_limit} (--payload-limit)"
         )
@@ -92,7 +97,7 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-def _content_length(scope: dict) -> int | None:
+def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
@@ -102,10 +107,10 @@ def _content_length(scope: dict) -> int | None:
     return None
 
 
-def _replay(body: bytes, receive: Any) -> Any:
+def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
-    async def replay() -> dict:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
@@ -115,7 +120,7 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-async def _reply(send: Any, status: int, message: str, code: str) -> None:
+async def _reply(send: Send, status: int, message: str, code: str) -> None:
     body = error_body(status, message, code)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jtcse.serve.config import ModelSource, ServeConfig
 from jtcse.serve.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from jtcse.encoder import Encoder
 
 _WARMUP = ["A warm-up sentence.", "Two more words to load the kernels."]
 
@@ -16,7 +19,7 @@ _WARMUP = ["A warm-up sentence.", "Two more words to load the kernels."]
 class ServedModel:
     name: str
     source: str
-    encoder: Any  # jtcse.Encoder
+    encoder: Encoder
     counter: TokenCounter
 
     @property
@@ -33,7 +36,7 @@ class ServedModel:
             }
             for m in self.encoder.members
         ]
-        poolers = sorted({m["pooler"] for m in members})
+        poolers = sorted({str(m["pooler"]) for m in members})
         return {
             "id": self.name,
             "source": self.source,
@@ -46,7 +49,7 @@ class ServedModel:
         }
 
 
-def _kind(encoder: Any) -> str:
+def _kind(encoder: Encoder) -> str:
     n = len(encoder.members)
     if n == 1:
         return "single"
@@ -55,10 +58,10 @@ def _kind(encoder: Any) -> str:
     return "ensemble"
 
 
-EncoderLoader = Callable[[str, ServeConfig], Any]
+EncoderLoader = Callable[[str, ServeConfig], "Encoder"]
 
 
-def default_loader(source: str, config: ServeConfig) -> Any:
+def default_loader(source: str, config: ServeConfig) -> Encoder:
     from jtcse.encoder import Encoder
 
     return Encoder(

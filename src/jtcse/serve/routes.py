@@ -40,6 +40,7 @@ async def _encode(
 ) -> tuple[np.ndarray, int]:
     """Raw vectors of ``texts`` (input order) from the model worker, and the tokens the model saw."""
     state = _state(request)
+    assert state.batcher is not None  # routes serve only once the models are loaded
     counts = served.counter.count(texts)
     validate.check_lengths(counts, truncate, served.counter.max_input_tokens(), param, single)
     job = await run_job(state.batcher, served.name, texts, counts.kept, request)

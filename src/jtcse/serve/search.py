@@ -9,25 +9,29 @@ search hands the query vectors the model worker computed to the index's ``hits``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jtcse.errors import JtcseError
 
+if TYPE_CHECKING:
+    from jtcse.protocols import SentenceEncoder, VectorSearch
+
 
 class ServedSearch:
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: VectorSearch) -> None:
         self.index = index
         self.size = len(index)
 
     @classmethod
-    def open(cls, encoder: Any, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
+    def open(cls, encoder: SentenceEncoder, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
         from jtcse.corpus_scale.index import VectorIndex, is_vector_index
         from jtcse.tools.search import SearchIndex
 
         if corpus is not None:
             return cls(SearchIndex.for_corpus(encoder, corpus, show_progress=False))
+        assert index_dir is not None  # the config requires --corpus or --index
         if is_vector_index(index_dir):
             vector_index = VectorIndex.load(index_dir)
             vector_index.check_model(encoder)  # once: the served model is fixed

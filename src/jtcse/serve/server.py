@@ -14,11 +14,14 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from jtcse.serve.state import ServeState
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class Server(uvicorn.Server):
@@ -52,7 +55,9 @@ class Server(uvicorn.Server):
                 )
 
 
-def make_server(app: Any, host: str, port: int, *, drain_timeout_s: float, announce: bool = True) -> Server:
+def make_server(
+    app: FastAPI, host: str, port: int, *, drain_timeout_s: float, announce: bool = True
+) -> Server:
     state: ServeState = app.state.serve
     config = uvicorn.Config(
         app,

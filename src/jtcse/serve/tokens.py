@@ -12,9 +12,14 @@ import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from jtcse.encoder import Encoder
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Counts:
 class TokenCounter:
     """Counts tokens as every member of an encoder sees them (members may have different tokenizers)."""
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         self._members: list[tuple[Any, int | None]] = []
         seen: dict[int, Any] = {}
         for member in encoder.members:
@@ -73,7 +78,7 @@ def _private_copy(tokenizer: Any) -> Any:
     return copy.deepcopy(tokenizer)
 
 
-def _lengths(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+def _lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> np.ndarray:
     if tokenizer is None:  # a member without a tokenizer: count characters, an upper bound for the budget
         return np.fromiter((len(t) + 2 for t in texts), np.int64, count=len(texts))
     if hasattr(tokenizer, "encode_batch"):

@@ -11,6 +11,7 @@ from jtcse.serve.errors import ApiError
 from jtcse.serve.tokens import Counts
 
 
+# Any: a request's JSON value, checked here
 def texts_of(value: Any, param: str, max_items: int) -> list[str]:
     """A string or a list of strings -> the list; token ids, empty inputs and oversized lists are 422s."""
     texts = [value] if isinstance(value, str) else list(value)
@@ -70,7 +71,7 @@ def check_top_k(top_k: int, max_top_k: int) -> None:
         )
 
 
-def one_of(body: Any, first: str, second: str) -> str:
+def one_of(body: object, first: str, second: str) -> str:
     """Exactly one of two alternative fields is set; returns its name."""
     has = [name for name in (first, second) if getattr(body, name) is not None]
     if len(has) != 1:

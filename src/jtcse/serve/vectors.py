@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import numpy as np
 
@@ -32,7 +31,7 @@ def cosine_pairs(a: np.ndarray, b: np.ndarray) -> list[float]:
     return [float(x) for x in np.sum(normalize(a) * normalize(b), axis=1)]
 
 
-def json_bytes(payload: Any) -> bytes:
+def json_bytes(payload: object) -> bytes:
     """Compact JSON; float32 values go out as the shortest decimal that reads back to the same float32."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 

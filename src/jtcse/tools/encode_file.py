@@ -6,23 +6,20 @@ sentence), so that the rows can always be matched back to the file by position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write
+from jtcse.protocols import SentenceEncoder
 
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 SAFETENSORS_KEY = "embeddings"
 
 
-class SupportsEncode(Protocol):
-    """What the tools need from an encoder (``jtcse.Encoder`` or anything alike)."""
-
-    def encode(self, sentences: Sequence[str], **kwargs: Any) -> np.ndarray: ...
+# What the tools need from an encoder (``jtcse.Encoder`` or anything alike): the seam's protocol
+SupportsEncode = SentenceEncoder
 
 
 def read_lines(path: str | Path, *, what: str = "--input") -> list[str]:

@@ -86,11 +86,11 @@ def _weights_fingerprint(source: str) -> str | None:
     return h.hexdigest()
 
 
-def _member_field(member: Any, name: str) -> Any:
+def _member_field(member: object, name: str) -> Any:  # a member's field of any type
     return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
 
 
-def model_identity(encoder: Any) -> dict[str, Any]:
+def model_identity(encoder: SupportsEncode) -> dict[str, Any]:
     """What makes two encoders give the same vectors: per member, source, weights, pooler, weight, limit."""
     members = []
     for member in getattr(encoder, "members", None) or []:
@@ -121,7 +121,10 @@ def describe_identity(identity: dict[str, Any]) -> str:
 
 
 def check_same_model(
-    saved_identity: dict[str, Any], saved_dim: int, encoder: Any, index_dir: str | Path | None = None
+    saved_identity: dict[str, Any],
+    saved_dim: int,
+    encoder: SupportsEncode,
+    index_dir: str | Path | None = None,
 ) -> None:
     """Raise a one-line error when ``encoder`` is not the model that built an index."""
     where = f"--index {index_dir}" if index_dir is not None else "the index"
@@ -179,7 +182,7 @@ class SearchIndex:
         self.identity = identity
         self.backend = _pick_backend(backend)
         self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
-        self._checked_encoder: Any = None
+        self._checked_encoder: SupportsEncode | None = None
 
     @property
     def dim(self) -> int:
@@ -291,7 +294,7 @@ class SearchIndex:
         index.status = "loaded"
         return index
 
-    def check_model(self, encoder: Any, index_dir: str | Path | None = None) -> None:
+    def check_model(self, encoder: SupportsEncode, index_dir: str | Path | None = None) -> None:
         """Raise a one-line error when ``encoder`` is not the model that built this index."""
         check_same_model(self.identity, self.dim, encoder, index_dir)
 
@@ -350,7 +353,7 @@ class SearchIndex:
     ) -> list[SearchHit] | list[list[SearchHit]]:
         """Hits for one query (a list) or for several (a list of lists)."""
         single = isinstance(queries, str)
-        texts = [queries] if single else list(queries)
+        texts: list[str] = [queries] if isinstance(queries, str) else list(queries)
         if not texts:
             raise JtcseError("--query: no query given")
         for text in texts:

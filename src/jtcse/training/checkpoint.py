@@ -26,7 +26,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -65,7 +65,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
     def write(fh: IO[bytes]) -> None:
         writer = HashingWriter(fh)
-        torch.save(payload, writer)
+        torch.save(payload, cast(IO[bytes], writer))  # writes through write() only
         fh.write(b"\njtcse-sha256:" + writer.digest.hexdigest().encode("ascii") + b"\n")
 
     atomic_write(path, write, size_hint=_tensor_bytes(state) + _FOOTER_LEN)
@@ -132,7 +132,7 @@ def _verify_footer(path: Path) -> bool:
     return True
 
 
-def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+def _tensors(value: object, name: str) -> Iterator[tuple[str, torch.Tensor]]:
     if isinstance(value, torch.Tensor):
         yield name, value
     elif isinstance(value, dict):

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jtcse.errors import JtcseError
 from jtcse.model.format import ModelSpec, is_jtcse_dir, read_spec, resolve_member_path
 from jtcse.model.tokenizer_groups import group_by_tokenizer as group_members
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 TOWER_INDEX = {"tower_a": 0, "tower_b": 1}
@@ -25,7 +28,7 @@ _MAX_NESTING = 8
 class TeacherGroup:
     """Teacher members that read one tokenisation (a twin tower's two towers share one vocabulary)."""
 
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     max_length: int | None
     members: list[Any]  # jtcse.encoder.Member
 

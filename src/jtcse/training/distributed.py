@@ -46,16 +46,18 @@ from __future__ import annotations
 import atexit
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
+
+T = TypeVar("T")  # an object sent between processes comes back as the same type
 
 # gloo's default is 30 min; a dev evaluation on rank 0 keeps the others waiting, but never that long
 _TIMEOUT = timedelta(minutes=30)
@@ -282,7 +284,7 @@ def any_across_ranks(flag: bool, device: torch.device) -> bool:
     return bool(value.item() > 0)
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
+def broadcast_object(obj: T, src: int = 0) -> T:
     """``obj`` from rank ``src`` on every rank (picklable values)."""
     if not _current.enabled:
         return obj
@@ -293,7 +295,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return holder[0]
 
 
-def gather_objects(obj: Any) -> list[Any]:
+def gather_objects(obj: T) -> list[T]:
     """Every rank's ``obj``, in rank order, on every rank."""
     if not _current.enabled:
         return [obj]
@@ -321,7 +323,9 @@ class RowEmbedder(nn.Module):
         self.task = task
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return self.task.embed_rows(batch)
+        # a Task; nn.Module types its attributes Tensor | Module
+        embed_rows = cast(Callable[[dict[str, Tensor]], dict[str, Tensor]], self.task.embed_rows)
+        return embed_rows(batch)
 
 
 def wrap_for_data_parallel(task: nn.Module, device: torch.device) -> nn.Module:

@@ -52,7 +52,7 @@ class RngSnapshot:
 
     def restore(self) -> None:
         torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
+        if self.cuda is not None and self.device is not None:
             torch.cuda.set_rng_state(self.cuda, self.device)
 
 

@@ -84,7 +84,7 @@ def truncate_after(path: str | Path, step: int) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> Any:  # a JSON value: its type depends on the input
     if hasattr(value, "item"):  # tensors, numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

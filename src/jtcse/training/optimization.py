@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import torch
 from torch import nn
 
-from jtcse.training.config import Config
+if TYPE_CHECKING:  # the config reads Schedule from here
+    from jtcse.training.config import Config
+
+# ``train.schedule`` after the warm-up: linear decay to 0 (HF Trainer, SimCSE) or constant (official JTCSE)
+Schedule = Literal["linear", "constant"]
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 
 
 def build_optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -52,7 +57,7 @@ def build_scheduler(
     )
 
 
-def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+def _lr_lambda(schedule: Schedule, warmup: int, total: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
             return step / max(1, warmup)

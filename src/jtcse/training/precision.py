@@ -40,9 +40,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
+
+# ``train.precision``: the requested one
+PrecisionName = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[PrecisionName, ...] = get_args(PrecisionName)
 
 # data.pad_to_multiple_of when unset, on CUDA
 CUDA_PAD_MULTIPLE = 8

@@ -28,6 +28,7 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
 def capture_rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    assert not isinstance(np_keys, str)  # legacy=True: the MT19937 tuple
     state: dict[str, Any] = {
         "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
         "numpy": {

@@ -10,41 +10,34 @@ the inference embedding, and when it improves the model is exported to the outpu
 
 Where things live: the run directory's files :mod:`jtcse.run_files` (written by :mod:`.run_dir`), what a
 checkpoint holds :mod:`.state`, a step's forward/backward :mod:`.step`, what each method computes
-:mod:`.tasks`, AdamW and the schedule :mod:`.optimization`, the dev score :mod:`jtcse.evaluation.dev`.
+:mod:`.tasks`, AdamW and the schedule :mod:`.optimization`, the dev score :mod:`jtcse.evaluation.dev`, what a
+run fixes before its first step :mod:`.run_setup`, the bar, metrics log and Ctrl-C flag :mod:`.loop_context`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from jtcse.data.batching import plan_epoch
-from jtcse.data.corpus import TrainingCorpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
-from jtcse.training.checkpoint import checkpoint_path, load_checkpoint, recover_output_dir
-from jtcse.training.config import Config, apply_override, check_resumable, resolve, resolve_for_model
-from jtcse.training.metrics import MetricsLog, Throughput, require_tensorboard
-from jtcse.training.optimization import build_optimizer, build_scheduler
-from jtcse.training.precision import Precision, resolve_precision
-from jtcse.training.seeding import seed_everything
-from jtcse.training.state import TrainState, restore_rng, saved_config, write_checkpoint
+from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
+from jtcse.training.config import Config, apply_override, resolve
+from jtcse.training.loop_context import MetricsSink, loop_context, say
+from jtcse.training.metrics import Throughput
+from jtcse.training.run_setup import EpochPlan, Run, start_run
+from jtcse.training.state import TrainState, saved_config, write_checkpoint
 from jtcse.training.step import StepExecutor
 from jtcse.training.sub_batching import resolve_sub_batch
-from jtcse.training.tasks import Task, build_task
 
 
 @dataclass
@@ -55,48 +48,6 @@ class TrainResult:
     best_dev: float | None
     best_step: int | None
     stopped_early: bool
-
-
-@dataclass(frozen=True)
-class EpochPlan:
-    """Each epoch's batches, seeded (:func:`plan_epoch`: ``data.batching`` random or length-bucketed), only
-    batches every process gets a share of."""
-
-    lengths: np.ndarray
-    config: Config
-    world_size: int
-
-    def __call__(self, epoch: int) -> list[np.ndarray]:
-        data = self.config.data
-        batches = plan_epoch(
-            self.lengths,
-            self.config.train.batch_size,
-            seed=self.config.seed,
-            epoch=epoch,
-            batching=data.batching,
-            bucket_window=data.bucket_window,
-            drop_last=data.drop_last,
-        )
-        return distributed.drop_unshardable(batches, self.world_size)
-
-
-@dataclass
-class Run:
-    """What a run fixes before its first step; the loop reads it and never changes it."""
-
-    config: Config
-    out: Path
-    dist: distributed.DistContext
-    device: torch.device
-    corpus: TrainingCorpus
-    task: Task
-    plan: EpochPlan
-    total_steps: int
-    precision: Precision
-
-    @property
-    def checkpoint(self) -> Path:
-        return checkpoint_path(self.out)
 
 
 def train(
@@ -111,7 +62,7 @@ def train(
     interrupt a run at a chosen step).
     """
     # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer, OUT/
-    run, state, resumed_at = _start(config, resume)
+    run, state, resumed_at = start_run(config, resume)
     settings, every = run.config.train, run.config.eval.every
     # after loading the state: under DDP, wrapping broadcasts rank 0's parameters
     forward_backward = StepExecutor(
@@ -128,13 +79,13 @@ def train(
     # -- the loop: one step per batch; log, evaluate and checkpoint when due
     meter, last_saved, stopped_early = Throughput(), resumed_at, False
     run.task.train()
-    with _loop_context(run, state.step) as (bar, metrics, stop_requested):
+    with loop_context(run, state.step) as (bar, metrics, stop_requested):
         state.start_clock()
         while state.step < run.total_steps:
             # next batch: this process's share of the global batch, tokenised, on the device
             indices = _next_batch(state, run.plan, run.dist.world_size)
             batch = _collate(run, indices)
-            lr = state.scheduler.get_last_lr()[0]
+            lr = float(state.scheduler.get_last_lr()[0])
 
             # step: forward + backward (DDP / grad cache: the global batch's terms), finite check, AdamW
             state.optimizer.zero_grad(set_to_none=True)
@@ -175,7 +126,7 @@ def train(
     # -- finish: the card with the whole curve, not just up to the best step
     run_dir.write_card(run.out)
     distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
-    _say(_end_line(run, state, stopped_early))
+    say(_end_line(run, state, stopped_early))
     return _result(run, state, stopped_early=stopped_early)
 
 
@@ -187,122 +138,6 @@ def load_for_resume(output_dir: str | Path, overrides: list[str] | tuple[str, ..
         apply_override(config, item)
     config.output_dir = str(output_dir)
     return resolve(config)
-
-
-# ---------------------------------------------------------------------------------------------- setup
-def _start(config: Config, resume: bool) -> tuple[Run, TrainState, int | None]:
-    """Everything before the first step: the run, its state (step 0 or the checkpoint's), the output
-    directory prepared and this start recorded. Also returns the step a resumed run continues from."""
-    config = resolve_for_model(config)
-    recover_output_dir(Path(config.output_dir))  # temporaries and staging left by a crashed earlier run
-    saved = _checkpoint_to_resume(config, resume)
-    run = _setup(config)
-    state = _initial_state(run, saved)
-    resumed_at = state.step if saved is not None else None
-    run_dir.prepare(run.out, config, resumed_at=resumed_at)
-    run_dir.record_environment(run.out, config, run.device, resumed_at=resumed_at, extra=_environment(run))
-    _say(_start_line(run, resumed_at))
-    return run, state, resumed_at
-
-
-def _checkpoint_to_resume(config: Config, resume: bool) -> dict[str, Any] | None:
-    """The checkpoint ``--resume`` continues (its config checked against this one); None for a fresh run,
-    which must not overwrite another run's checkpoint."""
-    path = checkpoint_path(config.output_dir)
-    if resume:
-        saved = load_checkpoint(path)
-        check_resumable(config, saved_config(saved))
-        return saved
-    if path.exists():
-        raise JtcseError(
-            f"{config.output_dir}: holds a checkpoint of an earlier run; pass --resume to continue it, or "
-            "choose another --output-dir"
-        )
-    return None
-
-
-def _setup(config: Config) -> Run:
-    """Device (joining the process group under torchrun), seeds, corpus, task, epoch plan, precision."""
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
-    dist_ctx, device, notices = distributed.init_distributed(config.train.device)
-    for notice in notices:
-        _say(f"jtcse train: {notice}")
-    seed_everything(config.seed, deterministic=config.train.deterministic)
-    corpus = _load_corpus(config)
-    if config.eval.every:
-        _check_dev_data(config)  # fail now, not at the first evaluation
-    if config.train.tensorboard:
-        require_tensorboard()
-    task = build_task(config).to(device)
-    if dist_ctx.enabled:  # ranks start identical but draw their own dropout masks (Python's random is shared)
-        torch.manual_seed(distributed.rank_seed(config.seed, dist_ctx.rank))
-    plan = EpochPlan(np.asarray(corpus.char_lengths()), config, dist_ctx.world_size)
-    first_epoch = len(plan(0))
-    if not first_epoch:
-        raise JtcseError(
-            f"{corpus.path}: {len(corpus)} sentence(s), fewer than one batch of {config.train.batch_size} "
-            "with data.drop_last = true"
-        )
-    total_steps = config.train.max_steps or config.train.epochs * first_epoch
-    precision = resolve_precision(
-        config.train.precision, device, cudnn_attention=config.train.cudnn_attention
-    )
-    if precision.notice:
-        _say(f"jtcse train: {precision.notice}")
-    out = Path(config.output_dir)
-    return Run(config, out, dist_ctx, device, corpus, task, plan, total_steps, precision)
-
-
-def _initial_state(run: Run, saved: dict[str, Any] | None) -> TrainState:
-    """Step 0 of a fresh run, or the checkpoint's state with its RNG streams (the last thing restored)."""
-    optimizer = build_optimizer(run.task, run.config)
-    scheduler = build_scheduler(optimizer, run.config, run.total_steps)
-    objects = {
-        "task": run.task,
-        "optimizer": optimizer,
-        "scheduler": scheduler,
-        "scaler": run.precision.scaler,
-    }
-    if saved is None:
-        return TrainState(**objects, order=run.plan(0))
-    state = TrainState.from_checkpoint(saved, corpus=run.corpus, **objects)
-    notice = restore_rng(saved, run.config)
-    if notice:
-        _say(f"jtcse train: {notice}")
-    return state
-
-
-def _load_corpus(config: Config) -> TrainingCorpus:
-    path = resolve_corpus_path(config.data.corpus, config.data.data_dir or None)
-    return load_corpus(
-        path,
-        max_chars=config.data.max_chars or 20 * config.data.max_len,
-        dedup=config.data.dedup,
-        max_sentences=config.data.max_sentences,
-        on_bad_utf8=config.data.on_bad_utf8,
-        min_sentences=2,  # one sentence has no in-batch negatives (loss 0, nothing learned)
-    )
-
-
-def _check_dev_data(config: Config) -> None:
-    from jtcse.data.paths import resolve_data_dir
-
-    try:
-        resolve_data_dir(config.data.data_dir or None, need="sts")
-    except JtcseError as exc:
-        raise JtcseError(f"{exc} (STS-B dev for eval.every; set eval.every = 0 to train without it)") from exc
-
-
-def _environment(run: Run) -> dict[str, Any]:
-    """What environment.json records of this run besides versions and the device."""
-    return {
-        "processes": run.dist.describe(),
-        "precision": run.precision.describe(),
-        "pad_to_multiple_of": run.task.pad_to_multiple_of,
-        "grad_cache_chunk": run.config.train.grad_cache_chunk,
-        "length_sorted_sub_batch": resolve_sub_batch(run.config.train.length_sorted_sub_batch, run.device),
-    }
 
 
 # ---------------------------------------------------------------------------------------------- one step
@@ -374,7 +209,7 @@ def _show_step(bar: tqdm, values: dict[str, float], speed: float) -> None:
     bar.update(1)
 
 
-def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
+def _evaluate(run: Run, state: TrainState, metrics: MetricsSink, bar: tqdm[NoReturn]) -> float:
     """The dev score (rank 0 evaluates, the others wait for its score); the model is exported when it
     improves. Returns the seconds it took."""
     from jtcse.evaluation.dev import training_dev_score
@@ -391,6 +226,7 @@ def _evaluate(run: Run, state: TrainState, metrics: Any, bar: Any) -> float:
             autocast=run.precision.autocast,
         )
     score = distributed.broadcast_object(score)
+    assert score is not None  # rank 0's score
     if math.isfinite(score) and (state.best_dev is None or score > state.best_dev):
         state.best_dev, state.best_step = score, state.step
         run_dir.export_model(run.task, run.out, {"best_step": state.step, DEV_SCORE: score})
@@ -411,27 +247,12 @@ def _save(run: Run, state: TrainState) -> float:
 
 # ---------------------------------------------------------------------------------------------- reporting
 def _already_complete(run: Run, state: TrainState) -> TrainResult:
-    _say(f"jtcse train: {run.out} is already complete ({state.step} steps)")
+    say(f"jtcse train: {run.out} is already complete ({state.step} steps)")
     return _result(run, state, stopped_early=False)
 
 
 def _result(run: Run, state: TrainState, *, stopped_early: bool) -> TrainResult:
     return TrainResult(run.out, state.step, run.total_steps, state.best_dev, state.best_step, stopped_early)
-
-
-def _start_line(run: Run, resumed_at: int | None) -> str:
-    config, dist_ctx, corpus = run.config, run.dist, run.corpus
-    chunk = config.train.grad_cache_chunk
-    return (
-        f"jtcse train: {config.method} on {run_dir.describe_device(run.device)}"
-        + (f" x {dist_ctx.world_size} processes ({dist_ctx.backend})" if dist_ctx.enabled else "")
-        + f", {run.precision.name}; "
-        f"{len(corpus)} sentences ({corpus.stats.summary()}) from {corpus.path}; "
-        f"{run.total_steps} steps of {config.train.batch_size}"
-        + (f" (grad cache: chunks of {chunk})" if chunk else "")
-        + f" -> {run.out}"
-        + (f"; resuming at step {resumed_at}" if resumed_at is not None else "")
-    )
 
 
 def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
@@ -444,67 +265,3 @@ def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
         best = f"best STS-B dev {state.best_dev:.2f} at step {state.best_step}"
         return f"jtcse train: done; {best}; model in {run.out}"
     return f"jtcse train: done; final model in {run.out}"
-
-
-@contextlib.contextmanager
-def _loop_context(run: Run, step: int) -> Iterator[tuple[tqdm, Any, Callable[[], bool]]]:
-    """The progress bar, the metrics log (rank 0; the others log nowhere), the Ctrl-C flag, and quiet
-    transformers progress bars, for the duration of the loop."""
-    with contextlib.ExitStack() as stack:
-        bar = stack.enter_context(
-            tqdm(
-                total=run.total_steps,
-                initial=step,
-                disable=not run.config.train.progress or not run.dist.is_main,
-                unit="step",
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
-        )
-        if run.dist.is_main:
-            metrics: Any = stack.enter_context(MetricsLog(run.out, tensorboard=run.config.train.tensorboard))
-        else:
-            metrics = stack.enter_context(distributed.NoMetrics())
-        stop_requested = stack.enter_context(_graceful_stop())
-        stack.enter_context(_quiet_transformers())
-        yield bar, metrics, stop_requested
-
-
-@contextlib.contextmanager
-def _graceful_stop() -> Iterator[Callable[[], bool]]:
-    """First Ctrl-C: finish the current step, write a checkpoint, stop. Second Ctrl-C: abort at once."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-        _say("\njtcse train: stopping after this step (Ctrl-C again to abort without a checkpoint)")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No "Writing model shards" bars from transformers under our own bar while exporting."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _say(message: str) -> None:
-    if distributed.is_main_process():
-        tqdm.write(message, file=sys.stderr)

@@ -239,8 +239,8 @@ def _design_section(plan: Plan) -> list[str]:
             if scale.eval_every
             else "no in-loop STS-B dev, the final state kept"
         )
-        + "; other keys: each method's defaults "
-        "(`jtcse/training/config.py`), so TNCSE-style also differs from JTCSE in its dropout (0.00025) and "
+        + "; other keys: each method's defaults (`jtcse/training/config/defaults.py`), "
+        "so TNCSE-style also differs from JTCSE in its dropout (0.00025) and "
         "fixed ICNCE direction, as in TNCSE's own recipe. " + "; ".join(plan.notes) + ".",
         "",
         "Seeded and deterministic on CPU: rerunning the command gives the same scores on the same "

@@ -8,12 +8,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jtcse.errors import JtcseError
 from jtcse.pipeline.runner import RunResult, Stage, evaluate_model, has_started, run_stages
 from jtcse.pipeline.study.plan import Plan
 from jtcse.pipeline.study.scales import LABELS, PIPELINES
+
+if TYPE_CHECKING:
+    from jtcse.analysis.attention_sink import DiagnoseReport
 
 EVAL_CACHE = "study_eval.json"
 
@@ -118,7 +121,7 @@ SINK_MODELS: tuple[tuple[str, str], ...] = (
 )
 
 
-def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> Any:
+def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> DiagnoseReport:
     """The attention-sink readings (:mod:`jtcse.analysis.attention_sink`) of the start model and the first
     seed's trained encoders, on held-out sentences (STS-B test, in file order, distinct): a
     ``DiagnoseReport`` with one series per model or tower."""
@@ -129,13 +132,13 @@ def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> Any:
     pairs = read_stsb(resolve_data_dir(plan.data_dir, need="sts"), "test")
     pairs_in_order = zip(pairs.sentences1, pairs.sentences2, strict=True)
     sentences = list(dict.fromkeys(s for pair in pairs_in_order for s in pair))[: plan.scale.sink_sentences]
-    common = {"batch_size": 32, "device": _eval_device(plan)}
+    device = _eval_device(plan)
     say(f"study: attention-sink diagnostic on {len(sentences)} STS-B test sentences")
-    reports = [diagnose(plan.base_model, sentences, label="start", **common)]
+    reports = [diagnose(plan.base_model, sentences, label="start", batch_size=32, device=device)]
     first = plan.seeds[0]
     for key, tower in SINK_MODELS:
         run_dir = plan.runs_dir / f"seed-{first}" / key
-        reports.append(diagnose(run_dir, sentences, tower=tower, label=key, **common))
+        reports.append(diagnose(run_dir, sentences, tower=tower, label=key, batch_size=32, device=device))
     report = DiagnoseReport.merge(reports)
     report.settings["sentences"] = "STS-B test, distinct, in file order"
     report.settings["seed"] = first

@@ -44,12 +44,15 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
 from jtcse.data.batching import PairTokenizer
 from jtcse.training.config import Config
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -81,7 +84,12 @@ class Task(nn.Module, abc.ABC):
     """Keys of ``embed_rows``' output read only through ``vectors.local``: never gathered across ranks."""
 
     def __init__(
-        self, tokenizer: Any, *, max_len: int, rows_per_sentence: int = 2, pad_to_multiple_of: int = 0
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_len: int,
+        rows_per_sentence: int = 2,
+        pad_to_multiple_of: int = 0,
     ) -> None:
         super().__init__()
         self.tokenizer = tokenizer

@@ -39,10 +39,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from jtcse.encoder import Encoder
 
 from jtcse.errors import JtcseError
 from jtcse.losses.distillation import distillation_terms
@@ -59,9 +64,9 @@ class DistillTask(Task):
 
     def __init__(
         self,
-        student: nn.Module,
-        tokenizer: Any,
-        teacher: Any,
+        student: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        teacher: Encoder,
         *,
         pooler: str = "cls_before_pooler",
         k: float = 0.01,
@@ -94,7 +99,9 @@ class DistillTask(Task):
         self.student_init = student_init
         self.teacher = teacher
         # nn.Module does not register a tuple: the teacher stays out of state_dict(), parameters(), train()
-        self._teacher_models = tuple({id(m.model): m.model for m in teacher.members}.values())
+        models = {id(m.model): m.model for m in teacher.members if m.model is not None}
+        assert len(models) == len({id(m.model) for m in teacher.members})  # the teacher's members are torch
+        self._teacher_models = tuple(models.values())
         for model in self._teacher_models:
             model.eval()
             model.requires_grad_(False)

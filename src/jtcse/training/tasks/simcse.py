@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from jtcse.losses import simcse_objective
+from jtcse.losses.objectives import SimcseForm
 from jtcse.model.format import MemberSpec, ModelSpec, write_spec
 from jtcse.model.pooling import needs_hidden_states, pool
 from jtcse.training.config import Config, model_path
@@ -24,12 +28,12 @@ class SimcseTask(Task):
 
     def __init__(
         self,
-        encoder: nn.Module,
-        tokenizer: Any,
+        encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         pooler: str,
         temperature: float,
-        simcse_form: str = "one_sided",  # loss.simcse_form: Princeton's B x B, or the 2B x 2B interleaved
+        simcse_form: SimcseForm = "one_sided",  # Princeton's B x B, or the 2B x 2B interleaved
         max_len: int = 32,
         pad_to_multiple_of: int = 0,
     ) -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from jtcse.errors import JtcseError
 from jtcse.losses import LossWeights, jtcse_objective
 from jtcse.training.config import Config, model_path, tower_sources
 from jtcse.training.tasks.base import Task, Vectors, batching
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from jtcse.model.twin_tower import TwinTower
 
 
 class TwinTowerTask(Task):
@@ -26,7 +31,7 @@ class TwinTowerTask(Task):
     # the pooler outputs enter only the per-sentence modulus constraint: never gathered across ranks
     local_vector_keys = ("pooled_a", "pooled_b")
 
-    def __init__(self, twin: nn.Module, tokenizer: Any, config: Config) -> None:
+    def __init__(self, twin: TwinTower, tokenizer: PreTrainedTokenizerBase, config: Config) -> None:
         super().__init__(tokenizer, **batching(config))
         self.twin = twin
         self.method = config.method
@@ -70,8 +75,12 @@ class TwinTowerTask(Task):
         cls_b = every["cls_b" if "cls_b" in every else "ca_b.0"].float()
         ictm_rows = None
         if self.weights.is_on("ictm"):
-            keys = ("cls_a", "cls_b", "pooled_a", "pooled_b")
-            ictm_rows = tuple(mine[key].float() for key in keys)
+            ictm_rows = (
+                mine["cls_a"].float(),
+                mine["cls_b"].float(),
+                mine["pooled_a"].float(),
+                mine["pooled_b"].float(),
+            )
         layers = range(sum(key.startswith("ca_a.") for key in every))
         terms = jtcse_objective(
             cls_a,
@@ -118,7 +127,7 @@ def build_twin(config: Config) -> TwinTowerTask:
     return TwinTowerTask(twin.float(), tokenizer, config)
 
 
-def _check_same_vocabulary(tokenizer: Any, path_b: str, key_b: str) -> None:
+def _check_same_vocabulary(tokenizer: PreTrainedTokenizerBase, path_b: str, key_b: str) -> None:
     # Both towers read one set of token ids; a tower B with another vocabulary would get garbage.
     from jtcse.model.loading import load_tokenizer
 
