@@ -192,4 +192,4 @@ def bytes_per_vector(index: Any, kind: str) -> float:
         return float(index.code_size + IVF_ID_BYTES)
     if kind == "flat":
         return float(index.code_size)
-    return serialized_bytes(index) / max(1, index.ntotal)
+    return float(serialized_bytes(index) / max(1, index.ntotal))

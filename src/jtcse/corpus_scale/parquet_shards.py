@@ -99,12 +99,13 @@ def read_parquet_rows(path: Path, local_rows: np.ndarray) -> np.ndarray:
     sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
     firsts = np.concatenate([[0], np.cumsum(sizes)])
     group_of = np.searchsorted(firsts, local_rows, side="right") - 1
-    parts = []
+    parts: list[np.ndarray] = []
     for group in np.unique(group_of):
         block = _vectors_of(file.read_row_group(int(group), columns=["vector"]), path)
         parts.append(block[local_rows[group_of == group] - firsts[group]])
     if not parts:
-        return np.empty((0, file.schema_arrow.field("vector").type.list_size), np.float32)
-    out = np.empty_like(parts[0], shape=(len(local_rows), parts[0].shape[1]))
+        width = int(file.schema_arrow.field("vector").type.list_size)
+        return np.empty((0, width), np.float32)
+    out: np.ndarray = np.empty((len(local_rows), parts[0].shape[1]), dtype=parts[0].dtype)
     out[order] = np.concatenate(parts)
     return out
