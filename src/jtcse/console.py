@@ -64,18 +64,18 @@ def _quiet_transformers() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_datasets() -> Iterator[None]:
+    import datasets  # its package-level switches: datasets.utils.tqdm can be shadowed by the tqdm class
     from datasets.utils import logging as ds_logging
-    from datasets.utils import tqdm as ds_tqdm
 
-    bars, level = ds_tqdm.is_progress_bar_enabled(), ds_logging.get_verbosity()
-    ds_tqdm.disable_progress_bars()
+    bars, level = datasets.is_progress_bar_enabled(), ds_logging.get_verbosity()
+    datasets.disable_progress_bars()
     ds_logging.set_verbosity_error()
     try:
         yield
     finally:
         ds_logging.set_verbosity(level)
         if bars:
-            ds_tqdm.enable_progress_bars()
+            datasets.enable_progress_bars()
 
 
 @contextlib.contextmanager

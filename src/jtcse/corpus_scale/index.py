@@ -1,11 +1,9 @@
 """A saved faiss index over a vectors folder, tied to the model and the exact shards it was built from.
 
-``IDX/`` (written as a whole through :func:`jtcse.fs.staged_directory`: an index is there complete or not at
-all)::
+``IDX/`` (written whole through :func:`jtcse.fs.staged_directory`: complete or not there at all)::
 
     index.faiss   the faiss index (unit vectors, inner product = cosine)
-    rows.npy      int64: the input row (0-based line) of each indexed vector; blank lines are not indexed
-                  (memory-mapped when loaded)
+    rows.npy      int64: the input row (0-based line) of each indexed vector, blank lines left out (mmapped)
     index.json    kind and parameters, model identity, the vectors folder and its manifest's sha256, the
                   input file and shard offsets (to show the text of a hit), sha256 of the two files above,
                   bytes per vector in memory and the index's size
@@ -42,6 +40,7 @@ from jtcse.corpus_scale.faiss_kinds import (
 )
 from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
+from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.shards import ShardedVectors
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
@@ -112,11 +111,14 @@ def build_index(
     started = time.perf_counter()
     index = make_index(params, vectors.dim)
     if params.kind in IVF_KINDS:
+        log(f"index: training the {params.kind} quantiser on a sample of {training_size(params):,} vectors")
         index.train(_training_sample(vectors, training_size(params)))
     rows = []
+    progress = Progress(count, prefix="index: adding", unit="vectors")  # a line every 10 s on long builds
     for block_rows, block in _unit_blocks(vectors):
         index.add(block)
         rows.append(block_rows)
+        progress.advance(len(block_rows))
     meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
     meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
     out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"

@@ -24,11 +24,13 @@ class Progress:
         total: int,
         *,
         prefix: str = "encode",
+        unit: str = "lines",
         enabled: bool = True,
         interval: float = 10.0,
         stream: TextIO | None = None,
     ) -> None:
         self.total, self.prefix, self.enabled, self.interval = total, prefix, enabled, interval
+        self.unit = unit
         self.stream = stream or sys.stderr
         self.done = 0
         self.started = time.perf_counter()
@@ -51,6 +53,6 @@ class Progress:
         eta = format_duration(left) if left == left else "?"
         percent = 100.0 * self.done / self.total if self.total else 100.0
         return (
-            f"{self.prefix}: {self.done:,}/{self.total:,} lines ({percent:.1f}%), "
-            f"{rate:,.0f} sentences/s, ETA {eta}"
+            f"{self.prefix}: {self.done:,}/{self.total:,} {self.unit} ({percent:.1f}%), "
+            f"{rate:,.0f} {'sentences' if self.unit == 'lines' else self.unit}/s, ETA {eta}"
         )
