@@ -43,7 +43,9 @@ def test_demo_prints_only_jtcse_lines_and_bars(tiny_bert_dir: Path, tmp_path: Pa
     run = jtcse(*argv)
     assert run.returncode == 0, run.stderr[-3000:]
     assert foreign(run.stderr) == []
-    assert "Encoding: 100%|" in run.stderr  # the evaluations show their progress
+    # the evaluations show their progress (which percentages tqdm draws depends on its 0.1 s redraw interval:
+    # a fast evaluation may close its bar, leave=False, before drawing 100%)
+    assert re.search(r"Encoding: +\d+%\|", run.stderr)
     assert re.search(r"dev [\d.]+ \(best [\d.]+\): 100%\|", run.stderr)  # and training
     assert "%|" not in run.stdout and "| JTCSE twin tower |" in run.stdout
 
