@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "jtcse.integrity": 0,
     "jtcse.benchmark": 0,
     "jtcse.run_files": 0,
+    "jtcse.locks": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

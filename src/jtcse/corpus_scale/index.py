@@ -36,7 +36,9 @@ from jtcse.corpus_scale.manifest import MANIFEST_NAME
 from jtcse.corpus_scale.shards import ShardedVectors
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
-from jtcse.tools.search import SearchHit, describe_identity, model_identity
+from jtcse.locks import output_lock
+from jtcse.model.identity import check_query_model
+from jtcse.tools.search import SearchHit
 from jtcse.tools.similarity import normalize_rows
 
 FORMAT = "jtcse-vector-index"
@@ -82,20 +84,21 @@ def build_index(
     if count == 0:
         raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
     params = resolve_params(kind, count, **knobs)
-    why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
-    log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
-    set_threads(threads)
-    started = time.perf_counter()
-    index = make_index(params, vectors.dim)
-    if params.kind == "ivf":
-        index.train(_training_sample(vectors, params.nlist * TRAIN_PER_CELL))
-    rows = []
-    for block_rows, block in _unit_blocks(vectors):
-        index.add(block)
-        rows.append(block_rows)
-    meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
     out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"
-    _save(out, index, np.concatenate(rows).astype(np.int64), meta)
+    with output_lock(out, what="--output"):  # one writer per index folder: a second one stops here
+        why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
+        log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
+        set_threads(threads)
+        started = time.perf_counter()
+        index = make_index(params, vectors.dim)
+        if params.kind == "ivf":
+            index.train(_training_sample(vectors, params.nlist * TRAIN_PER_CELL))
+        rows = []
+        for block_rows, block in _unit_blocks(vectors):
+            index.add(block)
+            rows.append(block_rows)
+        meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
+        _save(out, index, np.concatenate(rows).astype(np.int64), meta)
     return out, meta
 
 
@@ -238,13 +241,17 @@ class VectorIndex:
             )
         return vectors
 
-    def check_model(self, encoder: Any) -> None:
-        mine = model_identity(encoder)
-        if mine != self.meta["model"]:
-            raise JtcseError(
-                f"--index {self.folder}: built from vectors of {describe_identity(self.meta['model'])}, "
-                f"not {describe_identity(mine)}; search with the same --model"
-            )
+    def check_model(self, encoder: Any) -> str:
+        """A one-line error unless ``encoder`` made these vectors or is an export of the same weights; returns
+        the line that names the export (``""`` for the same model)."""
+        return check_query_model(
+            self.meta["model"],
+            self.dim,
+            encoder,
+            where=f"--index {self.folder}",
+            fix="search with the same --model",
+            built="built from vectors of",
+        )
 
     def search_vectors(
         self, queries: np.ndarray, top_k: int = 5, *, nprobe: int | None = None, ef_search: int | None = None
