@@ -14,7 +14,7 @@ from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
 from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
 from jtcse.model.identity import EXPORT_KEY, SOURCE_KEY, model_identity, query_note
-from jtcse.tools.search import SearchIndex
+from jtcse.tools.search import SearchHit, SearchIndex
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -82,8 +82,8 @@ def test_corpus_index_accepts_its_export(twin: Path, twin_int8: Path, tmp_path: 
     loaded = SearchIndex.for_corpus(int8, corpus)  # not rebuilt: the int8 queries search the fp32 vectors
     assert loaded.status == "loaded" and loaded.model_note == INT8_NOTE
     query = corpus.read_text(encoding="utf-8").splitlines()[7]
-    hits = loaded.search(int8, query, top_k=3)
-    assert hits[0].text == query and hits[0].score > 0.95
+    top = loaded.search(int8, query, top_k=3)[0]
+    assert isinstance(top, SearchHit) and top.text == query and top.score > 0.95
 
 
 def test_vector_index_cli_accepts_its_export_and_refuses_another_model(

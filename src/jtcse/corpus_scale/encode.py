@@ -57,6 +57,9 @@ class Coordinator(Protocol):
 
     def broadcast(self, obj: Any) -> Any: ...
 
+    def wait_for_all(self) -> None:
+        """Return once every rank has called it (no time limit: machines may be uneven)."""
+
 
 class SingleProcess:
     rank = 0
@@ -64,6 +67,9 @@ class SingleProcess:
 
     def broadcast(self, obj: Any) -> Any:
         return obj
+
+    def wait_for_all(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,7 @@ def encode_to_shards(
         if setup[0] == "error":
             raise JtcseError(setup[1])
         result = _encode_rank_share(encoder, folder, options, coordinator, setup[1:])
-        if coordinator.world_size > 1:
-            coordinator.broadcast(None)  # every rank has written its shards before rank 0 lets go
+        coordinator.wait_for_all()  # every rank has written its shards before rank 0 lets go of the lock
     return result
 
 
