@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "jtcse.run_files": 0,
     "jtcse.console": 0,
     "jtcse.protocols": 0,
+    "jtcse.locks": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

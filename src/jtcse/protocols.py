@@ -78,8 +78,9 @@ class VectorSearch(Protocol):
         """How many vectors (corpus lines) it holds."""
         ...
 
-    def check_model(self, encoder: SentenceEncoder) -> None:
-        """A one-line error unless ``encoder`` is the model that made the vectors."""
+    def check_model(self, encoder: SentenceEncoder) -> str:
+        """A one-line error unless ``encoder`` made the vectors or is an export of the same weights; returns
+        the line that names the export (``""`` for the same model)."""
         ...
 
     def hits(self, queries: npt.NDArray[np.floating], top_k: int = 5) -> list[list[SearchHit]]:

@@ -132,6 +132,15 @@ class _TorchCoordinator:
 
         return broadcast_object(obj)
 
+    def wait_for_all(self) -> None:
+        """gloo's monitored barrier, with no practical time limit: rank 0 holds the folder's lock until the
+        slowest machine is done, however uneven (the process group's own timeout is 30 minutes)."""
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        dist.monitored_barrier(timeout=timedelta(days=7), wait_all_ranks=True)
+
 
 def _rank_device(device: str | None, local_rank: int) -> str | None:
     """Under torchrun each process encodes on cuda:LOCAL_RANK when there is a GPU (as training does)."""

@@ -112,6 +112,8 @@ def _run_corpus(args: argparse.Namespace) -> int:
         backend=args.backend,
     )
     print(f"index: {index.status}, {len(index)} sentences, {index.dim}-dim, {index.backend}", file=sys.stderr)
+    if index.model_note:
+        print(f"index: {index.model_note}", file=sys.stderr)
     _print_hits(args, index.search(encoder, list(args.query), top_k=args.top_k))
     return 0
 
@@ -128,6 +130,7 @@ def _run_vector_index(args: argparse.Namespace) -> int:
     index = VectorIndex.load(args.index)  # a damaged or mismatched index fails before a model is loaded
     set_threads(args.threads)  # --threads: faiss's too, besides torch's / onnxruntime's
     encoder = load_encoder(args)
+    note = index.check_model(encoder)
     knobs = {"nprobe": args.nprobe, "ef_search": args.ef_search, "rerank": args.rerank}
     results = index.search(encoder, list(args.query), top_k=args.top_k, **knobs)
     nprobe = f", nprobe {args.nprobe or index.meta.get('nprobe')}"
@@ -140,6 +143,8 @@ def _run_vector_index(args: argparse.Namespace) -> int:
         "ivfsq8": nprobe + rerank,
     }.get(index.kind, "")
     print(f"index: {index.kind}{settings}, {len(index):,} vectors, {index.dim}-dim", file=sys.stderr)
+    if note:
+        print(f"index: {note}", file=sys.stderr)
     _print_hits(args, results)
     if args.check_recall:
         recall = index.check_recall(args.check_recall, args.top_k, **knobs)

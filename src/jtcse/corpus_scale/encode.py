@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -31,8 +31,9 @@ from jtcse.corpus_scale.parquet_shards import pyarrow_modules
 from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.shards import completed_entries, remove_orphans, write_shard
 from jtcse.errors import JtcseError
+from jtcse.locks import LOCK_NAME, output_lock
+from jtcse.model.identity import model_identity
 from jtcse.tools.encode_file import SupportsEncode
-from jtcse.tools.search import model_identity
 from jtcse.tools.similarity import normalize_rows
 
 DEFAULT_SHARD_SIZE = 100_000
@@ -61,6 +62,9 @@ class Coordinator(Protocol):
 
     def broadcast(self, obj: T) -> T: ...
 
+    def wait_for_all(self) -> None:
+        """Return once every rank has called it (no time limit: machines may be uneven)."""
+
 
 class SingleProcess:
     rank = 0
@@ -68,6 +72,9 @@ class SingleProcess:
 
     def broadcast(self, obj: T) -> T:
         return obj
+
+    def wait_for_all(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -89,16 +96,31 @@ def encode_to_shards(
     """Encode every line of ``input_path`` into ``folder`` (see :mod:`jtcse.corpus_scale.manifest`)."""
     coordinator = coordinator or SingleProcess()
     folder = Path(folder)
-    setup: Any = None
-    if coordinator.rank == 0:
-        try:
-            setup = _prepare(encoder, Path(input_path), folder, options)
-        except JtcseError as exc:
-            setup = ("error", str(exc))  # every rank must stop, not only rank 0
-    setup = coordinator.broadcast(setup)
-    if setup[0] == "error":
-        raise JtcseError(setup[1])
-    _, plan, manifest, todo, created = setup
+    with ExitStack() as held:  # rank 0 holds the folder's lock (jtcse.locks) until every rank is done
+        setup: Any = None
+        if coordinator.rank == 0:
+            try:
+                created = not folder.exists()
+                held.enter_context(output_lock(folder, what="--output"))  # a second writer stops here
+                setup = _prepare(encoder, Path(input_path), folder, options, created)
+            except JtcseError as exc:
+                setup = ("error", str(exc))  # every rank must stop, not only rank 0
+        setup = coordinator.broadcast(setup)
+        if setup[0] == "error":
+            raise JtcseError(setup[1])
+        result = _encode_rank_share(encoder, folder, options, coordinator, setup[1:])
+        coordinator.wait_for_all()  # every rank has written its shards before rank 0 lets go of the lock
+    return result
+
+
+def _encode_rank_share(
+    encoder: SupportsEncode,
+    folder: Path,
+    options: ShardOptions,
+    coordinator: Coordinator,
+    setup: tuple[LinePlan, dict[str, Any], list[int], bool],
+) -> EncodeResult:
+    plan, manifest, todo, created = setup
     mine = rank_share(todo, coordinator.rank, coordinator.world_size)
     prefix = "encode" if coordinator.world_size == 1 else f"encode (rank {coordinator.rank})"
     rows = sum(min(plan.shard_size, plan.lines - k * plan.shard_size) for k in mine)
@@ -114,9 +136,10 @@ def encode_to_shards(
 
 
 def _prepare(
-    encoder: SupportsEncode, input_path: Path, folder: Path, options: ShardOptions
+    encoder: SupportsEncode, input_path: Path, folder: Path, options: ShardOptions, created: bool
 ) -> tuple[str, LinePlan, dict[str, Any], list[int], bool]:
-    """Rank 0: plan the lines, check or create the folder, list the shards still to do."""
+    """Rank 0: plan the lines, check or create the folder (``created``: by this run), list the shards still
+    to do."""
     if options.shard_format not in SHARD_FORMATS:
         raise JtcseError(f"--shard-format {options.shard_format}: choose {', '.join(SHARD_FORMATS)}")
     if options.with_text and options.shard_format != "parquet":
@@ -136,7 +159,6 @@ def _prepare(
         with_text=options.with_text,
     )
     saved = read_manifest(folder, what="--output")
-    created = False
     if saved is not None:
         if not options.resume:
             state = "finished" if saved.get("complete") else "unfinished"
@@ -148,9 +170,10 @@ def _prepare(
         remove_orphans(folder)
         manifest = saved
     else:
-        if folder.is_dir() and any(folder.iterdir()):
+        if folder.is_dir():
+            remove_orphans(folder)  # a killed run's temporaries (it died before its manifest was written)
+        if folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir()):
             raise JtcseError(f"--output {folder}: the folder is not empty and holds no {'manifest.json'}")
-        created = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

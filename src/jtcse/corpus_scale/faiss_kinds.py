@@ -193,3 +193,18 @@ def bytes_per_vector(index: Any, kind: str) -> float:
     if kind == "flat":
         return float(index.code_size)
     return float(serialized_bytes(index) / max(1, index.ntotal))
+
+
+BILLION = 10**9
+
+
+def describe_size(meta: dict[str, Any]) -> str:
+    """Bytes per vector in memory, the index's size, and that size projected to a billion vectors (the
+    fixed part, cells and codebooks, kept; the row map stays on disk, memory-mapped)."""
+    per_vector, size, count = float(meta["bytes_per_vector"]), int(meta["index_bytes"]), int(meta["count"])
+    projected = max(0.0, size - per_vector * count) + per_vector * BILLION
+    return (
+        f"index: {per_vector:,.0f} bytes per vector in memory, {size / 2**20:,.1f} MiB for {count:,} "
+        f"vectors; at 1 billion vectors ~{projected / 2**30:,.0f} GiB (+ rows.npy, 8 bytes per vector "
+        "on disk, memory-mapped)"
+    )

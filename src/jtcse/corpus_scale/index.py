@@ -31,6 +31,7 @@ from jtcse.corpus_scale.faiss_kinds import (
     EXACT_BELOW,
     IVF_KINDS,
     bytes_per_vector,
+    describe_size,
     faiss_module,
     make_index,
     resolve_params,
@@ -44,7 +45,9 @@ from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.shards import ShardedVectors
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
-from jtcse.tools.search import SearchHit, describe_identity, model_identity
+from jtcse.locks import output_lock
+from jtcse.model.identity import check_query_model
+from jtcse.tools.search import SearchHit
 from jtcse.tools.similarity import normalize_rows
 
 if TYPE_CHECKING:
@@ -56,7 +59,6 @@ META_NAME = "index.json"
 FAISS_NAME = "index.faiss"
 ROWS_NAME = "rows.npy"
 _ADD_ROWS = 1 << 14  # rows added at once (memory: a few copies of one block)
-BILLION = 10**9
 
 
 def _unit_rows(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,38 +107,28 @@ def build_index(
     if count == 0:
         raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
     params = resolve_params(kind, count, dim=vectors.dim, **knobs)
-    why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
-    log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
-    set_threads(threads)
-    started = time.perf_counter()
-    index = make_index(params, vectors.dim)
-    if params.kind in IVF_KINDS:
-        log(f"index: training the {params.kind} quantiser on a sample of {training_size(params):,} vectors")
-        index.train(_training_sample(vectors, training_size(params)))
-    rows = []
-    progress = Progress(count, prefix="index: adding", unit="vectors")  # a line every 10 s on long builds
-    for block_rows, block in _unit_blocks(vectors):
-        index.add(block)
-        rows.append(block_rows)
-        progress.advance(len(block_rows))
-    meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
-    meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
     out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"
-    _save(out, index, np.concatenate(rows).astype(np.int64), meta)
-    log(describe_size(meta))
+    with output_lock(out, what="--output"):  # one writer per index folder: a second one stops here
+        why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
+        log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")
+        set_threads(threads)
+        started = time.perf_counter()
+        index = make_index(params, vectors.dim)
+        if params.kind in IVF_KINDS:
+            size = training_size(params)
+            log(f"index: training the {params.kind} quantiser on a sample of {size:,} vectors")
+            index.train(_training_sample(vectors, size))
+        rows = []
+        progress = Progress(count, prefix="index: adding", unit="vectors")  # a line every 10 s on long builds
+        for block_rows, block in _unit_blocks(vectors):
+            index.add(block)
+            rows.append(block_rows)
+            progress.advance(len(block_rows))
+        meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
+        meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
+        _save(out, index, np.concatenate(rows).astype(np.int64), meta)
+        log(describe_size(meta))
     return out, meta
-
-
-def describe_size(meta: dict[str, Any]) -> str:
-    """Bytes per vector in memory, the index's size, and that size projected to a billion vectors (the
-    fixed part, cells and codebooks, kept; the row map stays on disk, memory-mapped)."""
-    per_vector, size, count = float(meta["bytes_per_vector"]), int(meta["index_bytes"]), int(meta["count"])
-    projected = max(0.0, size - per_vector * count) + per_vector * BILLION
-    return (
-        f"index: {per_vector:,.0f} bytes per vector in memory, {size / 2**20:,.1f} MiB for {count:,} "
-        f"vectors; at 1 billion vectors ~{projected / 2**30:,.0f} GiB (+ rows.npy, 8 bytes per vector "
-        "on disk, memory-mapped)"
-    )
 
 
 def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: float) -> dict[str, Any]:
@@ -282,13 +274,17 @@ class VectorIndex:
             )
         return vectors
 
-    def check_model(self, encoder: SentenceEncoder) -> None:
-        mine = model_identity(encoder)
-        if mine != self.meta["model"]:
-            raise JtcseError(
-                f"--index {self.folder}: built from vectors of {describe_identity(self.meta['model'])}, "
-                f"not {describe_identity(mine)}; search with the same --model"
-            )
+    def check_model(self, encoder: SentenceEncoder) -> str:
+        """A one-line error unless ``encoder`` made these vectors or is an export of the same weights; returns
+        the line that names the export (``""`` for the same model)."""
+        return check_query_model(
+            self.meta["model"],
+            self.dim,
+            encoder,
+            where=f"--index {self.folder}",
+            fix="search with the same --model",
+            built="built from vectors of",
+        )
 
     def search_vectors(
         self,

@@ -22,7 +22,7 @@ from jtcse import __version__
 from jtcse.corpus_scale.lines import LinePlan
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, read_format_json
-from jtcse.tools.search import describe_identity
+from jtcse.model.identity import describe_identity
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "jtcse-vectors"

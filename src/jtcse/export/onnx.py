@@ -32,6 +32,7 @@ from jtcse.engines import GRAPH_FILE, GRAPH_INFO, import_onnxruntime
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
+from jtcse.model.identity import SOURCE_KEY, model_identity
 from jtcse.model.names import resolve_model
 from jtcse.model.tokenizer_groups import group_by_tokenizer
 
@@ -271,6 +272,7 @@ def _write_spec(encoder: Encoder, out: Path, names: list[str], source: str, quan
         "exported_from": str(source),
         "export_format": FORMAT_NAME,
         "onnx": {"precision": quantize or "fp32", "opset": OPSET},
+        SOURCE_KEY: model_identity(encoder),  # indexes built from the source accept this export's queries
     }
     if encoder.max_length is not None:
         extra["max_length"] = encoder.max_length

@@ -30,6 +30,7 @@ from jtcse.errors import JtcseError
 from jtcse.fs import check_output_dir, staged_directory
 from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
+from jtcse.model.identity import SOURCE_KEY, model_identity
 from jtcse.model.names import resolve_model
 
 if TYPE_CHECKING:
@@ -258,7 +259,9 @@ def _save_custom(encoder: Encoder, out: Path) -> None:
 def _write_jtcse_spec(encoder: Encoder, out: Path, layout: str, source: str) -> None:
     """A jtcse.json, so that ``jtcse.Encoder(OUT)`` gives the same vectors as the source model."""
     method = read_spec(source).method if is_jtcse_dir(source) else ""
-    extra = {"exported_from": str(source), "export_format": FORMAT_NAME, "export_layout": layout}
+    extra: dict[str, Any] = {"exported_from": str(source), "export_format": FORMAT_NAME}
+    extra["export_layout"] = layout
+    extra[SOURCE_KEY] = model_identity(encoder)  # indexes built from the source accept this export's queries
     if layout == "plain":
         member = encoder.members[0]
         spec = ModelSpec("single", [MemberSpec(".", member.pooler, 1.0)], method=method, extra=extra)

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 
 class ServedSearch:
-    def __init__(self, index: VectorSearch) -> None:
+    def __init__(self, index: VectorSearch, model_note: str = "") -> None:
         self.index = index
         self.size = len(index)
+        self.model_note = model_note  # which export of the index's weights the served model is, if one
 
     @classmethod
     def open(cls, encoder: SentenceEncoder, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
@@ -30,12 +31,13 @@ class ServedSearch:
         from jtcse.tools.search import SearchIndex
 
         if corpus is not None:
-            return cls(SearchIndex.for_corpus(encoder, corpus, show_progress=False))
+            index = SearchIndex.for_corpus(encoder, corpus, show_progress=False)
+            return cls(index, index.model_note)
         assert index_dir is not None  # the config requires --corpus or --index
         if is_vector_index(index_dir):
             vector_index = VectorIndex.load(index_dir)
-            vector_index.check_model(encoder)  # once: the served model is fixed
-            return cls(vector_index)
+            note = vector_index.check_model(encoder)  # once: the served model is fixed
+            return cls(vector_index, note)
         meta = SearchIndex.read_meta(index_dir)
         if meta is None:
             raise JtcseError(f"--index {index_dir}: no search index here")
@@ -43,8 +45,7 @@ class ServedSearch:
         if not recorded.is_file():
             raise JtcseError(f"--index {index_dir}: its corpus {recorded} is missing; pass --corpus FILE")
         index = SearchIndex.load(index_dir, recorded)
-        index.check_model(encoder, index_dir)
-        return cls(index)
+        return cls(index, index.check_model(encoder, index_dir))
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
         """Hits per query vector: ``id`` (the 1-based corpus line), ``rank``, ``text``, ``score`` (cosine)."""

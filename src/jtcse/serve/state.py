@@ -50,6 +50,8 @@ class ServeState:
                     default.encoder, corpus=self.config.corpus, index_dir=self.config.index
                 )
                 log.info("corpus: %d sentences indexed", self.corpus.size)
+                if self.corpus.model_note:
+                    log.info("index: %s", self.corpus.model_note)
             encoders = {name: m.encoder for name, m in self.models.items()}
             self.batcher = Batcher(encoders, self.limits, self.metrics)
             self.batcher.start()

@@ -25,6 +25,7 @@ import numpy as np
 from jtcse import __version__
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json
+from jtcse.model.identity import check_query_model, model_identity
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
 
@@ -34,8 +35,6 @@ VECTORS_NAME = "vectors.npy"
 INDEX_FORMAT = "jtcse-search-index"
 INDEX_FORMAT_VERSION = 1
 BACKENDS = ("auto", "numpy")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_PROBE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -66,79 +65,11 @@ def read_corpus(path: str | Path) -> SearchCorpus:
     return SearchCorpus(path, [s for _, s in kept], [n for n, _ in kept], digest)
 
 
-def _weights_fingerprint(source: str) -> str | None:
-    """Cheap fingerprint of a local model directory: config plus size and first MiB of each weight file.
-
-    It tells a retrained checkpoint in the same directory apart without hashing gigabytes.
-    """
-    root = Path(source)
-    if not root.is_dir():
-        return None  # a hub id: its name is its identity
-    h = hashlib.sha256()
-    config = root / "config.json"
-    if config.is_file():
-        h.update(config.read_bytes())
-    for file in sorted(root.iterdir()):
-        if file.is_file() and file.suffix in _WEIGHT_SUFFIXES:
-            h.update(f"{file.name}:{file.stat().st_size}:".encode())
-            with open(file, "rb") as fh:
-                h.update(fh.read(_PROBE_BYTES))
-    return h.hexdigest()
-
-
-def _member_field(member: object, name: str) -> Any:  # a member's field of any type
-    return member.get(name) if isinstance(member, dict) else getattr(member, name, None)
-
-
-def model_identity(encoder: SupportsEncode) -> dict[str, Any]:
-    """What makes two encoders give the same vectors: per member, source, weights, pooler, weight, limit."""
-    members = []
-    for member in getattr(encoder, "members", None) or []:
-        source = str(_member_field(member, "source"))
-        weight = _member_field(member, "weight")
-        members.append(
-            {
-                "source": source,
-                "pooler": _member_field(member, "pooler"),
-                "weight": None if weight is None else float(weight),
-                "max_length": _member_field(member, "max_length"),
-                "fingerprint": _weights_fingerprint(source),
-            }
-        )
-    if not members:  # any other object with encode(): only its class and size can identify it
-        members.append({"source": type(encoder).__qualname__})
-    return {"members": members, "dim": int(getattr(encoder, "dim", 0) or 0)}
-
-
-def describe_identity(identity: dict[str, Any]) -> str:
-    parts = []
-    for m in identity.get("members", []):
-        text = str(m.get("source"))
-        if m.get("pooler"):
-            text += f" ({m['pooler']})"
-        parts.append(text)
-    return " + ".join(parts) or "an unknown model"
-
-
-def check_same_model(
-    saved_identity: dict[str, Any],
-    saved_dim: int,
-    encoder: SupportsEncode,
-    index_dir: str | Path | None = None,
-) -> None:
-    """Raise a one-line error when ``encoder`` is not the model that built an index."""
+def _check_model(
+    saved: dict[str, Any], dim: int, encoder: SupportsEncode, index_dir: str | Path | None
+) -> str:
     where = f"--index {index_dir}" if index_dir is not None else "the index"
-    mine = model_identity(encoder)
-    if mine.get("dim") and mine["dim"] != saved_dim:
-        raise JtcseError(
-            f"{where}: built by {describe_identity(saved_identity)} with {saved_dim}-dim vectors, but "
-            f"{describe_identity(mine)} gives {mine['dim']}-dim vectors; pass --rebuild to replace the index"
-        )
-    if mine != saved_identity:
-        raise JtcseError(
-            f"{where}: built by another model ({describe_identity(saved_identity)}), not "
-            f"{describe_identity(mine)}; pass --rebuild to replace the index"
-        )
+    return check_query_model(saved, dim, encoder, where=where, fix="pass --rebuild to replace the index")
 
 
 def faiss_available() -> bool:
@@ -182,6 +113,7 @@ class SearchIndex:
         self.identity = identity
         self.backend = _pick_backend(backend)
         self.status = "new"  # set by for_corpus: "loaded", "built" or "rebuilt (...)"
+        self.model_note = ""  # set by check_model: which export of the same weights queries it, if one does
         self._checked_encoder: SupportsEncode | None = None
 
     @property
@@ -294,9 +226,11 @@ class SearchIndex:
         index.status = "loaded"
         return index
 
-    def check_model(self, encoder: SupportsEncode, index_dir: str | Path | None = None) -> None:
-        """Raise a one-line error when ``encoder`` is not the model that built this index."""
-        check_same_model(self.identity, self.dim, encoder, index_dir)
+    def check_model(self, encoder: SupportsEncode, index_dir: str | Path | None = None) -> str:
+        """Raise a one-line error when ``encoder`` may not query this index: not the model that built it
+        nor an export of its weights. Returns (and keeps as ``model_note``) the line naming the export."""
+        self.model_note = _check_model(self.identity, self.dim, encoder, index_dir)
+        return self.model_note
 
     @classmethod
     def for_corpus(
@@ -320,9 +254,11 @@ class SearchIndex:
         meta = None if rebuild else cls.read_meta(index_dir)
         status = "built"
         if meta is not None:
-            check_same_model(meta["model"], int(meta["dim"]), encoder, index_dir)
+            note = _check_model(meta["model"], int(meta["dim"]), encoder, index_dir)
             if meta["corpus"]["sha256"] == corpus_data.sha256:
-                return cls.load(index_dir, corpus_data, backend=backend)
+                index = cls.load(index_dir, corpus_data, backend=backend)
+                index.model_note = note
+                return index
             status = "rebuilt (the corpus changed)"
         elif rebuild and (index_dir / META_NAME).is_file():
             status = "rebuilt (--rebuild)"

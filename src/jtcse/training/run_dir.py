@@ -10,6 +10,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,24 @@ import torch
 
 from jtcse.fs import atomic_write_text, removed_on_failure
 from jtcse.integrity import parameter_bytes
+from jtcse.locks import output_lock
 from jtcse.model.format import CONFIG_NAME as MODEL_SPEC
 from jtcse.run_files import CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE
 from jtcse.training import distributed
 from jtcse.training.config import Config, dump_yaml
 from jtcse.training.metrics import truncate_after
 from jtcse.training.tasks import Task
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path) -> Iterator[None]:
+    """One writer per run directory (:mod:`jtcse.locks`): rank 0 holds ``OUT``'s lock for the whole job (it
+    alone writes there); the other ranks of a torchrun job take none. A second job stops with one line."""
+    if distributed.launched_world()[0] != 0:
+        yield
+        return
+    with output_lock(out, what="--output-dir"):
+        yield
 
 
 def prepare(out: Path, config: Config, *, resumed_at: int | None) -> None:

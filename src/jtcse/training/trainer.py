@@ -59,8 +59,14 @@ def train(
     """Train as ``config`` says; with ``resume``, continue from ``OUT/checkpoint``.
 
     ``on_step_end(step)`` is called after each step's logging, evaluation and checkpointing (tests use it to
-    interrupt a run at a chosen step).
+    interrupt a run at a chosen step). ``OUT`` is locked for the run: a second writer stops with one line.
     """
+    with run_dir.writer_lock(Path(config.output_dir)):
+        return _train(config, resume, on_step_end)
+
+
+def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | None) -> TrainResult:
+    """:func:`train` inside the run directory's lock."""
     # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer, OUT/
     run, state, resumed_at = start_run(config, resume)
     settings, every = run.config.train, run.config.eval.every
