@@ -9,12 +9,13 @@ vector index, whatever implements it.
   :class:`jtcse.corpus_scale.index.VectorIndex` (a faiss index over sharded vectors) are the two kinds;
   ``jtcse serve --corpus/--index`` serves either.
 
-Layer 0: nothing here imports jtcse (the search hit type is named for the checker only).
+Layer 0: nothing here imports jtcse. :class:`SearchHit`, what both index kinds answer, lives here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 import numpy as np
@@ -23,7 +24,14 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     import torch
 
-    from jtcse.tools.search import SearchHit
+
+@dataclass(frozen=True)
+class SearchHit:
+    rank: int  # 1-based
+    score: float  # cosine similarity
+    line: int  # 1-based line number in the corpus file
+    text: str
+
 
 Vectors = npt.NDArray[np.float32]
 """float32 rows ``[n, dim]`` (``[dim]`` for a single sentence)."""

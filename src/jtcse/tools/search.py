@@ -26,6 +26,7 @@ from jtcse import __version__
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json
 from jtcse.model.identity import check_query_model, model_identity
+from jtcse.protocols import SearchHit
 from jtcse.tools.encode_file import SupportsEncode, decode_lines, read_text_bytes
 from jtcse.tools.similarity import normalize_rows
 
@@ -43,14 +44,6 @@ class SearchCorpus:
     sentences: list[str]  # non-blank lines, in file order
     line_numbers: list[int]  # 1-based line of each sentence
     sha256: str
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    rank: int  # 1-based
-    score: float  # cosine similarity
-    line: int  # 1-based line number in the corpus file
-    text: str
 
 
 def read_corpus(path: str | Path) -> SearchCorpus:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -359,3 +360,11 @@ class NoMetrics:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+def say(message: str) -> None:
+    """A line on stderr from the main process only, above any progress bar."""
+    if is_main_process():
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)

@@ -61,7 +61,9 @@ def _graceful_stop() -> Iterator[Callable[[], bool]]:
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
-        say("\njtcse train: stopping after this step (Ctrl-C again to abort without a checkpoint)")
+        distributed.say(
+            "\njtcse train: stopping after this step (Ctrl-C again to abort without a checkpoint)"
+        )
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -82,8 +84,3 @@ def _quiet_transformers() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-def say(message: str) -> None:
-    if distributed.is_main_process():
-        tqdm.write(message, file=sys.stderr)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # the config reads Schedule from here
+from jtcse.training.config.schema import Schedule
+
+if TYPE_CHECKING:
     from jtcse.training.config import Config
 
 # ``train.schedule`` after the warm-up: linear decay to 0 (HF Trainer, SimCSE) or constant (official JTCSE)
-Schedule = Literal["linear", "constant"]
-SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 
 
 def build_optimizer(task: nn.Module, config: Config) -> torch.optim.Optimizer:

@@ -16,7 +16,7 @@ from jtcse.errors import JtcseError
 from jtcse.training import distributed, run_dir
 from jtcse.training.checkpoint import checkpoint_path, load_checkpoint, recover_output_dir
 from jtcse.training.config import Config, check_resumable, resolve_for_model
-from jtcse.training.loop_context import say
+from jtcse.training.distributed import say
 from jtcse.training.metrics import require_tensorboard
 from jtcse.training.optimization import build_optimizer, build_scheduler
 from jtcse.training.precision import Precision, resolve_precision

@@ -32,7 +32,8 @@ from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
 from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
 from jtcse.training.config import Config, apply_override, resolve
-from jtcse.training.loop_context import MetricsSink, loop_context, say
+from jtcse.training.distributed import say
+from jtcse.training.loop_context import MetricsSink, loop_context
 from jtcse.training.metrics import Throughput
 from jtcse.training.run_setup import EpochPlan, Run, start_run
 from jtcse.training.state import TrainState, saved_config, write_checkpoint

@@ -17,8 +17,10 @@ from jtcse.data.corpus import BadUtf8Policy
 from jtcse.losses.objectives import Direction, SimcseForm
 from jtcse.model.cross_attention import CaMode, CaPlacement
 from jtcse.model.pooling import PoolerName
-from jtcse.training.optimization import Schedule
 from jtcse.training.precision import PrecisionName
+
+# the learning-rate schedule after warmup (training/optimization.py applies it)
+Schedule = Literal["linear", "constant"]
 
 Method = Literal["simcse", "jtcse", "tncse", "distill"]
 METHODS: tuple[Method, ...] = typing.get_args(Method)
