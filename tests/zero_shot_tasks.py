@@ -15,6 +15,8 @@ from mteb.abstasks.sts import AbsTaskSTS
 from mteb.abstasks.task_metadata import TaskMetadata, TaskType
 from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
 
+from jtcse.evaluation.mteb import local_task_metadata
+
 NAMES = {
     "sts22": "TinySTS22",
     "classification": "TinyClassification",
@@ -33,25 +35,15 @@ SENTENCES = {
 
 
 def _metadata(name: str, task_type: TaskType, main_score: str, langs: Any = None) -> TaskMetadata:
-    return TaskMetadata(
-        name=name,
-        dataset={"path": f"memory/{name}", "revision": "1"},
-        description=f"{name}: a tiny in-memory {task_type} task (jtcse tests)",
-        reference=None,
-        type=task_type,
-        category="t2t",
-        modalities=["text"],
-        eval_splits=["test"],
-        eval_langs=langs or ["eng-Latn"],
+    description = f"{name}: a tiny in-memory {task_type} task (jtcse tests)"
+    dataset = {"path": f"memory/{name}", "revision": "1"}
+    return local_task_metadata(
+        name,
+        dataset=dataset,
+        description=description,
+        task_type=task_type,
         main_score=main_score,
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators=None,
-        dialect=None,
-        sample_creation=None,
-        bibtex_citation="",
+        langs=langs,
     )
 
 

@@ -33,13 +33,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jtcse.benchmark import MTEB_NAMES, TASKS
 from jtcse.data.sts import DATA_DIR_HINT, STS_YEAR_SUBSETS, StsPairs, read_pair_table, read_sts_subset
 from jtcse.errors import JtcseError, first_line
+
+if TYPE_CHECKING:  # annotations only: mteb is imported when a task is built
+    from mteb.abstasks.task_metadata import MetadataDatasetDict, TaskType
+
 
 LOCAL_PREFIX = "local:"
 TSV_PREFIX = "tsv:"
@@ -187,29 +191,29 @@ def _local_sts_base() -> type:
     return LocalSTSTask
 
 
-def make_local_sts_task(
+def local_task_metadata(
     name: str,
-    pairs: LocalPairs,
     *,
+    dataset: MetadataDatasetDict,
     description: str,
-    min_score: float | None = None,
-    max_score: float | None = None,
+    task_type: TaskType = "STS",
+    main_score: str = "cosine_spearman",
+    langs: list[str] | dict[str, list[str]] | None = None,
 ) -> Any:
-    """An mteb STS task (main score ``cosine_spearman`` on split ``test``) over ``pairs``."""
+    """mteb metadata of a task built here from local data (English, split ``test``, no citation)."""
     from mteb.abstasks.task_metadata import TaskMetadata
 
-    base = _local_sts_base()
-    metadata = TaskMetadata(
+    return TaskMetadata(
         name=name,
-        dataset={"path": str(pairs.files[0]) if pairs.files else name, "revision": pairs.fingerprint()},
+        dataset=dataset,
         description=description,
         reference=None,
-        type="STS",
+        type=task_type,
         category="t2t",
         modalities=["text"],
         eval_splits=["test"],
-        eval_langs=["eng-Latn"],
-        main_score="cosine_spearman",
+        eval_langs=langs or ["eng-Latn"],
+        main_score=main_score,
         date=None,
         domains=None,
         task_subtypes=None,
@@ -219,6 +223,23 @@ def make_local_sts_task(
         sample_creation=None,
         bibtex_citation="",
     )
+
+
+def make_local_sts_task(
+    name: str,
+    pairs: LocalPairs,
+    *,
+    description: str,
+    min_score: float | None = None,
+    max_score: float | None = None,
+) -> Any:
+    """An mteb STS task (main score ``cosine_spearman`` on split ``test``) over ``pairs``."""
+    base = _local_sts_base()
+    dataset: MetadataDatasetDict = {
+        "path": str(pairs.files[0]) if pairs.files else name,
+        "revision": pairs.fingerprint(),
+    }
+    metadata = local_task_metadata(name, dataset=dataset, description=description)
     attributes = {
         "metadata": metadata,
         "pairs": pairs,
