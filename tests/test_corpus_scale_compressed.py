@@ -185,3 +185,55 @@ def test_index_cli(data, tmp_path: Path, capsys) -> None:
             )
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert exit_info.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.fixture(scope="module")
+def parquet_data(tmp_path_factory: pytest.TempPathFactory, data) -> Path:
+    pytest.importorskip("pyarrow")
+    _, vectors = data
+    return vectors_folder(tmp_path_factory.mktemp("compressed_parquet"), vectors, shard_format="parquet")
+
+
+def test_over_parquet_shards_the_index_keeps_a_rerank_copy(data, parquet_data: Path, tmp_path: Path) -> None:
+    folder, vectors = data
+    queries = unit_queries(40)
+    knobs = {"kind": "ivfpq", "nlist": 20, "pq_m": 12, "pq_bits": 6, "threads": 1}
+    logs: list[str] = []
+    out, meta = build_index(parquet_data, tmp_path / "pq", log=logs.append, **knobs)
+    copy = np.load(out / "rerank.npy")
+    kept = np.flatnonzero(vectors.any(axis=1))
+    np.testing.assert_allclose(
+        copy, vectors[kept] / np.linalg.norm(vectors[kept], axis=1)[:, None], atol=1e-6
+    )
+    assert meta["rerank_copy"]["bytes"] == (out / "rerank.npy").stat().st_size
+    assert any("rerank.npy for re-ranking (Parquet shards)" in line for line in logs)
+    from_npy = VectorIndex.load(build_index(folder, tmp_path / "npy", **knobs)[0])
+    assert not (tmp_path / "npy" / "rerank.npy").exists()  # .npy shards are read in place
+    want = from_npy.search_vectors(queries, 10, nprobe=20)
+    shutil.move(parquet_data, tmp_path / "gone")  # the copy re-ranks without the shards
+    try:
+        index = VectorIndex.load(out)
+        assert index.vectors is None and index.rerank_depth() == 100
+        scores, rows = index.search_vectors(queries, 10, nprobe=20)
+    finally:
+        shutil.move(tmp_path / "gone", parquet_data)
+    np.testing.assert_array_equal(rows, want[1])  # same codes, same exact re-ranking as from .npy
+    np.testing.assert_allclose(scores, cosines(vectors, queries, rows), atol=1e-5)
+
+
+def test_rerank_copy_can_be_skipped_and_is_checked(parquet_data: Path, tmp_path: Path) -> None:
+    knobs = {"kind": "ivfsq8", "nlist": 20, "threads": 1}
+    skipped, meta = build_index(parquet_data, tmp_path / "skip", rerank_copy=False, **knobs)
+    assert not (skipped / "rerank.npy").exists() and "rerank_copy" not in meta
+    index = VectorIndex.load(skipped)  # re-ranks from the Parquet shards: the same answers, slower
+    queries = unit_queries(5)
+    out, _ = build_index(parquet_data, tmp_path / "kept", **knobs)
+    np.testing.assert_array_equal(
+        index.search_vectors(queries, 5)[1], VectorIndex.load(out).search_vectors(queries, 5)[1]
+    )
+    with (out / "rerank.npy").open("r+b") as fh:
+        fh.truncate((out / "rerank.npy").stat().st_size - 96)
+    with pytest.raises(JtcseError, match=r"rerank.npy: missing or truncated .*rebuild the index"):
+        VectorIndex.load(out)
+    with pytest.raises(JtcseError, match="--rerank-copy: only for the compressed kinds; a flat index"):
+        build_index(parquet_data, tmp_path / "flat", kind="flat", rerank_copy=True)

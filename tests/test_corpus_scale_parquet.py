@@ -164,10 +164,15 @@ def test_index_and_search_parquet_and_refusals(tiny_bert_dir: Path, tmp_path: Pa
     assert recall >= 0.8  # not 1: a random tiny model's vectors are near-ties (cosines ~0.99)
     code, _, err = _cli(["index", "--vectors", str(vecs), "--kind", "ivfpq", "--threads", "1"], capsys)
     _one_line_error(code, err, "--pq-bits 8: ivfpq trains 256 centroids per code")
+    bare = ["index", "--vectors", str(vecs), "--kind", "ivfsq8", "--no-rerank-copy", "--output"]
+    assert _cli([*bare, str(tmp_path / "bare"), "--threads", "1"], capsys)[0] == 0
     moved = tmp_path / "moved.vectors"
     shutil.move(vecs, moved)
     shutil.move(moved / "index-ivfsq8", tmp_path / "index")
-    argv[argv.index("--index") + 1] = str(tmp_path / "index")
+    argv[argv.index("--index") + 1] = str(tmp_path / "index")  # its rerank.npy re-ranks without the shards
+    code, out, err = _cli([*argv, "--rerank", "5", "--json"], capsys)
+    assert code == 0 and json.loads(out)["hits"][0]["score"] == pytest.approx(1.0, abs=1e-5), err
+    argv[argv.index("--index") + 1] = str(tmp_path / "bare")
     code, _, err = _cli([*argv, "--rerank", "5"], capsys)
     _one_line_error(code, err, "--rerank 5: needs the shards, and the vectors folder")
 

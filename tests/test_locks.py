@@ -1,7 +1,8 @@
 """One writer per output folder: a second `jtcse train` / `jtcse encode` / `jtcse index` of the same folder
-stops at once with one line naming the holder (exit 2) and the first finishes unharmed; a writer killed with
--9 leaves a lock that the next run takes over. The writers are real processes; the first one is paused
-(SIGSTOP) while it holds the lock, so the second one meets it whatever the machine's load."""
+stops at once with one line naming the holder (exit 2) and the first finishes unharmed; a writer of any of
+the three killed with -9 leaves a lock that the next run takes over. The writers are real processes; the
+first one is paused (SIGSTOP) while it holds the lock, so the second one meets it whatever the machine's
+load."""
 
 from __future__ import annotations
 
@@ -84,6 +85,32 @@ def test_two_trainings_of_one_output_dir(tmp_path: Path, tiny_bert_dir: Path) ->
     assert np.isfinite(Encoder(out, device="cpu").encode(["the model loads"])).all()
 
 
+def _killed_while_holding(args: list[str], folder: Path) -> int:
+    """Start a writer, kill it with -9 while it holds ``folder``'s lock; the lock file stays behind."""
+    killed = _start(args)
+    _paused_while_holding(killed, folder)
+    killed.kill()
+    killed.wait(timeout=60)
+    assert json.loads((folder / LOCK_NAME).read_text(encoding="utf-8"))["pid"] == killed.pid
+    return killed.pid
+
+
+def _takes_over(args: list[str], folder: Path, dead_pid: int) -> None:
+    code, err = _run(args)
+    assert code == 0, err
+    assert f"taking over the lock of pid {dead_pid} on {socket.gethostname()}" in err
+    assert not (folder / LOCK_NAME).exists()
+
+
+def test_a_training_killed_with_9_is_taken_over(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_config(tmp_path, tiny_bert_dir)), encoding="utf-8")
+    out = tmp_path / "run"
+    dead = _killed_while_holding(["train", str(config)], out)
+    _takes_over(["train", str(config)], out, dead)
+    assert np.isfinite(Encoder(out, device="cpu").encode(["the model loads"])).all()
+
+
 def _sentences(path: Path, lines: int) -> Path:
     rng = np.random.default_rng(0)
     words = ["man", "woman", "dog", "plays", "guitar", "runs", "field", "park", "music", "rain"]
@@ -115,16 +142,9 @@ def test_two_encodings_of_one_folder_and_a_kill_9(tmp_path: Path, tiny_bert_dir:
     assert manifest["complete"] and manifest["lines"] == 4000
 
     again = tmp_path / "vecs2"  # kill -9 while holding: the lock file stays, the next run takes it over
-    killed = _start(encode(again))
-    _paused_while_holding(killed, again)
-    killed.kill()
-    killed.wait(timeout=60)
-    assert json.loads((again / LOCK_NAME).read_text(encoding="utf-8"))["pid"] == killed.pid
-    code, err = _run([*encode(again), "--resume"])
-    assert code == 0, err
-    assert f"taking over the lock of pid {killed.pid} on {socket.gethostname()}" in err
+    dead = _killed_while_holding(encode(again), again)
+    _takes_over([*encode(again), "--resume"], again, dead)
     assert json.loads((again / "manifest.json").read_text(encoding="utf-8"))["complete"]
-    assert not (again / LOCK_NAME).exists()
 
 
 class _RandomEncoder:
@@ -134,16 +154,25 @@ class _RandomEncoder:
         return np.random.default_rng(len(sentences)).standard_normal((len(sentences), self.dim)).astype("f4")
 
 
-def test_two_index_builds_of_one_folder(tmp_path: Path) -> None:
+def test_two_index_builds_of_one_folder_and_a_kill_9(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
     text = _sentences(tmp_path / "in.txt", 40_000)
     vectors = tmp_path / "vecs"
     encode_to_shards(_RandomEncoder(), text, vectors, ShardOptions(shard_size=10_000, progress=False))
     index = tmp_path / "idx"
-    args = ["index", "--vectors", str(vectors), "--kind", "hnsw", "--output", str(index), "--threads", "1"]
+
+    def build(out: Path) -> list[str]:
+        return ["index", "--vectors", str(vectors), "--kind", "hnsw", "--output", str(out), "--threads", "1"]
+
+    args = build(index)
     first = _start(args)
     _second_is_refused(first, index, args)
     assert json.loads((index / "index.json").read_text(encoding="utf-8"))["count"] == 40_000
+
+    again = tmp_path / "idx2"  # kill -9 while holding, then the same build again
+    dead = _killed_while_holding(build(again), again)
+    _takes_over(build(again), again, dead)
+    assert json.loads((again / "index.json").read_text(encoding="utf-8"))["count"] == 40_000
 
 
 def test_lock_in_process(tmp_path: Path) -> None:

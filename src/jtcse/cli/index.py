@@ -13,7 +13,7 @@ examples:
   jtcse encode --model minilm --input corpus.txt --output corpus.vectors --normalize
   jtcse index --vectors corpus.vectors                       # kind chosen by size, printed
   jtcse index --vectors corpus.vectors --kind hnsw --m 32 --ef-search 128
-  jtcse index --vectors corpus.vectors --kind ivfpq --pq-m 48 --rerank 100  # 56 bytes per 384-dim vector
+  jtcse index --vectors corpus.vectors --kind ivfpq --pq-m 96 --rerank 100  # 104 bytes per 384-dim vector
   jtcse search --model minilm --index corpus.vectors/index-ivf --query "..." --check-recall 200
 
 Kinds (cosine similarity, blank lines not indexed):
@@ -21,10 +21,12 @@ Kinds (cosine similarity, blank lines not indexed):
   ivf    k-means cells (--nlist, default ~sqrt(n)); a query scans --nprobe cells; the default above
   hnsw   a neighbour graph (--m links, --ef-construction); a query explores --ef-search candidates
   ivfpq  ivf cells holding product-quantisation codes: --pq-m codes of --pq-bits bits per vector
-         (default: one 8-bit code per 8 dimensions), not float vectors
+         (default: one 8-bit code per 4 dimensions), not float vectors
   ivfsq8 ivf cells holding 8-bit scalar codes (one byte per dimension)
 The compressed kinds (ivfpq, ivfsq8) re-rank the best --rerank candidates per query (default: 100) with
 the exact cosine of their float vectors, read from the shards (memory-mapped): the shards must stay.
+Over Parquet shards (read by row group, slow for a few rows) the index keeps those vectors in its own
+rerank.npy instead (--no-rerank-copy: not; --rerank-copy: over .npy shards too).
 jtcse index prints the bytes per vector in memory, the index size, and that size at a billion vectors.
 --nprobe / --ef-search / --rerank here are saved as the defaults of later searches (jtcse search can
 override them).
@@ -51,10 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--m", type=positive_int, help="hnsw: links per node (default: 16)")
     parser.add_argument("--ef-construction", type=positive_int, help="hnsw: build candidates (default: 40)")
     parser.add_argument("--ef-search", type=positive_int, help="hnsw: candidates per query (default: 64)")
-    parser.add_argument("--pq-m", type=positive_int, help="ivfpq: codes per vector (must divide the dim)")
+    parser.add_argument(
+        "--pq-m", type=positive_int, help="ivfpq: codes per vector (must divide the dim; default dim / 4)"
+    )
     parser.add_argument("--pq-bits", type=positive_int, help="ivfpq: bits per code (default: 8)")
     parser.add_argument(
         "--rerank", type=positive_int, help="ivfpq/ivfsq8: candidates re-ranked exactly (default: 100)"
+    )
+    parser.add_argument(
+        "--rerank-copy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ivfpq/ivfsq8: keep a float copy of the vectors in the index folder for fast re-ranking "
+        "(default: only over Parquet shards, which are slow to read row by row; it costs their size on disk)",
     )
     parser.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
     parser.set_defaults(func=run)
@@ -69,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         kind=args.kind,
         threads=args.threads,
         log=lambda line: print(line, file=sys.stderr),
+        rerank_copy=args.rerank_copy,
         nlist=args.nlist,
         nprobe=args.nprobe,
         m=args.m,

@@ -9,7 +9,8 @@
                   bytes per vector in memory and the index's size
 
 A compressed index (ivfpq, ivfsq8) re-ranks its best ``rerank`` candidates per query with the exact
-cosine of their float vectors, read from the shards (memory-mapped) when the vectors folder is there.
+cosine of their float vectors, read from the shards (memory-mapped) when the vectors folder is there, or
+from ``rerank.npy`` in the index folder, which it keeps over Parquet shards (:mod:`.rerank_copy`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from jtcse.corpus_scale.faiss_kinds import (
     bytes_per_vector,
     describe_size,
     faiss_module,
+    faiss_writer,
     make_index,
     resolve_params,
     set_search_params,
@@ -42,6 +44,7 @@ from jtcse.corpus_scale.faiss_kinds import (
 from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
 from jtcse.corpus_scale.progress import Progress
+from jtcse.corpus_scale.rerank_copy import RERANK_NAME, CopyFetch, copy_writer, open_copy, wants_copy
 from jtcse.corpus_scale.shards import ShardedVectors
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
@@ -93,13 +96,15 @@ def build_index(
     kind: str | None = None,
     threads: int | None = None,
     log: Callable[[str], None] = lambda line: None,
+    rerank_copy: bool | None = None,
     **knobs: int | None,
 ) -> tuple[Path, dict[str, Any]]:
     """Build the index of a finished vectors folder and save it (default: ``DIR/index-KIND``).
 
     ``knobs``: ``nlist``, ``nprobe`` (IVF kinds), ``m``, ``ef_construction``, ``ef_search`` (hnsw),
-    ``pq_m``, ``pq_bits`` (ivfpq), ``rerank`` (compressed kinds). Memory: the training sample (IVF kinds),
-    the index (codes only for the compressed kinds), the row map and one shard at a time.
+    ``pq_m``, ``pq_bits`` (ivfpq), ``rerank`` (compressed kinds). ``rerank_copy``: keep ``rerank.npy``
+    (None: for a compressed kind over Parquet shards). Memory: the training sample (IVF kinds), the index
+    (codes only for the compressed kinds), the row map and one shard at a time.
     """
     vectors = ShardedVectors(vectors_dir)
     vectors.verify()  # a damaged shard must not end up in an index
@@ -126,7 +131,12 @@ def build_index(
             progress.advance(len(block_rows))
         meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
         meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
-        _save(out, index, np.concatenate(rows).astype(np.int64), meta)
+        extra = {}
+        if wants_copy(params.kind, [e["file"] for e in vectors.entries], rerank_copy, COMPRESSED_KINDS):
+            log(f"index: copying the float vectors into {RERANK_NAME} for re-ranking (Parquet shards)")
+            blocks = lambda: (block for _, block in _unit_blocks(vectors))  # noqa: E731
+            extra[RERANK_NAME] = copy_writer(blocks, count, vectors.dim)
+        _save(out, index, np.concatenate(rows).astype(np.int64), meta, extra)
         log(describe_size(meta))
     return out, meta
 
@@ -151,38 +161,17 @@ def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: 
     }
 
 
-def _write_faiss(index: Any) -> Callable[[IO[bytes]], None]:
-    """A writer for :func:`atomic_write` that streams the index (no second in-memory copy); an error of
-    the file (a full disk) comes out as itself, not as faiss's RuntimeError."""
-    faiss = faiss_module()
-
-    def write(fh: IO[bytes]) -> None:
-        failures: list[BaseException] = []
-
-        def sink(data: bytes) -> int:
-            try:
-                return fh.write(data)
-            except BaseException as exc:
-                failures.append(exc)
-                raise
-
-        try:
-            faiss.write_index(index, faiss.PyCallbackIOWriter(sink))
-        except RuntimeError:
-            if failures:
-                raise failures[0] from None
-            raise
-
-    return write
-
-
-def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any]) -> None:
+def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any], extra: dict[str, Any]) -> None:
     """Write the index folder as a whole; a failure (a full disk) leaves no staging folder behind."""
     try:
         with staged_directory(out, prefix=".jtcse_index_tmp_") as staging:
-            atomic_write(staging / FAISS_NAME, _write_faiss(index))
+            atomic_write(staging / FAISS_NAME, faiss_writer(index))
             atomic_write(staging / ROWS_NAME, lambda fh: np.save(fh, rows))
             meta["files"] = {name: sha256_file(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
+            for name, write in extra.items():  # the re-ranking copy: checked by size on load, not hashed
+                atomic_write(staging / name, write)
+                size = (staging / name).stat().st_size
+                meta["rerank_copy"] = {"bytes": size, "sha256": sha256_file(staging / name)}
             meta["index_bytes"] = (staging / FAISS_NAME).stat().st_size
             atomic_write_text(staging / META_NAME, json.dumps(meta, indent=1) + "\n")
     except OSError as exc:
@@ -223,6 +212,7 @@ class VectorIndex:
         self.folder, self.meta, self.index, self.rows = folder, meta, index, rows
         self._checked_encoder: SentenceEncoder | None = None
         self.vectors: ShardedVectors | None = None  # the shards, when present (re-ranking, recall)
+        self.rerank_copy: np.ndarray | None = None  # rerank.npy, when kept (re-ranking without the shards)
 
     @property
     def kind(self) -> str:
@@ -257,6 +247,7 @@ class VectorIndex:
             ) from exc
         loaded = cls(folder, meta, index, rows)
         loaded.vectors = loaded.check_vectors(required=False)
+        loaded.rerank_copy = open_copy(folder, meta.get("rerank_copy"), len(loaded), loaded.dim)
         return loaded
 
     def check_vectors(self, *, required: bool = True) -> ShardedVectors | None:
@@ -315,9 +306,15 @@ class VectorIndex:
         scores, labels = self.index.search(queries, min(max(k, depth), len(self)))
         rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1).astype(np.int64)
         if depth:
-            assert self.vectors is not None
-            return rerank_candidates(queries, rows, self.vectors.take, k)
+            return rerank_candidates(queries, rows, self._fetch(), k)
         return np.where(labels >= 0, scores, -np.inf).astype(np.float32), rows
+
+    def _fetch(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Where re-ranking reads float vectors: the copy when kept (fast over Parquet), else the shards."""
+        if self.rerank_copy is not None:
+            return CopyFetch(self.rerank_copy, self.rows)
+        assert self.vectors is not None  # rerank_depth() is 0 without one of the two
+        return self.vectors.take
 
     def rerank_depth(self, rerank: int | None = None) -> int:
         """Candidates re-ranked per query (0: none); see :meth:`search_vectors`."""
@@ -332,7 +329,7 @@ class VectorIndex:
             raise JtcseError(f"--rerank {rerank}: must be 0 (off) or a positive number of candidates")
         if rerank == 0:
             return 0
-        if self.vectors is None:
+        if self.vectors is None and self.rerank_copy is None:
             if rerank is not None:
                 raise JtcseError(
                     f"--rerank {rerank}: needs the shards, and the vectors folder "
