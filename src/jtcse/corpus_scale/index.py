@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -131,12 +131,11 @@ def build_index(
             progress.advance(len(block_rows))
         meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
         meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
-        extra = {}
+        copy = None
         if wants_copy(params.kind, [e["file"] for e in vectors.entries], rerank_copy, COMPRESSED_KINDS):
             log(f"index: copying the float vectors into {RERANK_NAME} for re-ranking (Parquet shards)")
-            blocks = lambda: (block for _, block in _unit_blocks(vectors))  # noqa: E731
-            extra[RERANK_NAME] = copy_writer(blocks, count, vectors.dim)
-        _save(out, index, np.concatenate(rows).astype(np.int64), meta, extra)
+            copy = copy_writer(lambda: (block for _, block in _unit_blocks(vectors)), count, vectors.dim)
+        _save(out, index, np.concatenate(rows).astype(np.int64), meta, copy)
         log(describe_size(meta))
     return out, meta
 
@@ -161,17 +160,19 @@ def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: 
     }
 
 
-def _save(out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any], extra: dict[str, Any]) -> None:
+def _save(
+    out: Path, index: Any, rows: np.ndarray, meta: dict[str, Any], copy: Callable[[IO[bytes]], None] | None
+) -> None:
     """Write the index folder as a whole; a failure (a full disk) leaves no staging folder behind."""
     try:
         with staged_directory(out, prefix=".jtcse_index_tmp_") as staging:
             atomic_write(staging / FAISS_NAME, faiss_writer(index))
             atomic_write(staging / ROWS_NAME, lambda fh: np.save(fh, rows))
             meta["files"] = {name: sha256_file(staging / name) for name in (FAISS_NAME, ROWS_NAME)}
-            for name, write in extra.items():  # the re-ranking copy: checked by size on load, not hashed
-                atomic_write(staging / name, write)
-                size = (staging / name).stat().st_size
-                meta["rerank_copy"] = {"bytes": size, "sha256": sha256_file(staging / name)}
+            if copy is not None:  # the re-ranking copy: checked by size on load, not hashed
+                atomic_write(staging / RERANK_NAME, copy)
+                file = staging / RERANK_NAME
+                meta["rerank_copy"] = {"bytes": file.stat().st_size, "sha256": sha256_file(file)}
             meta["index_bytes"] = (staging / FAISS_NAME).stat().st_size
             atomic_write_text(staging / META_NAME, json.dumps(meta, indent=1) + "\n")
     except OSError as exc:
