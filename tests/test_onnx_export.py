@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -298,3 +299,56 @@ def test_threads_are_the_same_for_torch_and_onnxruntime(bert_onnx: Path, tiny_be
         torch.set_num_threads(before)
     want = Encoder(tiny_bert_dir, pooler="avg").encode(SENTENCES) + Encoder(tiny_bert_dir).encode(SENTENCES)
     np.testing.assert_allclose(encoder.encode(SENTENCES), want, atol=1e-5, rtol=0)
+
+
+def test_slow_fusions_are_split_and_attention_stays_fused(tiny_bert_dir: Path, bert_onnx: Path) -> None:
+    """onnxruntime's SkipLayerNormalization and BiasGelu run slower on the CPU than what they fuse: the
+    export splits them again (jtcse.export.onnx_rewrites) after attention has been fused; same vectors."""
+    import onnx
+
+    ops = Counter(node.op_type for node in onnx.load(bert_onnx / "graph_0" / "model.onnx").graph.node)
+    layers = json.loads((tiny_bert_dir / "config.json").read_text())["num_hidden_layers"]
+    assert ops["Attention"] == layers and ops["Gelu"] == layers
+    assert ops["LayerNormalization"] == 2 * layers + 1  # two per layer, one after the embeddings
+    assert not {"SkipLayerNormalization", "BiasGelu"} & set(ops)
+    assert json.loads((bert_onnx / "graph_0" / "graph.json").read_text())["fused"] is True
+    want, got = torch_and_onnx(tiny_bert_dir, bert_onnx, pooler="avg")
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_split_keeps_the_outputs_of_each_fused_op() -> None:
+    """Each rewrite against the fused op it replaces, run by onnxruntime on random inputs."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from jtcse.export.onnx_rewrites import split_slow_fusions
+
+    rng = np.random.default_rng(0)
+    width = 16
+    names = ("x", "skip", "gamma", "beta", "bias")
+    feeds = {
+        n: rng.standard_normal((2, 3, width) if n in ("x", "skip") else (width,)).astype(np.float32)
+        for n in names
+    }
+    ms = "com.microsoft"
+    graph = helper.make_graph(
+        [
+            helper.make_node("SkipLayerNormalization", list(names), ["normed"], domain=ms, epsilon=1e-12),
+            helper.make_node("BiasGelu", ["normed", "bias"], ["out"], domain=ms),
+        ],
+        "fused",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(feeds[n].shape)) for n in names],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3, width])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)])
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, feeds
+        )[0]
+
+    want = run(model)
+    assert split_slow_fusions(model) == 2
+    assert [n.op_type for n in model.graph.node] == ["Add", "Add", "LayerNormalization", "Add", "Gelu"]
+    np.testing.assert_allclose(run(model), want, atol=1e-5, rtol=1e-5)

@@ -226,11 +226,14 @@ def _trace(graph: Any, sample: dict[str, Any], path: Path) -> None:
 
 
 def _fuse(path: Path, sample: dict[str, Any], shape: tuple[int, int]) -> bool:
-    """Fuse attention, layer norms and GELU with onnxruntime's transformer optimizer, in place, when the
-    fused graph gives the same vectors on ``sample`` (else keep the plain graph); returns whether it did."""
+    """Fuse attention with onnxruntime's transformer optimizer (its skip-layer-norm and bias-GELU fusions,
+    slower on the CPU, split again: :mod:`.onnx_rewrites`), in place, when the fused graph gives the same
+    vectors on ``sample`` (else keep the plain graph); returns whether it did."""
     import onnxruntime as ort
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
+
+    from jtcse.export.onnx_rewrites import split_slow_fusions
 
     fused_path = path.with_name("fused.tmp.onnx")
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)  # chatty about unmatched patterns
@@ -248,6 +251,7 @@ def _fuse(path: Path, sample: dict[str, Any], shape: tuple[int, int]) -> bool:
                 opt_level=0,
                 optimization_options=options,
             )
+            split_slow_fusions(fused.model)
             fused.save_model_to_file(str(fused_path))
         except Exception:  # a pattern the optimizer mishandles: the plain graph is correct, only slower
             return False
