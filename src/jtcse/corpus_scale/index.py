@@ -132,7 +132,7 @@ def build_index(
         meta = _meta(vectors, params.describe(), count, time.perf_counter() - started)
         meta["bytes_per_vector"] = bytes_per_vector(index, params.kind)
         copy = None
-        if wants_copy(params.kind, [e["file"] for e in vectors.entries], rerank_copy, COMPRESSED_KINDS):
+        if wants_copy(params.kind, [e["file"] for e in vectors.entries], rerank_copy):
             log(f"index: copying the float vectors into {RERANK_NAME} for re-ranking (Parquet shards)")
             copy = copy_writer(lambda: (block for _, block in _unit_blocks(vectors)), count, vectors.dim)
         _save(out, index, np.concatenate(rows).astype(np.int64), meta, copy)

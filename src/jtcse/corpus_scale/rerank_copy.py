@@ -21,14 +21,15 @@ from typing import IO, Any
 
 import numpy as np
 
+from jtcse.corpus_scale.faiss_kinds import COMPRESSED_KINDS
 from jtcse.errors import JtcseError
 
 RERANK_NAME = "rerank.npy"
 
 
-def wants_copy(kind: str, shard_files: Iterable[str], choice: bool | None, compressed: Iterable[str]) -> bool:
+def wants_copy(kind: str, shard_files: Iterable[str], choice: bool | None) -> bool:
     """Whether to keep the copy: ``choice`` when given, else for a compressed kind over Parquet shards."""
-    if kind not in set(compressed):
+    if kind not in COMPRESSED_KINDS:
         if choice:
             raise JtcseError(f"--rerank-copy: only for the compressed kinds; a {kind} index scores exactly")
         return False
