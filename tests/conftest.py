@@ -87,3 +87,17 @@ def shared_data_dir() -> Path:
     if not (SHARED_DATA / "sts").is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def twin_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_bert_dir_b: Path) -> Path:
+    """A JTCSE twin-tower directory of the two tiny BERTs (one per test module: a module may add files)."""
+    import shutil
+
+    from jtcse.model.format import MemberSpec, ModelSpec, write_spec
+
+    root = tmp_path_factory.mktemp("twin")
+    shutil.copytree(tiny_bert_dir, root / "tower_a")
+    shutil.copytree(tiny_bert_dir_b, root / "tower_b")
+    write_spec(root, ModelSpec("twin", [MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse"))
+    return root

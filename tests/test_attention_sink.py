@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ from jtcse.analysis.attention_sink import (
     model_sources,
 )
 from jtcse.errors import JtcseError
-from jtcse.model.format import MemberSpec, ModelSpec, write_spec
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -101,17 +99,6 @@ def test_diagnose_matches_unpadded_reference(tiny_bert_dir: Path) -> None:
     np.testing.assert_allclose(series.cls_attention_mass[1:], attn, rtol=1e-5)
     np.testing.assert_allclose(series.e_cls, ratio, rtol=1e-5)
     assert all(0.0 < v < 1.0 for v in series.cls_attention_mass[1:])
-
-
-@pytest.fixture(scope="module")
-def twin_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_bert_dir_b: Path) -> Path:
-    root = tmp_path_factory.mktemp("twin")
-    shutil.copytree(tiny_bert_dir, root / "tower_a")
-    shutil.copytree(tiny_bert_dir_b, root / "tower_b")
-    write_spec(
-        root, ModelSpec(kind="twin", members=[MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse")
-    )
-    return root
 
 
 def test_twin_towers_are_diagnosed_separately(

@@ -14,18 +14,9 @@ from jtcse.encoder import Encoder
 from jtcse.ensemble import UC_EXTERNAL_WEIGHT, UC_TWIN_WEIGHT, UC_WEIGHT, save_ensemble, save_uc_ensemble
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, staged_directory
-from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
+from jtcse.model.format import read_spec
 
 SENTENCES = ["A man is playing a guitar.", "hello", "Two dogs run across a snowy field at dawn."]
-
-
-@pytest.fixture(scope="module")
-def twin_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_bert_dir_b: Path) -> Path:
-    root = tmp_path_factory.mktemp("twin")
-    shutil.copytree(tiny_bert_dir, root / "tower_a")
-    shutil.copytree(tiny_bert_dir_b, root / "tower_b")
-    write_spec(root, ModelSpec("twin", [MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse"))
-    return root
 
 
 def encode(model: str | Path, **kw: object) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from jtcse.cli.main import main
 from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
-from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
+from jtcse.model.format import read_spec
 from jtcse.model.identity import EXPORT_KEY, SOURCE_KEY, model_identity, query_note
 from jtcse.tools.search import SearchHit, SearchIndex
 
@@ -46,37 +46,29 @@ def _sts_dev(data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_bert_dir_b: Path) -> Path:
-    root = tmp_path_factory.mktemp("twin")
-    shutil.copytree(tiny_bert_dir, root / "tower_a")
-    shutil.copytree(tiny_bert_dir_b, root / "tower_b")
-    write_spec(root, ModelSpec("twin", [MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse"))
-    return root
-
-
-@pytest.fixture(scope="module")
-def twin_int8(twin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def twin_int8(twin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("twin_int8")
     out = root / "export"
-    export_onnx(twin, out, quantize="int8", data_dir=_sts_dev(root / "data"), accept_loss=True)
+    export_onnx(twin_dir, out, quantize="int8", data_dir=_sts_dev(root / "data"), accept_loss=True)
     return out
 
 
-def test_export_records_the_identity_of_its_source(twin: Path, twin_int8: Path) -> None:
+def test_export_records_the_identity_of_its_source(twin_dir: Path, twin_int8: Path) -> None:
     recorded = read_spec(twin_int8).extra[SOURCE_KEY]
-    assert recorded == model_identity(Encoder(twin, device="cpu"))
+    assert recorded == model_identity(Encoder(twin_dir, device="cpu"))
     mine = model_identity(Encoder(twin_int8, device="cpu"))
     assert mine[EXPORT_KEY] == {"identity": recorded, "format": "onnx", "precision": "int8"}
     assert query_note(recorded, mine) == INT8_NOTE
     assert query_note(mine, recorded) == (
         "queries from the original weights of the int8 ONNX export this index was built from"
     )
-    assert model_identity(Encoder(twin, device="cpu")) == recorded  # no export record on the source itself
+    # no export record on the source itself
+    assert model_identity(Encoder(twin_dir, device="cpu")) == recorded
 
 
-def test_corpus_index_accepts_its_export(twin: Path, twin_int8: Path, tmp_path: Path) -> None:
+def test_corpus_index_accepts_its_export(twin_dir: Path, twin_int8: Path, tmp_path: Path) -> None:
     corpus = _corpus(tmp_path / "corpus.txt")
-    built = SearchIndex.for_corpus(Encoder(twin, device="cpu"), corpus)
+    built = SearchIndex.for_corpus(Encoder(twin_dir, device="cpu"), corpus)
     assert built.status == "built" and built.model_note == ""
     int8 = Encoder(twin_int8, device="cpu")
     loaded = SearchIndex.for_corpus(int8, corpus)  # not rebuilt: the int8 queries search the fp32 vectors
@@ -87,19 +79,20 @@ def test_corpus_index_accepts_its_export(twin: Path, twin_int8: Path, tmp_path: 
 
 
 def test_vector_index_cli_accepts_its_export_and_refuses_another_model(
-    twin: Path, twin_int8: Path, tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    twin_dir: Path, twin_int8: Path, tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     corpus = _corpus(tmp_path / "corpus.txt")
     vecs = tmp_path / "vecs"
     assert (
-        _cli(["encode", "--model", str(twin), "--input", str(corpus), "--output", str(vecs)], capsys)[0] == 0
+        _cli(["encode", "--model", str(twin_dir), "--input", str(corpus), "--output", str(vecs)], capsys)[0]
+        == 0
     )
     assert _cli(["index", "--vectors", str(vecs), "--kind", "flat"], capsys)[0] == 0
     query = corpus.read_text(encoding="utf-8").splitlines()[3]
     argv = ["search", "--index", str(vecs / "index-flat"), "--query", query, "--top-k", "2"]
     code, out, err = _cli([*argv, "--model", str(twin_int8)], capsys)
     assert code == 0 and f"index: {INT8_NOTE}\n" in err and query in out.splitlines()[0]
-    code, _, err = _cli([*argv, "--model", str(twin)], capsys)
+    code, _, err = _cli([*argv, "--model", str(twin_dir)], capsys)
     assert code == 0 and "queries from" not in err  # the same model: nothing to say
     other = tmp_path / "other_onnx"  # an export of another model (one tower of the twin) stays refused
     export_onnx(tiny_bert_dir, other)
@@ -108,15 +101,15 @@ def test_vector_index_cli_accepts_its_export_and_refuses_another_model(
     assert code == 2 and "built from vectors of another model" in err.splitlines()[-1]
 
 
-def test_sentence_transformers_export_and_served_index(twin: Path, tmp_path: Path) -> None:
+def test_sentence_transformers_export_and_served_index(twin_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     from jtcse.export import export_model
     from jtcse.serve.search import ServedSearch
 
     st_out = tmp_path / "st"
-    export_model(twin, st_out, verify=False)
+    export_model(twin_dir, st_out, verify=False)
     corpus = _corpus(tmp_path / "corpus.txt")
-    SearchIndex.for_corpus(Encoder(twin, device="cpu"), corpus)
+    SearchIndex.for_corpus(Encoder(twin_dir, device="cpu"), corpus)
     served = ServedSearch.open(Encoder(st_out, device="cpu"), corpus=corpus, index_dir=None)
     assert served.model_note == (
         "queries from the fp32 sentence-transformers export of the weights this index was built from"

@@ -46,15 +46,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def twin_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_bert_dir_b: Path) -> Path:
-    root = tmp_path_factory.mktemp("twin")
-    shutil.copytree(tiny_bert_dir, root / "tower_a")
-    shutil.copytree(tiny_bert_dir_b, root / "tower_b")
-    write_spec(root, ModelSpec("twin", [MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse"))
-    return root
-
-
-@pytest.fixture(scope="module")
 def cased_roberta_dir(
     tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path, minilm_dir: Path
 ) -> Path:
