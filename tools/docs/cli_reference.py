@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 from md_text import cell
 
+PAGE = "reference/cli.md"  # where the site shows it (hooks.py)
+
 # actions whose default says nothing to a reader: flags, help, version, counters
 _NO_DEFAULT = (
     argparse._HelpAction,
@@ -68,7 +70,8 @@ def _group_tables(parser: argparse.ArgumentParser) -> list[str]:
         actions = [
             a
             for a in group._group_actions
-            if a.help != argparse.SUPPRESS and not isinstance(a, (argparse._SubParsersAction, argparse._HelpAction))
+            if a.help != argparse.SUPPRESS
+            and not isinstance(a, (argparse._SubParsersAction, argparse._HelpAction))
         ]
         if not actions:
             continue
@@ -84,7 +87,9 @@ def _subcommand_list(parser: argparse.ArgumentParser, words: tuple[str, ...]) ->
         if isinstance(action, argparse._SubParsersAction):
             lines += ["| sub-command | what |", "|---|---|"]
             for choice in action._choices_actions:
-                lines.append(f"| [`{choice.dest}`](#{anchor((*words, choice.dest))}) | {cell(choice.help or '')} |")
+                lines.append(
+                    f"| [`{choice.dest}`](#{anchor((*words, choice.dest))}) | {cell(choice.help or '')} |"
+                )
             lines.append("")
     return lines
 
@@ -95,9 +100,9 @@ def anchor(words: tuple[str, ...]) -> str:
 
 
 def render(parser: argparse.ArgumentParser) -> str:
-    """The whole reference page as Markdown (usage lines wrapped at 100 columns, whatever the terminal)."""
+    """The whole reference page as Markdown (usage lines wrapped at 80 columns, whatever the terminal)."""
     previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
+    os.environ["COLUMNS"] = "80"
     try:
         return _render(parser)
     finally:
@@ -125,4 +130,6 @@ def _render(parser: argparse.ArgumentParser) -> str:
         out += ["```text", sub.format_usage().strip(), "```", ""]
         out += _subcommand_list(sub, words)
         out += _group_tables(sub)
+        if sub.epilog:  # the examples most commands print after their options
+            out += ["```text", sub.epilog.strip("\n"), "```", ""]
     return "\n".join(out).rstrip() + "\n"

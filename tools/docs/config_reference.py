@@ -11,29 +11,34 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import typing
 from typing import Any
+
+from md_text import cell
 
 from jtcse.training.config import METHOD_DEFAULTS, Config
 from jtcse.training.config import schema as schema_module
 from jtcse.training.config.schema import choices, schema_fields
-from md_text import cell
+
+PAGE = "reference/config.md"  # where the site shows it (hooks.py)
 
 
 def attribute_docs(cls: type) -> dict[str, str]:
     """``{field: the docstring written under it}`` for a dataclass in ``schema.py``."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]  # the class definition
+    node = ast.parse(inspect.getsource(cls)).body[0]
+    assert isinstance(node, ast.ClassDef), cls
+    body = node.body
     docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:]):
+    for field_node, after in itertools.pairwise(body):
         if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
+            isinstance(field_node, ast.AnnAssign)
+            and isinstance(field_node.target, ast.Name)
             and isinstance(after, ast.Expr)
             and isinstance(after.value, ast.Constant)
             and isinstance(after.value.value, str)
         ):
-            docs[node.target.id] = inspect.cleandoc(after.value.value)
+            docs[field_node.target.id] = inspect.cleandoc(after.value.value)
     return docs
 
 
@@ -59,23 +64,28 @@ def _value(value: Any) -> str:
 
 
 def _method_defaults(key: str) -> str:
-    found = [f"{method}: {_value(values[key])}" for method, values in METHOD_DEFAULTS.items() if key in values]
-    return "; ".join(found)
+    found = [f"{method} {_value(values[key])}" for method, values in METHOD_DEFAULTS.items() if key in values]
+    return f" *Method defaults:* {', '.join(found)}." if found else ""
+
+
+def _meaning(key: str, tp: Any, doc: str) -> str:
+    """The meaning, then the type (a choice key: its values) and the method defaults."""
+    kind = "Values" if choices(tp) is not None else "Type"
+    text = cell(doc) + (" " if doc else "")
+    return f"{text}*{kind}:* {type_text(tp)}.{_method_defaults(key)}"
 
 
 def _table(prefix: str, cls: type) -> list[str]:
     hints = typing.get_type_hints(cls, vars(schema_module))
     docs = attribute_docs(cls)
     instance = cls()
-    lines = ["| key | type | default | method defaults | meaning |", "|---|---|---|---|---|"]
+    lines = ["| key | default | meaning |", "|---|---|---|"]
     for f in schema_fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
             continue  # a section: its own table
         key = f"{prefix}{f.name}"
-        lines.append(
-            f"| `{key}` | {type_text(hints[f.name])} | {_value(getattr(instance, f.name))} "
-            f"| {_method_defaults(key)} | {cell(docs.get(f.name, ''))} |"
-        )
+        meaning = _meaning(key, hints[f.name], docs.get(f.name, ""))
+        lines.append(f"| `{key}` | {_value(getattr(instance, f.name))} | {meaning} |")
     return [*lines, ""]
 
 
@@ -84,7 +94,7 @@ INTRO = """\
 
 A training config is a TOML or YAML file with a few top-level keys and six sections; `--set key=value`
 overrides any key (`--set train.lr=2e-5`, `--set model.dropout=none`). A key you leave out takes its
-**method default** when the method has one (the "method defaults" column: SimCSE's for `simcse`, the
+**method default** when the method has one ("method defaults" below: SimCSE's for `simcse`, the
 official JTCSE code's for `jtcse`, TNCSE's for `tncse`, CACSE's recipe for `distill`), else the schema
 default. An unknown key, a value of the wrong type or a choice outside its list is a one-line error naming
 the key. The run directory's `train_config.yaml` holds every key as resolved, and

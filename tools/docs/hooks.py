@@ -28,8 +28,8 @@ def generated_pages() -> dict[str, str]:
     from jtcse.cli.main import build_parser
 
     return {
-        "reference/cli.md": cli_reference.render(build_parser()),
-        "reference/config.md": config_reference.render(),
+        cli_reference.PAGE: cli_reference.render(build_parser()),
+        config_reference.PAGE: config_reference.render(),
     }
 
 
@@ -46,8 +46,12 @@ def study_files() -> dict[str, Path]:
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc):(?=<code>)")
 
 
+# an RST literal block's "text::" ends its paragraph with a single colon in Markdown
+_LITERAL = re.compile(r"::</p>")
+
+
 def on_page_content(html: str, **kwargs: object) -> str:
-    return _ROLE.sub("", html)
+    return _LITERAL.sub(":</p>", _ROLE.sub("", html))
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
