@@ -19,8 +19,8 @@ from mkdocs.structure.files import File, Files
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
-# the study's committed files that the site shows or links to (its Python scripts stay out)
-STUDY_SUFFIXES = {".md", ".png", ".json", ".csv"}
+# the study's committed files that the site shows or links to (its Python scripts and caches stay out)
+STUDY_SUFFIXES = {".md", ".png", ".json", ".csv", ".toml"}
 
 
 def generated_pages() -> dict[str, str]:
@@ -34,10 +34,11 @@ def generated_pages() -> dict[str, str]:
 
 
 def study_files() -> dict[str, Path]:
-    """``{site path: file}`` for experiments/: README.md becomes study/index.md, results/ keep their names."""
+    """``{site path: file}`` for experiments/: README.md becomes study/index.md, the rest keep their paths
+    (results/, and files beside the README such as a sweep space) so the README's relative links work."""
     out = {"study/index.md": EXPERIMENTS / "README.md"}
-    for path in sorted((EXPERIMENTS / "results").rglob("*")):
-        if path.is_file() and path.suffix in STUDY_SUFFIXES:
+    for path in sorted(EXPERIMENTS.rglob("*")):
+        if path.is_file() and path.suffix in STUDY_SUFFIXES and path != EXPERIMENTS / "README.md":
             out[f"study/{path.relative_to(EXPERIMENTS).as_posix()}"] = path
     return out
 
