@@ -30,7 +30,10 @@ sys.path.insert(0, str(REPO / "tools" / "docs"))
 import cli_reference  # noqa: E402  (tools/docs is not a package: it is what mkdocs.yml's hook imports)
 import config_reference  # noqa: E402
 
-LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)|<(https?://[^>]+)>")
+# inline links and images, autolinks, reference definitions, HTML href/src
+LINK = re.compile(
+    r"\]\(([^)\s]+)[^)]*\)|<(https?://[^>]+)>|^\[[^\]]+\]:\s*(\S+)|(?:href|src)=\"([^\"]+)\"", re.M
+)
 
 
 def site_url() -> str:
@@ -76,8 +79,12 @@ def page_text(url: str) -> str:
     raise AssertionError(f"{url}: no page docs/{candidates[0]}")
 
 
+def links(markdown: str) -> list[str]:
+    return ["".join(groups) for groups in LINK.findall(markdown)]
+
+
 def readme_links() -> list[str]:
-    return [a or b for a, b in LINK.findall(README.read_text(encoding="utf-8"))]
+    return links(README.read_text(encoding="utf-8"))
 
 
 def test_the_readme_is_a_short_landing_page() -> None:
@@ -160,6 +167,11 @@ def test_attribute_docs_reads_the_string_under_each_field() -> None:
     docs = config_reference.attribute_docs(DataConfig)
     assert docs["dedup"].startswith("Drop repeated sentences")
     assert "\n" not in docs["dedup"] and docs["batching"].count("\n") >= 1  # cleandoc keeps its lines
+
+
+def test_links_finds_every_kind() -> None:
+    text = '[a](x.md) ![b](img.png "t") <https://e.example/p> <a href="h.md">h</a>\n[ref]: ../y.md\n'
+    assert links(text) == ["x.md", "img.png", "https://e.example/p", "h.md", "../y.md"]
 
 
 def test_table_cells_escape_markdown() -> None:
