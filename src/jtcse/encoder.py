@@ -45,6 +45,7 @@ from jtcse.model.format import (
 )
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler
+from jtcse.text_gate import first_bad
 
 if TYPE_CHECKING:
     import torch
@@ -382,6 +383,9 @@ class Encoder:
         for i, s in enumerate(items):
             if not isinstance(s, str):
                 raise TypeError(f"encode expects strings; item {i} is {type(s).__name__}")
+        bad = first_bad(items)  # the tokenizer would refuse a lone surrogate with a bare TypeError
+        if bad is not None:
+            raise JtcseError(f"{'the sentence' if single else f'sentence {bad[0]}'}: {bad[1]}")
         batch_size = self.batch_size if batch_size is None else batch_size
         _check_batch_size(batch_size)
 
