@@ -78,9 +78,12 @@ def _run(args: argparse.Namespace, suite: Suite) -> int:
     from jtcse.evaluation.zero_shot.runner import jobs_for, run_model
 
     jobs = jobs_for(suite)
+    _check_hub(args.quiet)
+    first = _check_models(args)
     runs = []
-    for model, label in zip(args.models, model_labels(args.models), strict=True):
-        encoder = load_encoder(argparse.Namespace(**{**vars(args), "model": model}))
+    for i, (model, label) in enumerate(zip(args.models, model_labels(args.models), strict=True)):
+        encoder = first if i == 0 else load_encoder(_with_model(args, model))
+        first = None  # only one model in memory while the suite runs
         wrapper = MtebEncoder(
             encoder, name=model_name_for(model), batch_size=args.batch_size, show_progress=False
         )
@@ -105,6 +108,33 @@ def _run(args: argparse.Namespace, suite: Suite) -> int:
         print(f"{len(report['failures'])} task(s) failed: {names}", file=sys.stderr)
         return 1
     return 0
+
+
+def _with_model(args: argparse.Namespace, model: str) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "model": model})
+
+
+def _check_models(args: argparse.Namespace) -> Any:
+    """Load every ``--model`` before any task runs, so that a bad second one is not found only after the
+    first one's hours of tasks; returns the first (the others are loaded again at their turn)."""
+    first = load_encoder(_with_model(args, args.models[0]))
+    for model in args.models[1:]:
+        load_encoder(_with_model(args, model))
+    return first
+
+
+def _check_hub(quiet: bool) -> None:
+    """Ask once whether the hub can be reached (before any model load): when not, the libraries go offline,
+    so that a task whose data is not cached fails at once instead of after ~23 s of retries."""
+    from jtcse.evaluation.hub import go_offline, hub_unavailable, offline_setting
+
+    user_setting = offline_setting()
+    reason = hub_unavailable()
+    if reason is None:
+        return
+    go_offline()
+    if user_setting is None and not quiet:
+        print(f"zero-shot: {reason}; tasks whose data is not cached fail at once", file=sys.stderr)
 
 
 def _print_summary(report: Mapping[str, Any]) -> None:
