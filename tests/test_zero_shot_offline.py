@@ -133,3 +133,18 @@ def test_unreachable_hub_fails_each_uncached_task_at_once_with_one_line(
     # one line per task and a few others (the notice, the report, the summary): nothing from the libraries
     assert len(lines) == tasks + 3, err
     assert seconds < 60, f"{seconds:.0f} s: the tasks waited for the hub"  # was ~23 s per task
+
+
+def test_eval_mteb_with_the_hub_unreachable_fails_at_once(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch, capsys, online_settings
+) -> None:
+    url = closed_port_url()
+    monkeypatch.setenv(hub.ENDPOINT_ENV, url)
+    argv = ["eval", "mteb", "--model", str(tiny_bert_dir), "--tasks", "STS12", "--device", "cpu"]
+    started = time.monotonic()
+    code, err = run_cli([*argv, "--output-dir", str(tmp_path / "mteb")], capsys)
+    assert code == 2 and time.monotonic() - started < 30, err
+    lines = [line for line in err.splitlines() if not line.startswith("Evaluating")]  # mteb's own bar
+    assert lines[0].startswith(f"mteb: the Hugging Face hub ({url}) cannot be reached: "), err
+    assert lines[-1].startswith("jtcse: error: mteb could not get a task's data ("), err
+    assert "Traceback" not in err and "Retr" not in err

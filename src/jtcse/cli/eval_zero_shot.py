@@ -73,12 +73,14 @@ def run_zero_shot_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, suite: Suite) -> int:
+    from jtcse.evaluation.hub import settle_offline
     from jtcse.evaluation.mteb import MtebEncoder, model_name_for
     from jtcse.evaluation.zero_shot.report import build_report, write_report
     from jtcse.evaluation.zero_shot.runner import jobs_for, run_model
 
     jobs = jobs_for(suite)
-    _check_hub(args.quiet)
+    # one probe of the hub, before any model load: unreachable, uncached tasks fail at once (no retries)
+    settle_offline(announce=None if args.quiet else "zero-shot")
     first = _check_models(args)
     runs = []
     for i, (model, label) in enumerate(zip(args.models, model_labels(args.models), strict=True)):
@@ -121,20 +123,6 @@ def _check_models(args: argparse.Namespace) -> Any:
     for model in args.models[1:]:
         load_encoder(_with_model(args, model))
     return first
-
-
-def _check_hub(quiet: bool) -> None:
-    """Ask once whether the hub can be reached (before any model load): when not, the libraries go offline,
-    so that a task whose data is not cached fails at once instead of after ~23 s of retries."""
-    from jtcse.evaluation.hub import go_offline, hub_unavailable, offline_setting
-
-    user_setting = offline_setting()
-    reason = hub_unavailable()
-    if reason is None:
-        return
-    go_offline()
-    if user_setting is None and not quiet:
-        print(f"zero-shot: {reason}; tasks whose data is not cached fail at once", file=sys.stderr)
 
 
 def _print_summary(report: Mapping[str, Any]) -> None:

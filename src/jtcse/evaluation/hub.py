@@ -78,3 +78,17 @@ def go_offline() -> None:
         module = sys.modules.get(module_name)
         for constant in constants if module is not None else ():
             setattr(module, constant, True)
+
+
+def settle_offline(*, announce: str | None) -> str | None:
+    """Ask once (before any model or task data is loaded) and, when the hub cannot be reached, go offline;
+    returns the reason, None when online. ``announce``: the prefix of a one-line notice on stderr when the
+    probe found the hub unreachable (None: no notice; an offline setting the user made gets none either)."""
+    user_setting = offline_setting()
+    reason = hub_unavailable()
+    if reason is None:
+        return None
+    go_offline()
+    if announce is not None and user_setting is None:
+        print(f"{announce}: {reason}; tasks whose data is not cached fail at once", file=sys.stderr)
+    return reason
