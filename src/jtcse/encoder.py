@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jtcse.engines import Engine, OnnxEngine, TorchEngine, load_onnx_member, resolve_threads
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.integrity import check_finite_weights, check_model_folder
 from jtcse.model.format import (
     CONFIG_NAME,
@@ -45,6 +46,7 @@ from jtcse.model.format import (
 )
 from jtcse.model.names import DEFAULT_MODEL, resolve_model
 from jtcse.model.pooling import POOLERS, check_pooler
+from jtcse.text_gate import first_bad
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +60,8 @@ _Add = Callable[[np.ndarray, "torch.Tensor | np.ndarray", float], None]
 # On a 2-core CPU, 2-4k-token batches ran MiniLM ~10% faster than 8k-token ones (activations outgrow caches)
 # and much faster than ~1k-token ones (small matrix products use the cores poorly).
 _TOKENS_PER_SENTENCE = 64
+# a vector with no larger norm counts as zero: normalising cannot give it unit length
+_ZERO_NORM = 1e-12
 # What one more batch costs, in padded tokens: the batch plan weighs it against padding. On a 2-core CPU a
 # MiniLM batch costs about as much as 64 tokens (64 ran 470-sentence calls fastest of 24/64/128, 1.4x the
 # fill-every-batch rule). Accelerators are launch-bound: there a batch costs about as much as a full one,
@@ -385,6 +389,9 @@ class Encoder:
         for i, s in enumerate(items):
             if not isinstance(s, str):
                 raise TypeError(f"encode expects strings; item {i} is {type(s).__name__}")
+        bad = first_bad(items)  # the tokenizer would refuse a lone surrogate with a bare TypeError
+        if bad is not None:
+            raise JtcseError(f"{'the sentence' if single else f'sentence {bad[0]}'}: {bad[1]}")
         batch_size = self.batch_size if batch_size is None else batch_size
         _check_batch_size(batch_size)
 
@@ -394,7 +401,9 @@ class Encoder:
         if self._on_numpy():
             total = self._sum_numpy(distinct, batch_size, show_progress)
             if normalize:
-                total = total / np.maximum(np.linalg.norm(total, axis=-1, keepdims=True), 1e-12)
+                norms = np.linalg.norm(total, axis=-1, keepdims=True)
+                _warn_zero_vectors(int((norms <= _ZERO_NORM).sum()), len(distinct))
+                total = total / np.maximum(norms, _ZERO_NORM)
             result_np = total[np.asarray(inverse, dtype=np.int64)]
             result_np = result_np[0] if single else result_np
             if convert_to_tensor:
@@ -406,7 +415,8 @@ class Encoder:
 
         tensor = self._sum_torch(distinct, batch_size, show_progress)
         if normalize:
-            tensor = torch.nn.functional.normalize(tensor, p=2.0, dim=-1)
+            _warn_zero_vectors(int((tensor.norm(dim=-1) <= _ZERO_NORM).sum()), len(distinct))
+            tensor = torch.nn.functional.normalize(tensor, p=2.0, dim=-1, eps=_ZERO_NORM)
         if inverse:
             tensor = tensor[torch.as_tensor(inverse, dtype=torch.long, device=self.device)]
         if single:
@@ -522,6 +532,18 @@ def _is_onnx_export(model: str | Path) -> bool:
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise JtcseError(f"--batch-size {batch_size}: must be a positive integer")
+
+
+def _warn_zero_vectors(zero: int, total: int) -> None:
+    """A zero vector has no direction: normalising leaves it at zero (cosine 0 with anything), which is not
+    unit length; say so rather than let ``normalize=True`` promise what it did not do."""
+    if zero:
+        warnings.warn(
+            f"{zero} of {total} distinct vector(s) are all zero and stay zero when normalised (not unit "
+            "length); an ensemble whose weights cancel out gives such vectors",
+            JtcseWarning,
+            stacklevel=3,
+        )
 
 
 def _tokenize(member: Member, sentences: list[str]) -> dict[str, list[list[int]]]:

@@ -34,7 +34,8 @@ TOKENIZER_DIR = "tokenizer"  # where --copy puts the shared tokenizer
 
 
 def check_members(members: Sequence[Any], weights: Sequence[Any]) -> None:
-    """One finite weight per member, at least one member; else a one-line :class:`JtcseError`."""
+    """One finite weight per member, at least one member, not all weights 0; else a one-line
+    :class:`JtcseError`."""
     if len(members) != len(weights):
         raise JtcseError(
             f"ensemble: {len(members)} member(s) but {len(weights)} weight(s); give one weight each"
@@ -44,6 +45,11 @@ def check_members(members: Sequence[Any], weights: Sequence[Any]) -> None:
     for i, w in enumerate(weights):
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
             raise JtcseError(f"ensemble: weight {i} ({w!r}) must be a finite number")
+    if all(w == 0 for w in weights):
+        raise JtcseError(
+            "ensemble: every member's weight is 0, so every vector would be all zeros; "
+            "give at least one member a non-zero weight (--member PATH:WEIGHT)"
+        )
 
 
 def save_ensemble(

@@ -110,7 +110,9 @@ def _run_single_file(args: argparse.Namespace) -> int:
         show_progress=args.progress,
         metadata={"model": str(args.model)},
     )
+    zero = int((~vectors.any(axis=1)).sum()) if args.normalize else 0
     note = ", unit length" if args.normalize else ""
+    note += f" (except {zero} all-zero vector(s): left at zero)" if zero else ""
     print(
         f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 vectors{note} to {args.output}",
         file=sys.stderr,

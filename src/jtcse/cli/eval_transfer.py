@@ -48,14 +48,17 @@ def run_transfer(args: argparse.Namespace) -> int:
     from jtcse.data.paths import resolve_data_dir
     from jtcse.evaluation.transfer.runner import evaluate_transfer
     from jtcse.evaluation.transfer.tasks import resolve_tasks, sentences_of
+    from jtcse.model.loading import select_device
 
     # Check everything cheap (options, every file of every task) before loading a model.
+    device = args.classifier_device or args.device
+    if args.classifier_device is not None:  # the one device check, naming this flag
+        select_device(args.classifier_device, option="--classifier-device")
     tasks = resolve_tasks(args.tasks)
     data_dir = resolve_data_dir(args.data_dir, need="transfer")
     for task in tasks:
         sentences_of(task, data_dir)
     encoder = load_encoder(args)
-    device = args.classifier_device or args.device
 
     started = time.perf_counter()
     report = evaluate_transfer(

@@ -73,14 +73,19 @@ def run_zero_shot_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, suite: Suite) -> int:
+    from jtcse.evaluation.hub import settle_offline
     from jtcse.evaluation.mteb import MtebEncoder, model_name_for
     from jtcse.evaluation.zero_shot.report import build_report, write_report
     from jtcse.evaluation.zero_shot.runner import jobs_for, run_model
 
     jobs = jobs_for(suite)
+    # one probe of the hub, before any model load: unreachable, uncached tasks fail at once (no retries)
+    settle_offline(announce=None if args.quiet else "zero-shot")
+    first = _check_models(args)
     runs = []
-    for model, label in zip(args.models, model_labels(args.models), strict=True):
-        encoder = load_encoder(argparse.Namespace(**{**vars(args), "model": model}))
+    for i, (model, label) in enumerate(zip(args.models, model_labels(args.models), strict=True)):
+        encoder = first if i == 0 else load_encoder(_with_model(args, model))
+        first = None  # only one model in memory while the suite runs
         wrapper = MtebEncoder(
             encoder, name=model_name_for(model), batch_size=args.batch_size, show_progress=False
         )
@@ -105,6 +110,19 @@ def _run(args: argparse.Namespace, suite: Suite) -> int:
         print(f"{len(report['failures'])} task(s) failed: {names}", file=sys.stderr)
         return 1
     return 0
+
+
+def _with_model(args: argparse.Namespace, model: str) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "model": model})
+
+
+def _check_models(args: argparse.Namespace) -> Any:
+    """Load every ``--model`` before any task runs, so that a bad second one is not found only after the
+    first one's hours of tasks; returns the first (the others are loaded again at their turn)."""
+    first = load_encoder(_with_model(args, args.models[0]))
+    for model in args.models[1:]:
+        load_encoder(_with_model(args, model))
+    return first
 
 
 def _print_summary(report: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
 from jtcse.errors import JtcseError
+from jtcse.text_gate import check_text
 
 EPILOG = """\
 examples:
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for query in args.query:
         if not query.strip():
             raise JtcseError("--query: the query is empty")
+        check_text(query, "--query", argv=True)
     if args.top_k < 1:
         raise JtcseError(f"--top-k {args.top_k}: must be a positive integer")
     if args.index is not None and is_vector_index(args.index):

@@ -6,6 +6,7 @@ import argparse
 
 from jtcse.cli.options import add_model_options, load_encoder
 from jtcse.errors import JtcseError
+from jtcse.text_gate import check_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     for name, text in (("A", args.sentence_a), ("B", args.sentence_b)):
         if not text.strip():
             raise JtcseError(f"similarity: sentence {name} is empty")
+        check_text(text, f"similarity: sentence {name}", argv=True)
     encoder = load_encoder(args)
     print(f"{similarity(encoder, args.sentence_a, args.sentence_b):.4f}")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcse.errors import JtcseError
+from jtcse.text_gate import decode_error
 
 _BLOCK = 16 << 20  # bytes read at a time by the planning pass
 _BOM = b"\xef\xbb\xbf"
@@ -90,8 +91,7 @@ def read_shard_lines(plan: LinePlan, shard: int) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = start + data[: exc.start].count(b"\n") + 1
-        raise JtcseError(f"{plan.path}:{line}: not valid UTF-8 (byte {begin + exc.start})") from exc
+        raise decode_error(data, exc, plan.path, first_line=start + 1) from None
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()  # no line after the final newline

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jtcse.errors import JtcseError
+from jtcse.text_gate import decode_error
 
 DOWNSTREAM = "downstream"
 # task -> (first file: label 1, second file: label 0), under downstream/<task>/
@@ -74,12 +75,16 @@ def _normalise(text: str) -> str:
 def _read_lines(path: Path, encoding: str, *, split_all: bool) -> list[str]:
     """Lines of ``path``: ``str.splitlines`` (``split_all``) or file iteration (newline-only) semantics."""
     try:
-        text = path.read_text(encoding=encoding)
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise JtcseError(f"{path}:{line}: not valid {encoding}") from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise JtcseError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding == "utf-8":
+            raise decode_error(data, exc, path) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise JtcseError(f"{path}:{line}: not valid {encoding}") from None
     if split_all:
         lines = text.splitlines()
     else:  # what iterating over a text file gives: only \n, \r\n and \r end a line

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jtcse.errors import JtcseError
+from jtcse.text_gate import decode_error
 
 # Subsets per year, in SentEval's order. STS13 has no SMT: its inputs are LDC-licensed.
 STS_YEAR_SUBSETS: dict[str, tuple[str, ...]] = {
@@ -197,13 +198,15 @@ def read_pair_table(
 def read_text_file(path: Path, what: str, *, hint: str = DATA_DIR_HINT) -> str:
     """A UTF-8 file's text; a missing or unreadable file is a one-line :class:`JtcseError` naming it."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise JtcseError(f"{path}: missing {what} (no such file){hint}") from None
-    except UnicodeDecodeError as exc:
-        raise JtcseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise JtcseError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise decode_error(data, exc, path) from None
 
 
 def parse_score(text: str, path: Path, line_number: int) -> float:

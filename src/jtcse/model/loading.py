@@ -35,22 +35,23 @@ _VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 _ST_MODES = {"mean": "avg", "cls": "cls_before_pooler"}
 
 
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """CUDA when present, else CPU; an explicit device must exist on this machine."""
+def select_device(device: str | torch.device | None = None, *, option: str = "--device") -> torch.device:
+    """CUDA when present, else CPU; an explicit device must exist on this machine (else one line naming
+    ``option``, the flag or setting that chose it)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise JtcseError(f"--device {device}: not a device name (cpu, cuda, cuda:N, mps)") from exc
+        raise JtcseError(f"{option} {device}: not a device name (cpu, cuda, cuda:N, mps)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise JtcseError(f"--device {device}: CUDA is not available on this machine")
+        raise JtcseError(f"{option} {device}: CUDA is not available on this machine")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise JtcseError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise JtcseError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s) here")
     try:  # catches the remaining cases (mps without Metal, a torch built without that backend, ...)
         torch.empty(1, device=dev)
     except (RuntimeError, AssertionError) as exc:
-        raise JtcseError(f"--device {device}: not usable here ({first_line(exc)})") from exc
+        raise JtcseError(f"{option} {device}: not usable here ({first_line(exc)})") from exc
     return dev
 
 

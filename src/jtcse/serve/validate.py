@@ -9,6 +9,7 @@ import numpy as np
 
 from jtcse.serve.errors import ApiError
 from jtcse.serve.tokens import Counts
+from jtcse.text_gate import first_bad
 
 
 # Any: a request's JSON value, checked here
@@ -36,6 +37,10 @@ def texts_of(value: Any, param: str, max_items: int) -> list[str]:
         if not text.strip():
             where = param if isinstance(value, str) else f"{param}[{i}]"
             raise ApiError(422, f"{where}: empty string", code="empty_input", param=where)
+    bad = first_bad(texts)
+    if bad is not None:  # a lone surrogate ("\ud800" in the JSON): the tokenizer would fail with a 500
+        where = param if isinstance(value, str) else f"{param}[{bad[0]}]"
+        raise ApiError(422, f"{where}: {bad[1]}; send UTF-8 text", code="invalid_text", param=where)
     return texts
 
 

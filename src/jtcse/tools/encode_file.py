@@ -13,6 +13,7 @@ import numpy as np
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write
 from jtcse.protocols import SentenceEncoder
+from jtcse.text_gate import decode_error
 
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 SAFETENSORS_KEY = "embeddings"
@@ -41,8 +42,7 @@ def decode_lines(data: bytes, path: str | Path) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise JtcseError(f"{path}:{line}: not valid UTF-8 (byte {exc.start})") from exc
+        raise decode_error(data, exc, path) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first sentence
     # Split on "\n" only (not str.splitlines, which also breaks on \x0b, \x1c, U+2028, ...) so that row i is
     # what `sed -n ip` shows.

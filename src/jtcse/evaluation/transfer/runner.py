@@ -31,6 +31,7 @@ from jtcse.evaluation.transfer.tasks import (
     sentences_of,
 )
 from jtcse.evaluation.transfer.validation import L2_GRID, Setup
+from jtcse.model.loading import select_device
 
 DEFAULT_SEED = 1111  # SentEval's
 _PROGRESS_EVERY_S = 10.0
@@ -106,7 +107,7 @@ def evaluate_transfer(
     mode = mode if classifier is None else "custom"
     chosen = resolve_tasks(tasks)
     data_dir = Path(data_dir)
-    where = torch.device(device) if device is not None else _default_device()
+    where = select_device(device, option="--classifier-device")  # before the sentences are embedded
     rows = _embed_all(
         encoder, [s for task in chosen for s in sentences_of(task, data_dir)], batch_size, show_progress
     )
@@ -135,10 +136,6 @@ def evaluate_transfer(
         if show_progress:
             print(f"transfer {task}: acc {outcome.acc:.2f} (dev {outcome.devacc:.2f})", file=sys.stderr)
     return TransferReport(mode, scores, details)
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _embed_all(

@@ -91,10 +91,14 @@ class Suite:
 
 
 def parse_categories(text: str | None) -> list[str]:
-    """``--categories a,b``: names in the order given; None or empty means all."""
-    if not text:
+    """``--categories a,b``: names in the order given; None (the flag not given) means all. A value that names
+    no category (``""``, ``","``) is an error rather than an empty run that exits 0."""
+    if text is None:
         return list(CATEGORIES)
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise JtcseError(f"--categories {text!r}: names no category; choose from {','.join(CATEGORIES)}")
+    return names
 
 
 def _category(name: str, data: Mapping[str, Any]) -> Category:
