@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from jtcse.export.sentence_transformers import check_export_dir
 
     fmt = check_format(args.format)  # fail fast, before any model is loaded
-    check_export_dir(args.output, overwrite=args.overwrite)
+    check_export_dir(args.output, overwrite=args.overwrite, model=args.model)
     if fmt == ONNX_FORMAT:
         return _run_onnx(args)
     if args.quantize or args.accept_loss:
