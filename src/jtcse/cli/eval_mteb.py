@@ -38,8 +38,11 @@ def add_mteb_arguments(parser: argparse.ArgumentParser) -> None:
 def run_mteb_command(args: argparse.Namespace) -> int:
     """Check the tasks, load the model, run; print a score table and where mteb's JSON went."""
     from jtcse.evaluation.mteb import model_name_for, resolve_tasks, run_mteb
+    from jtcse.output_policy import check_output
 
     tasks = resolve_tasks(args.tasks, data_dir=args.data_dir)  # before loading a model
+    inputs = {"--model": args.model, "--data-dir": args.data_dir}
+    check_output(args.output_dir, option="--output-dir", ours=("results",), inputs=inputs)
     encoder = load_encoder(args)
     run = run_mteb(
         encoder,

@@ -48,8 +48,14 @@ def run_transfer(args: argparse.Namespace) -> int:
     from jtcse.data.paths import resolve_data_dir
     from jtcse.evaluation.transfer.runner import evaluate_transfer
     from jtcse.evaluation.transfer.tasks import resolve_tasks, sentences_of
+    from jtcse.output_policy import check_output
 
-    # Check everything cheap (options, every file of every task) before loading a model.
+    # Check everything cheap (options, the output, every file of every task) before loading a model.
+    if args.output:  # a JSON file beside a model is fine; inside the data folder or in place of it is not
+        inputs = {"--data-dir": args.data_dir}
+        check_output(
+            args.output, option="--output", kind="file", inputs=inputs, holders={"--model": args.model}
+        )
     tasks = resolve_tasks(args.tasks)
     data_dir = resolve_data_dir(args.data_dir, need="transfer")
     for task in tasks:
