@@ -83,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
         raise JtcseError(f"--eval-batch-size {args.eval_batch_size}: must be >= 1")
     seeds = parse_seeds(args.seeds) if args.seeds else None
     output_dir = args.output_dir or Path("runs") / f"ablate_{args.config.stem}"
+    if not args.dry_run:  # before the first run: the results tables and the runs go there
+        from jtcse.output_policy import check_output
+        from jtcse.pipeline.ablate import RUNS_DIR
+        from jtcse.pipeline.ablate_tables import RESULTS_CSV, RESULTS_MD
+
+        ours = (RESULTS_CSV, RESULTS_MD, RUNS_DIR)
+        check_output(output_dir, option="--output-dir", ours=ours, inputs={"CONFIG": args.config})
     if args.dry_run:
         resolve_eval_tasks(args.eval_tasks)
         planned = plan_ablation(args.config, parse_grid(args.grid), seeds, output_dir, args.overrides)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     _check_sizes(args)
     data_dir = resolve_data_dir(args.data_dir, need="sts")
-    out = _prepare_output_dir(Path(args.output_dir))
+    out = _prepare_output_dir(Path(args.output_dir), args.model, data_dir)
     tasks = _resolve_tasks(args.tasks)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -179,8 +179,11 @@ def _done(result: Any, timings: dict[str, float]) -> None:
     _say(f"done: {result.output_dir}{best}")
 
 
-def _prepare_output_dir(out: Path) -> Path:
+def _prepare_output_dir(out: Path, model: str, data: Path) -> Path:
     """A fresh output dir; only a directory an earlier demo created (it holds the marker) is cleared."""
+    from jtcse.output_policy import check_output
+
+    check_output(out, option="--output-dir", ours=(MARKER,), inputs={"--model": model, "--data-dir": data})
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
             raise JtcseError(

@@ -96,8 +96,12 @@ def read_sentences(path: str | Path, max_sentences: int | None = None) -> list[s
 
 def run(args: argparse.Namespace) -> int:
     from jtcse.analysis.attention_sink import DiagnoseReport, diagnose
+    from jtcse.fs import atomic_write_text
+    from jtcse.output_policy import check_output
 
     sentences = read_sentences(args.corpus, args.max_sentences)
+    inputs = {"--corpus": args.corpus, "--model": args.model, "--compare": args.compare}
+    check_output(args.output_dir, option="--output-dir", ours=(JSON_NAME, PLOT_NAME), inputs=inputs)
     common = dict(
         tower=args.tower,
         batch_size=args.batch_size,
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / JSON_NAME
-    json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(report.to_json(), indent=2) + "\n")
     written = [json_path]
     if not args.no_plot:
         from jtcse.plotting import plot_attention_sink

@@ -68,20 +68,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jtcse.output_policy import check_output
     from jtcse.pipeline.ablate import command_line, parse_seeds
     from jtcse.pipeline.recipes import find_configs_dir, get_recipe
     from jtcse.pipeline.reproduce import ReproduceOptions, reproduce
-    from jtcse.pipeline.reproduce_report import write_report
+    from jtcse.pipeline.reproduce_report import REPORT_JSON, REPORT_MD, write_report
 
     recipe = get_recipe(args.recipe)
     if args.max_steps is not None and args.max_steps < 1:
         raise JtcseError(f"--max-steps {args.max_steps}: must be >= 1")
     if args.eval_batch_size < 1:
         raise JtcseError(f"--eval-batch-size {args.eval_batch_size}: must be >= 1")
+    output_dir = args.output_dir or Path("runs") / "reproduce" / recipe.name
+    ours = (REPORT_JSON, REPORT_MD, "towers", *(f"seed-{seed}" for seed in parse_seeds(args.seeds)))
+    inputs = {"--backbone": args.backbone, "--data-dir": args.data_dir, "--corpus": args.corpus}
+    inputs.update({f"--towers {tower}": tower for tower in args.towers or ()})
+    check_output(output_dir, option="--output-dir", ours=ours, inputs=inputs)  # before any stage
     options = ReproduceOptions(
         recipe=recipe,
         seeds=parse_seeds(args.seeds),
-        output_dir=args.output_dir or Path("runs") / "reproduce" / recipe.name,
+        output_dir=output_dir,
         configs_dir=find_configs_dir(args.configs),
         backbone=args.backbone,
         max_steps=args.max_steps,

@@ -102,6 +102,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise JtcseError(f"--{flag.replace('_', '-')}: only with an --index built by jtcse index")
     read_corpus(args.corpus)  # a missing or empty corpus fails before a model is loaded
+    _check_index_dir(args)
     encoder = load_encoder(args)
     index = SearchIndex.for_corpus(
         encoder,
@@ -116,6 +117,18 @@ def _run_corpus(args: argparse.Namespace) -> int:
         print(f"index: {index.model_note}", file=sys.stderr)
     _print_hits(args, index.search(encoder, list(args.query), top_k=args.top_k))
     return 0
+
+
+def _check_index_dir(args: argparse.Namespace) -> None:
+    """An index that will be written (none saved yet, or --rebuild) must have a place it can go, before the
+    model is loaded; a saved one is only read (a read-only folder is fine)."""
+    from jtcse.output_policy import check_output
+    from jtcse.tools.search import META_NAME, VECTORS_NAME, default_index_dir
+
+    folder = args.index if args.index is not None else default_index_dir(args.corpus)
+    if args.rebuild or not (folder / META_NAME).is_file():
+        inputs = {"--corpus": args.corpus, "--model": args.model}
+        check_output(folder, option="--index", ours=(META_NAME, VECTORS_NAME), inputs=inputs)
 
 
 def _run_vector_index(args: argparse.Namespace) -> int:

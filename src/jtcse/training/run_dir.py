@@ -28,7 +28,6 @@ from jtcse.training.config import Config, dump_yaml
 from jtcse.training.metrics import truncate_after
 from jtcse.training.tasks import Task
 
-
 # what makes a folder a run directory (jtcse.output_policy's "ours"): a new run may go into one only with
 # --resume or when it holds no checkpoint (run_setup), and never into a folder of someone else's files
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, ENVIRONMENT_FILE, CHECKPOINT_DIR, MODEL_SPEC, ".export.tmp")
