@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jtcse.cli.options import positive_int, tokens_int
 from jtcse.errors import JtcseError
 
 DEFAULT_MAX_SENTENCES = 1000
@@ -39,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-sentences",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_SENTENCES,
         help=f"use the first N sentences (default {DEFAULT_MAX_SENTENCES})",
     )
@@ -50,9 +51,9 @@ def add_parser(subparsers: Any) -> None:
         "--tower", choices=("a", "b", "both"), default="both", help="twin-tower models: which tower"
     )
     parser.add_argument("--output-dir", default="diagnose", help="where diagnose.json and diagnose.png go")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--max-length", type=int, default=64, help="truncate to this many tokens (default 64)"
+        "--max-length", type=tokens_int, default=64, help="truncate to this many tokens (default 64)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument(

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from jtcse.cli.options import add_model_options, load_encoder
+from jtcse.cli.options import add_model_options, load_encoder, seed_int
 
 TASK_NAMES = "MR CR SUBJ MPQA SST2 TREC MRPC"
 
@@ -29,7 +29,10 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
         "fasttest: SimCSE's quick one (5 folds, rmsprop, batch 128, tenacity 3, epoch size 2); default: test",
     )
     parser.add_argument(
-        "--seed", type=int, default=1111, help="seed of the folds and classifiers (default: 1111, SentEval's)"
+        "--seed",
+        type=seed_int,
+        default=1111,
+        help="seed of the folds and classifiers (default: 1111, SentEval's)",
     )
     parser.add_argument(
         "--classifier-device",

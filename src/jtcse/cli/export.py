@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jtcse.cli.options import add_threads_option, positive_int
+from jtcse.cli.options import add_threads_option, tokens_int
 
 EPILOG = """\
 examples:
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace OUT when it exists and is not empty"
     )
     parser.add_argument("--pooler", help="override the model's pooler(s)")
-    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
+    parser.add_argument("--max-length", type=tokens_int, help="truncate inputs to this many tokens")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the vector check")
     onnx = parser.add_argument_group("onnx")
     onnx.add_argument("--quantize", choices=("int8",), help="dynamic int8 quantisation, gated on STS-B dev")

@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
+from jtcse.cli.options import (
+    MAX_COUNT,
+    add_model_options,
+    add_progress_option,
+    int_range,
+    load_encoder,
+    positive_int,
+)
 from jtcse.errors import JtcseError
 
 EPILOG = """\
@@ -42,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--corpus", type=Path, help="UTF-8 text file, one sentence per line")
     parser.add_argument("--query", action="append", required=True, help="the query (repeat for several)")
-    parser.add_argument("--top-k", type=int, default=5, help="hits per query (default: 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="hits per query (default: 5)")
     parser.add_argument(
         "--index", type=Path, help="index folder: CORPUS.jtcse-index by default, or one built by jtcse index"
     )
@@ -73,11 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _candidates(text: str) -> int:
-    """argparse type of --rerank: 0 (off) or a positive count."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
-    return int(text)
+_candidates = int_range(0, MAX_COUNT, what="0 (off) or a count of candidates")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     for query in args.query:
         if not query.strip():
             raise JtcseError("--query: the query is empty")
-    if args.top_k < 1:
-        raise JtcseError(f"--top-k {args.top_k}: must be a positive integer")
     if args.index is not None and is_vector_index(args.index):
         return _run_vector_index(args)
     return _run_corpus(args)
