@@ -22,7 +22,7 @@ The rules, each a one-line :class:`JtcseError` naming the option and the path:
 * **the current directory, a parent of it or a mount point** cannot be replaced as a whole (the rename
   fails with ``EBUSY``, or would pull the shell's directory away): refused for ``replaces`` writers;
 * **writable**: a probe file is created and removed where the writer will write (the folder when it
-  exists; for a new folder, a file or a ``replaces`` writer: the nearest existing parent). A probe is the
+  exists; for a new folder, a file or a ``replaces`` writer also the nearest existing parent). A probe is the
   only check that works for root, whom permission bits do not stop but a read-only file system does.
 
 Every path checked is remembered (:func:`checked_outputs`) so the CLI can turn an ``OSError`` on it into one
@@ -75,10 +75,13 @@ def check_output(
         _check_replaceable(out, where)
     if kind == "folder" and out.is_dir() and ours is not None:
         _check_ours(out, where, ours, replaces=replaces, overwrite=overwrite)
-    folder = out if out.is_dir() and not replaces else _existing_parent(out)
-    reason = can_write_in(folder)
-    if reason is not None:
-        raise JtcseError(f"{where}: cannot write in {folder}: {reason}")
+    # in the folder (its files, its lock); beside it when it is new, a file, or swapped in whole (staging)
+    probes = [out] if out.is_dir() else []
+    probes += [_existing_parent(out)] if replaces or not out.is_dir() else []
+    for folder in probes:
+        reason = can_write_in(folder)
+        if reason is not None:
+            raise JtcseError(f"{where}: cannot write in {folder}: {reason}")
     _CHECKED.append(_absolute(out))
     return out
 
