@@ -220,7 +220,9 @@ def test_index_output_is_never_its_vectors(data, tmp_path: Path, capsys) -> None
     folder, _ = data
     before = sorted(os.listdir(folder))
     code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(folder)], capsys)
-    _one_line(code, err, f"--output {folder}: is the input --vectors {folder}; writing there would destroy it")
+    _one_line(
+        code, err, f"--output {folder}: is the input --vectors {folder}; writing there would destroy it"
+    )
     code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(folder.parent)], capsys)
     _one_line(code, err, "holds the input --vectors")
     assert sorted(os.listdir(folder)) == before
