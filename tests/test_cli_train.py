@@ -107,7 +107,8 @@ def test_train_never_writes_into_a_users_folder_or_its_own_inputs(tmp_path, tiny
     cases = [
         (theirs, f"--output-dir {theirs}: exists and is not empty; choose a new or empty folder"),
         (tiny_bert_dir, f"--output-dir {tiny_bert_dir}: is the input model.base {tiny_bert_dir}"),
-        (tmp_path / "data" / "run", "lies inside the input data.data_dir"),
+        (tmp_path / "data", f"--output-dir {tmp_path / 'data'}: is the input data.data_dir"),
+        (tiny_bert_dir / "run", f"--output-dir {tiny_bert_dir / 'run'}: lies inside the input model.base"),
     ]
     before = sorted(p.name for p in tiny_bert_dir.iterdir())
     for out, message in cases:
@@ -116,4 +117,4 @@ def test_train_never_writes_into_a_users_folder_or_its_own_inputs(tmp_path, tiny
         assert err.startswith(f"jtcse: error: {message}") and len(err.splitlines()) == 1, err
     assert (theirs / "config.json").read_text() == '{"mine": true}' and len(list(theirs.iterdir())) == 1
     assert sorted(p.name for p in tiny_bert_dir.iterdir()) == before
-    assert not (tmp_path / "data" / "run").exists()
+    assert not (tiny_bert_dir / "run").exists()

@@ -194,7 +194,9 @@ def _prepare_output_dir(out: Path, model: str, data: Path) -> Path:
     """A fresh output dir; only a directory an earlier demo created (it holds the marker) is cleared."""
     from jtcse.output_policy import check_output
 
-    check_output(out, option="--output-dir", ours=(MARKER,), inputs={"--model": model, "--data-dir": data})
+    check_output(
+        out, option="--output-dir", ours=(MARKER,), inputs={"--model": model}, holders={"--data-dir": data}
+    )
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
             raise JtcseError(

@@ -60,11 +60,9 @@ def run_sts(args: argparse.Namespace) -> int:
     from jtcse.output_policy import check_output
 
     # Check everything cheap before loading a model.
-    if args.output:  # a JSON file beside a model is fine; inside the data folder or in place of it is not
-        inputs = {"--data-dir": args.data_dir}
-        check_output(
-            args.output, option="--output", kind="file", inputs=inputs, holders={"--model": args.model}
-        )
+    if args.output:  # a JSON file beside a model or in the data folder is fine; in place of them it is not
+        holders = {"--data-dir": args.data_dir, "--model": args.model}
+        check_output(args.output, option="--output", kind="file", holders=holders)
     tasks = resolve_tasks(args.tasks, args.mode)
     from jtcse.data.paths import resolve_data_dir
 

@@ -41,8 +41,8 @@ def run_mteb_command(args: argparse.Namespace) -> int:
     from jtcse.output_policy import check_output
 
     tasks = resolve_tasks(args.tasks, data_dir=args.data_dir)  # before loading a model
-    inputs = {"--model": args.model, "--data-dir": args.data_dir}
-    check_output(args.output_dir, option="--output-dir", ours=("results",), inputs=inputs)
+    inputs, holders = {"--model": args.model}, {"--data-dir": args.data_dir}
+    check_output(args.output_dir, option="--output-dir", ours=("results",), inputs=inputs, holders=holders)
     encoder = load_encoder(args)
     run = run_mteb(
         encoder,

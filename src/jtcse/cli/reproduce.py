@@ -78,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe)
     output_dir = args.output_dir or Path("runs") / "reproduce" / recipe.name
     ours = (REPORT_JSON, REPORT_MD, "towers", *(f"seed-{seed}" for seed in parse_seeds(args.seeds)))
-    inputs = {"--backbone": args.backbone, "--data-dir": args.data_dir, "--corpus": args.corpus}
+    inputs = {"--backbone": args.backbone, "--corpus": args.corpus}
     inputs.update({f"--towers {tower}": tower for tower in args.towers or ()})
-    check_output(output_dir, option="--output-dir", ours=ours, inputs=inputs)  # before any stage
+    holders = {"--data-dir": args.data_dir}
+    check_output(
+        output_dir, option="--output-dir", ours=ours, inputs=inputs, holders=holders
+    )  # before any stage
     options = ReproduceOptions(
         recipe=recipe,
         seeds=parse_seeds(args.seeds),

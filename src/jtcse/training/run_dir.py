@@ -41,10 +41,10 @@ def check_run_dir(config: Config) -> None:
         "model.tower_a": model.tower_a,
         "model.tower_b": model.tower_b,
         "data.corpus": data.corpus,
-        "data.data_dir": data.data_dir,
         "distill.teacher": config.distill.teacher,
     }
-    check_output(config.output_dir, option="--output-dir", ours=RUN_FILES, inputs=inputs)
+    holders = {"data.data_dir": data.data_dir}  # runs/ inside a project folder that is the data dir: fine
+    check_output(config.output_dir, option="--output-dir", ours=RUN_FILES, inputs=inputs, holders=holders)
 
 
 @contextlib.contextmanager
