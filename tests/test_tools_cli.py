@@ -123,7 +123,7 @@ def test_search_bad_input(tiny_bert_dir: Path, sentences_file: Path, tmp_path: P
     code, _, err = run_cli([*base, "--corpus", str(tmp_path / "nope.txt"), "--query", "x"], capsys)
     assert_one_line_error(code, err, "nope.txt: no such file")
     code, _, err = run_cli([*base, "--corpus", str(sentences_file), "--query", "x", "--top-k", "0"], capsys)
-    assert_one_line_error(code, err, "--top-k 0")
+    assert code == 2 and err.splitlines()[-1].startswith("jtcse search: error: argument --top-k: expected")
 
 
 def test_encode_and_similarity_bad_input(
