@@ -74,7 +74,7 @@ def run_zero_shot_command(args: argparse.Namespace) -> int:
 
     # before the first task: a file, a read-only folder or someone else's folder would fail after all of them
     models = {f"--model {m}": m for m in args.models}
-    ours = (JSON_NAME, MARKDOWN_NAME, "tasks", "results")  # the report, the per-task cache, mteb's results
+    ours = (JSON_NAME, MARKDOWN_NAME, "tasks", "mteb")  # the report, the per-task cache, mteb's results
     check_output(args.output_dir, option="--output-dir", ours=ours, inputs=models)
     return _run(args, suite)
 
