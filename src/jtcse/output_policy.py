@@ -82,7 +82,8 @@ def check_output(
         reason = can_write_in(folder)
         if reason is not None:
             raise JtcseError(f"{where}: cannot write in {folder}: {reason}")
-    _CHECKED.append(_absolute(out))
+    if _absolute(out) not in _CHECKED:
+        _CHECKED.append(_absolute(out))
     return out
 
 
