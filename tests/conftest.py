@@ -9,6 +9,9 @@ tokenizer (RoBERTa's BPE files are not available offline); it still exercises th
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,38 @@ def twin_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny
     shutil.copytree(tiny_bert_dir_b, root / "tower_b")
     write_spec(root, ModelSpec("twin", [MemberSpec("tower_a"), MemberSpec("tower_b")], method="jtcse"))
     return root
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], Path]]:
+    """``read_only(folder)`` makes ``folder`` refuse writes for whoever runs the tests, until the test ends.
+
+    Tests run as root here, and permission bits do not stop root: as root the folder becomes a read-only
+    bind mount of itself (a real ``EROFS``, what a read-only disk or a ``:ro`` container volume gives);
+    as anyone else, mode 0555 (``EACCES``). Skipped where neither is possible (root without mount rights)."""
+    undo: list[Callable[[], object]] = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            mode = folder.stat().st_mode
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(mode))
+            return folder
+        if shutil.which("mount") is None:
+            pytest.skip("a read-only folder for root needs mount")
+        for step in (["--bind", str(folder), str(folder)], ["-o", "remount,ro,bind", str(folder)]):
+            done = subprocess.run(["mount", *step], capture_output=True, text=True)
+            if done.returncode != 0:
+                for action in reversed(undo):
+                    action()
+                undo.clear()
+                subprocess.run(["umount", str(folder)], capture_output=True)
+                pytest.skip(f"cannot make a read-only bind mount here: {done.stderr.strip()}")
+            if step[0] == "--bind":
+                undo.append(lambda: subprocess.run(["umount", str(folder)], capture_output=True))
+        return folder
+
+    yield make
+    for action in reversed(undo):
+        action()

@@ -233,7 +233,7 @@ def test_member_parsing_rule(tmp_path: Path) -> None:
             "sizes",
             "jtcse: error: members have different hidden sizes and cannot be summed: --member {a} (32)",
         ),
-        ("exists", "jtcse: error: --output {out}: exists; choose a new folder"),
+        ("exists", "jtcse: error: --output {out}: exists and is not empty; pass --overwrite to replace it"),
         ("tokenizer", "jtcse: error: --member {w}: the folder has no tokenizer of its own; pass --tokenizer"),
         ("pooler", "jtcse: error: --pooler max: choose one of"),
         ("hub", "jtcse: error: --member no-such-org/no-such-model: no such folder, and no Hugging Face hub"),

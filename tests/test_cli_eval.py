@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,51 @@ def test_eval_sts_broken_data_file_exit_2(
 def test_eval_without_benchmark_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, stderr = run_cli(["eval"], capsys)
     assert code == 2 and "BENCHMARK" in stderr
+
+
+# ------------------------------------------------------------------ where results go: checked before any work
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "zero-shot", "--model", "MODEL", "--output-dir"],
+        ["eval", "transfer", "--model", "MODEL", "--tasks", "MR", "--output"],
+        ["eval", "sts", "--model", "MODEL", "--output"],
+    ],
+    ids=["zero-shot", "transfer", "sts"],
+)
+def test_eval_output_is_checked_before_any_task(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], read_only
+) -> None:
+    """A model that does not exist: the output's one line comes first (today's failure after every task ran,
+    or after all the training, cannot happen)."""
+    command = [str(tmp_path / "no-model") if word == "MODEL" else word for word in command]
+    option = command[-1]
+    wants_folder = option == "--output-dir"
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    frozen = read_only(tmp_path / "frozen")
+    cases = [
+        (
+            file if wants_folder else folder,
+            "is a file, not a folder" if wants_folder else "is a folder, not a file",
+        ),
+        (frozen if wants_folder else frozen / "r.json", f"cannot write in {frozen}: "),
+        (file / "r.json", f"cannot be created: {file} is a file"),
+    ]
+    for path, message in cases:
+        code, _, err = run_cli([*command, str(path)], capsys)
+        assert code == 2 and err.startswith(f"jtcse: error: {option} {path}: "), err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert file.read_text() == "mine" and os.listdir(frozen) == [] and os.listdir(folder) == []
+
+
+def test_zero_shot_refuses_a_folder_of_someone_elses_files(tmp_path: Path, capsys) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "draft.md").write_text("mine")
+    argv = ["eval", "zero-shot", "--model", str(tmp_path / "no-model"), "--output-dir", str(theirs)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"--output-dir {theirs}: exists and is not empty" in err, err
+    assert os.listdir(theirs) == ["draft.md"]

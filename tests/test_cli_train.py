@@ -95,3 +95,26 @@ def test_shipped_configs_load(name):
 
     config = load_config(REPO_ROOT / "configs" / name)
     assert config.method in ("simcse", "jtcse", "tncse", "distill")
+
+
+def test_train_never_writes_into_a_users_folder_or_its_own_inputs(tmp_path, tiny_bert_dir, capsys):
+    """Checked before the model or the corpus is read: one line, the folder as it was."""
+    raw = tiny_config(tmp_path, tiny_bert_dir, train={"max_steps": 1}, eval={"every": 0})
+    config = _write_yaml(tmp_path, raw)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"mine": true}')  # a name a trained model would overwrite
+    cases = [
+        (theirs, f"--output-dir {theirs}: exists and is not empty; choose a new or empty folder"),
+        (tiny_bert_dir, f"--output-dir {tiny_bert_dir}: is the input model.base {tiny_bert_dir}"),
+        (tmp_path / "data", f"--output-dir {tmp_path / 'data'}: is the input data.data_dir"),
+        (tiny_bert_dir / "run", f"--output-dir {tiny_bert_dir / 'run'}: lies inside the input model.base"),
+    ]
+    before = sorted(p.name for p in tiny_bert_dir.iterdir())
+    for out, message in cases:
+        assert _run(["train", str(config), "--output-dir", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"jtcse: error: {message}") and len(err.splitlines()) == 1, err
+    assert (theirs / "config.json").read_text() == '{"mine": true}' and len(list(theirs.iterdir())) == 1
+    assert sorted(p.name for p in tiny_bert_dir.iterdir()) == before
+    assert not (tiny_bert_dir / "run").exists()

@@ -269,3 +269,35 @@ def test_torchrun_two_processes_equal_one_and_resume_with_three(
     assert "(6 were done before: resumed)" in err and "complete:" in err
     np.testing.assert_allclose(concatenated(resumed), concatenated(single), atol=1e-6)
     assert not list(resumed.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------------------------ where vectors may go
+def test_encode_output_is_checked_before_the_model_loads(
+    corpus: Path, tmp_path: Path, capsys, read_only
+) -> None:
+    """Every case names a model that does not exist: the output's error comes first, nothing is written."""
+    missing = tmp_path / "no-model"
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "photos.zip").write_bytes(b"zip")
+    for extra in ((), ("--resume",)):
+        code, err = _cli(_encode_cmd(missing, corpus, theirs, *extra), capsys)
+        _one_line_error(
+            code, err, f"--output {theirs}: exists and is not empty; choose a new or empty folder"
+        )
+    assert os.listdir(theirs) == ["photos.zip"]
+    single = ["encode", "--model", str(missing), "--input"]
+    named_npy = tmp_path / "lines.npy"  # a text file whose name says vectors: never written over
+    named_npy.write_bytes(corpus.read_bytes())
+    code, err = _cli([*single, str(named_npy), "--output", str(named_npy)], capsys)
+    _one_line_error(code, err, f"--output {named_npy}: is the input --input {named_npy}")
+    assert named_npy.read_bytes() == corpus.read_bytes()
+    frozen = read_only(tmp_path / "frozen")
+    code, err = _cli(_encode_cmd(missing, corpus, frozen), capsys)
+    _one_line_error(code, err, f"--output {frozen}: cannot write in {frozen}: ")
+    code, err = _cli([*single, str(corpus), "--output", str(frozen / "v.npy")], capsys)
+    _one_line_error(code, err, f"--output {frozen / 'v.npy'}: cannot write in {frozen}: ")
+    (tmp_path / "dir.npy").mkdir()
+    code, err = _cli([*single, str(corpus), "--output", str(tmp_path / "dir.npy")], capsys)
+    _one_line_error(code, err, "dir.npy: is a folder, not a file")
+    assert os.listdir(frozen) == []

@@ -188,3 +188,62 @@ def test_encode_index_search_end_to_end(
     assert code == 2 and "built from vectors of" in err and "search with the same --model" in err
     code, _, err = _cli([*argv, "--corpus", str(corpus)], capsys)
     assert code == 2 and "--corpus: not used with an index built by jtcse index" in err
+
+
+# ------------------------------------------------------------------------------ where an index may go
+def _one_line(code: int, err: str, *fragments: str) -> None:
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("jtcse: error: "), err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_index_never_replaces_a_folder_it_did_not_write(data, tmp_path: Path, capsys) -> None:
+    folder, _ = data
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("years of work")
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(theirs)], capsys)
+    _one_line(code, err, f"--output {theirs}: exists and is not empty")
+    assert os.listdir(theirs) == ["thesis.tex"]
+    ours = tmp_path / "ours"  # an index folder of ours, with the user's file beside it: not replaced either
+    assert _cli(["index", "--vectors", str(folder), "--output", str(ours), "--kind", "flat"], capsys)[0] == 0
+    (ours / "notes.txt").write_text("mine")
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(ours)], capsys)
+    _one_line(code, err, "holds files jtcse did not write (notes.txt)")
+    (ours / "notes.txt").unlink()
+    assert _cli(["index", "--vectors", str(folder), "--output", str(ours)], capsys)[0] == 0  # a rebuild
+    assert sorted(os.listdir(tmp_path)) == ["ours", "theirs"]  # no staging or aside folder left
+
+
+def test_index_output_is_never_its_vectors(data, tmp_path: Path, capsys) -> None:
+    folder, _ = data
+    before = sorted(os.listdir(folder))
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(folder)], capsys)
+    _one_line(
+        code, err, f"--output {folder}: is the input --vectors {folder}; writing there would destroy it"
+    )
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(folder.parent)], capsys)
+    _one_line(code, err, "holds the input --vectors")
+    assert sorted(os.listdir(folder)) == before
+    ShardedVectors(folder).verify()
+
+
+def test_index_output_dot_is_refused_cleanly(data, tmp_path: Path, capsys, monkeypatch) -> None:
+    folder, _ = data
+    cwd = tmp_path / "here"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", "."], capsys)
+    _one_line(code, err, "--output .: is the current directory")
+    assert os.listdir(cwd) == [] and os.listdir(tmp_path) == ["here"]  # no .jtcse_index_tmp_old_* folder
+
+
+def test_index_into_a_read_only_folder_is_one_line(data, tmp_path: Path, capsys, read_only) -> None:
+    folder, _ = data
+    frozen = read_only(tmp_path / "frozen")
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(frozen / "idx")], capsys)
+    _one_line(code, err, f"--output {frozen / 'idx'}: cannot write in {frozen}")
+    code, _, err = _cli(["index", "--vectors", str(folder), "--output", str(frozen)], capsys)
+    _one_line(code, err, f"--output {frozen}: cannot write in {frozen}: ")
+    assert os.listdir(frozen) == [] and sorted(os.listdir(tmp_path)) == ["frozen"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -137,9 +138,12 @@ def test_bad_input(tiny_bert_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(JtcseError, match="exists and is not empty; pass --overwrite"):
         export_model(tiny_bert_dir, busy)
     assert (busy / "keep.txt").read_text() == "mine"
-    with pytest.raises(JtcseError, match="overlaps the model being exported"):
+    before = sorted(p.name for p in tiny_bert_dir.iterdir())
+    with pytest.raises(JtcseError, match=r"is the input --model .*; writing there would destroy it"):
         export_model(tiny_bert_dir, tiny_bert_dir, overwrite=True)
-    assert (tiny_bert_dir / "config.json").is_file()
+    with pytest.raises(JtcseError, match="lies inside the input --model"):
+        export_model(tiny_bert_dir, tiny_bert_dir / "st")
+    assert sorted(p.name for p in tiny_bert_dir.iterdir()) == before
     result = export_model(tiny_bert_dir, busy, overwrite=True, verify=False)
     assert result["max_abs_diff"] is None
     assert not (busy / "keep.txt").exists() and (busy / "modules.json").is_file()
@@ -153,3 +157,10 @@ def test_max_length_travels_with_the_export(twin_dir: Path, tmp_path: Path) -> N
     assert not np.allclose(want, Encoder(twin_dir, device="cpu").encode(SENTENCES), atol=1e-3)  # it truncates
     np.testing.assert_allclose(st_vectors(out, trust=True), want, atol=1e-5, rtol=0)
     np.testing.assert_allclose(Encoder(out, device="cpu").encode(SENTENCES), want, atol=1e-5, rtol=0)
+
+
+def test_a_read_only_output_is_refused_before_the_model_loads(tmp_path: Path, read_only) -> None:
+    frozen = read_only(tmp_path / "frozen")
+    for out, where in ((frozen / "st", frozen), (frozen, frozen)):
+        with pytest.raises(JtcseError, match="^" + re.escape(f"OUT {out}: cannot write in {where}: ")):
+            export_model(tmp_path / "no-model", out)

@@ -472,7 +472,7 @@ def test_output_dir_that_is_a_file(tmp_path: Path, tiny_bert_dir: Path) -> None:
     file = tmp_path / "a_file"
     file.write_text("keep me")
     code, err = run_jtcse(["train", str(config), "--output-dir", str(file)])
-    assert_one_line_error(code, err, f"{file}: is a file, not a directory")
+    assert_one_line_error(code, err, f"--output-dir {file}: is a file, not a folder")
     assert file.read_text() == "keep me"
 
 

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "jtcse.protocols": 0,
     "jtcse.locks": 0,
     "jtcse.text_gate": 0,
+    "jtcse.output_policy": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

@@ -123,7 +123,7 @@ def test_search_bad_input(tiny_bert_dir: Path, sentences_file: Path, tmp_path: P
     code, _, err = run_cli([*base, "--corpus", str(tmp_path / "nope.txt"), "--query", "x"], capsys)
     assert_one_line_error(code, err, "nope.txt: no such file")
     code, _, err = run_cli([*base, "--corpus", str(sentences_file), "--query", "x", "--top-k", "0"], capsys)
-    assert_one_line_error(code, err, "--top-k 0")
+    assert code == 2 and err.splitlines()[-1].startswith("jtcse search: error: argument --top-k: expected")
 
 
 def test_encode_and_similarity_bad_input(
@@ -217,3 +217,21 @@ def test_search_truncated_index_and_full_disk(
     code, _, err = run_cli([*base, "--index", str(fresh), "--query", "music"], capsys)
     assert_one_line_error(code, err, "no space left on the device")
     assert not fresh.exists()  # no empty index folder left behind
+
+
+def test_search_index_on_a_read_only_disk(
+    tiny_bert_dir: Path, sentences_file: Path, tmp_path: Path, capsys, read_only
+) -> None:
+    """An index that must be written to a read-only folder: one line before the model loads (the model named
+    does not exist); a saved index on a read-only disk is only read, and searched."""
+    frozen = read_only(tmp_path / "frozen")
+    query = ["search", "--corpus", str(sentences_file), "--query", "a cat"]
+    code, _, err = run_cli([*query, "--index", str(frozen), "--model", str(tmp_path / "no-model")], capsys)
+    assert_one_line_error(code, err, f"--index {frozen}: cannot write in {frozen}: ")
+    assert os.listdir(frozen) == []
+    saved = tmp_path / "saved"
+    model = ["--model", str(tiny_bert_dir), "--device", "cpu"]
+    assert run_cli([*query, "--index", str(saved), *model], capsys)[0] == 0
+    read_only(saved)
+    code, out, err = run_cli([*query, "--index", str(saved), *model], capsys)
+    assert code == 0 and "index: loaded" in err and out.strip()

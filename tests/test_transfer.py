@@ -283,7 +283,7 @@ def test_cli_errors_are_one_line(
     code, _, stderr = run_cli([*base, "--data-dir", str(data), "--tasks", "SST5"], capsys)
     assert code == 2 and "--tasks SST5: unknown transfer task" in stderr
     code, _, stderr = run_cli([*base, "--data-dir", str(data), "--tasks", "MR", "--seed", "-1"], capsys)
-    assert code == 2 and "--seed -1: must be in 0 .. 2**32 - 1" in stderr
+    assert code == 2 and "argument --seed: expected a seed from 0 to 4294967295, got -1" in stderr
     (data / "downstream" / "TREC" / "TREC_10.label").unlink()
     code, _, stderr = run_cli([*base, "--data-dir", str(data), "--tasks", "TREC"], capsys)
     assert code == 2 and "TREC_10.label: missing" in stderr

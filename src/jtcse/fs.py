@@ -39,8 +39,9 @@ _FOREIGN_AGE_S = 24 * 3600
 # ".NAME.<host>-<pid>.<random>.tmp" (this version) or ".NAME.<random>.tmp" (earlier versions)
 _TEMP_FILE = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
 # staged_directory's folders: "<prefix>[old_]<host>-<pid>.<random>", prefix "jtcse_..._tmp_"
+# (a leading dot: jtcse index's hidden ones)
 _STAGING_DIR = re.compile(
-    r"^jtcse_(?:[a-z]+_)*tmp_(?P<old>old_)?(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.)?[a-z0-9_]{8}$"
+    r"^\.?jtcse_(?:[a-z]+_)*tmp_(?P<old>old_)?(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.)?[a-z0-9_]{8}$"
 )
 
 
@@ -174,7 +175,7 @@ def staged_directory(
     aside before the new one is renamed in, and deleted only after. A full disk inside the block is a
     one-line :class:`JtcseError` naming ``out`` (``size_hint``: the expected size in bytes, for its
     "needed" figure)."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." has no name to rename by
     check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out.parent)
@@ -187,7 +188,11 @@ def staged_directory(
         if out.exists():
             # the aside folder keeps out's name, so a crash between the two renames can be undone
             aside = Path(tempfile.mkdtemp(prefix=f"{prefix}old_{tag}.", dir=out.parent)) / out.name
-            out.rename(aside)
+            try:
+                out.rename(aside)
+            except BaseException:  # a mount point or the current directory (EBUSY): leave no aside folder
+                aside.parent.rmdir()
+                raise
         try:
             staging.rename(out)
         except BaseException:
@@ -235,7 +240,24 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def can_write_in(folder: Path) -> str | None:
+    """None when a file can be created in ``folder``, else the reason (a probe file is created and removed:
+    permission bits do not stop root, a read-only file system or an immutable folder do)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".jtcse_probe.{_owner_tag()}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 # ------------------------------------------------------------------------------ leftovers of a crash
+def is_leftover_name(name: str) -> bool:
+    """Whether ``name`` is one of jtcse's temporaries (an atomic write's file, a staging folder, a probe)."""
+    return bool(_TEMP_FILE.match(name) or _STAGING_DIR.match(name))
+
+
 def _owner_is_gone(host: str | None, pid: str | None, mtime: float) -> bool:
     """Whether the process that made a temporary has ended (names without an owner: earlier versions)."""
     if host is None or pid is None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jtcse.cli.options import add_config_options
+from jtcse.cli.options import add_config_options, positive_int
 
 EPILOG = """\
 examples:
@@ -60,7 +60,10 @@ def add_parser(subparsers: Any) -> None:
         "--resume", action="store_true", help="continue: skip finished runs, resume an interrupted one"
     )
     parser.add_argument(
-        "--eval-batch-size", type=int, default=64, help="sentences per batch in evaluation (default: 64)"
+        "--eval-batch-size",
+        type=positive_int,
+        default=64,
+        help="sentences per batch in evaluation (default: 64)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="check the grid and list the runs; train nothing"
@@ -69,7 +72,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.errors import JtcseError
     from jtcse.pipeline.ablate import (
         command_line,
         parse_grid,
@@ -79,10 +81,15 @@ def run(args: argparse.Namespace) -> int:
         run_ablation,
     )
 
-    if args.eval_batch_size < 1:
-        raise JtcseError(f"--eval-batch-size {args.eval_batch_size}: must be >= 1")
     seeds = parse_seeds(args.seeds) if args.seeds else None
     output_dir = args.output_dir or Path("runs") / f"ablate_{args.config.stem}"
+    if not args.dry_run:  # before the first run: the results tables and the runs go there
+        from jtcse.output_policy import check_output
+        from jtcse.pipeline.ablate import RUNS_DIR
+        from jtcse.pipeline.ablate_tables import RESULTS_CSV, RESULTS_MD
+
+        ours = (RESULTS_CSV, RESULTS_MD, RUNS_DIR)
+        check_output(output_dir, option="--output-dir", ours=ours, inputs={"CONFIG": args.config})
     if args.dry_run:
         resolve_eval_tasks(args.eval_tasks)
         planned = plan_ablation(args.config, parse_grid(args.grid), seeds, output_dir, args.overrides)

@@ -41,8 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_download(args: argparse.Namespace) -> int:
     from jtcse.data.download import download_data
     from jtcse.data.paths import user_cache_dir
+    from jtcse.output_policy import check_output
 
     dest = args.dest or str(user_cache_dir())
+    check_output(dest, option="--dest", ours=None)  # adds its own files (verified) to any folder
     fetched = download_data(dest, what=args.what, base_url=args.base_url, show_progress=not args.quiet)
     print(f"{dest}: {len(fetched)} file(s) fetched, the rest already present and verified")
     if args.what in ("wiki", "all") and fetched:

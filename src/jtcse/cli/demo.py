@@ -25,10 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.benchmark import TASKS, md_table, short_name
+from jtcse.cli.options import MAX_COUNT, float_range, int_range, positive_int, tokens_int
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 
 MARKER = ".jtcse-demo"
+
+batch_of_two = int_range(2, MAX_COUNT, what="a batch size (the negatives come from the batch)")
+learning_rate = float_range(0.0, 1.0, low_open=True)
+layer_count = int_range(0, 1024, what="a layer count")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,17 +45,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="minilm", help="the starting encoder (default: minilm, offline)")
     parser.add_argument("--output-dir", default="runs/demo", help="where the runs go (default runs/demo)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: the usual lookup order)")
-    parser.add_argument("--sentences", type=int, default=320, help="Wiki sentences per stage (default 320)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per step (default 32)")
-    parser.add_argument("--max-len", type=int, default=32, help="training max tokens (default 32)")
-    parser.add_argument("--lr-simcse", type=float, default=3e-5, help="stage-1 learning rate (default 3e-5)")
+    parser.add_argument(
+        "--sentences", type=positive_int, default=320, help="Wiki sentences per stage (default 320)"
+    )
+    parser.add_argument("--batch-size", type=batch_of_two, default=32, help="sentences per step (default 32)")
+    parser.add_argument("--max-len", type=tokens_int, default=32, help="training max tokens (default 32)")
+    parser.add_argument(
+        "--lr-simcse", type=learning_rate, default=3e-5, help="stage-1 learning rate (default 3e-5)"
+    )
     parser.add_argument(
         "--lr-jtcse",
-        type=float,
+        type=learning_rate,
         default=5e-6,
         help="stage-2 learning rate (default 5e-6; the official 1.3e-6 is tuned for ~15k steps)",
     )
-    parser.add_argument("--num-ca-layers", type=int, default=3, help="cross-attention layers (default 3)")
+    parser.add_argument(
+        "--num-ca-layers", type=layer_count, default=3, help="cross-attention layers (default 3)"
+    )
     parser.add_argument(
         "--tasks", nargs="+", default=None, metavar="TASK", help="STS tasks to evaluate (default: all 7)"
     )
@@ -65,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     _check_sizes(args)
     data_dir = resolve_data_dir(args.data_dir, need="sts")
-    out = _prepare_output_dir(Path(args.output_dir))
+    out = _prepare_output_dir(Path(args.output_dir), args.model, data_dir)
     tasks = _resolve_tasks(args.tasks)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -179,8 +190,13 @@ def _done(result: Any, timings: dict[str, float]) -> None:
     _say(f"done: {result.output_dir}{best}")
 
 
-def _prepare_output_dir(out: Path) -> Path:
+def _prepare_output_dir(out: Path, model: str, data: Path) -> Path:
     """A fresh output dir; only a directory an earlier demo created (it holds the marker) is cleared."""
+    from jtcse.output_policy import check_output
+
+    check_output(
+        out, option="--output-dir", ours=(MARKER,), inputs={"--model": model}, holders={"--data-dir": data}
+    )
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
             raise JtcseError(

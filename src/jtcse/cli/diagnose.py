@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jtcse.cli.options import positive_int, tokens_int
 from jtcse.errors import JtcseError
 
 DEFAULT_MAX_SENTENCES = 1000
@@ -39,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-sentences",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_SENTENCES,
         help=f"use the first N sentences (default {DEFAULT_MAX_SENTENCES})",
     )
@@ -50,9 +51,9 @@ def add_parser(subparsers: Any) -> None:
         "--tower", choices=("a", "b", "both"), default="both", help="twin-tower models: which tower"
     )
     parser.add_argument("--output-dir", default="diagnose", help="where diagnose.json and diagnose.png go")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--max-length", type=int, default=64, help="truncate to this many tokens (default 64)"
+        "--max-length", type=tokens_int, default=64, help="truncate to this many tokens (default 64)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument(
@@ -96,8 +97,12 @@ def read_sentences(path: str | Path, max_sentences: int | None = None) -> list[s
 
 def run(args: argparse.Namespace) -> int:
     from jtcse.analysis.attention_sink import DiagnoseReport, diagnose
+    from jtcse.fs import atomic_write_text
+    from jtcse.output_policy import check_output
 
     sentences = read_sentences(args.corpus, args.max_sentences)
+    inputs = {"--corpus": args.corpus, "--model": args.model, "--compare": args.compare}
+    check_output(args.output_dir, option="--output-dir", ours=(JSON_NAME, PLOT_NAME), inputs=inputs)
     common = dict(
         tower=args.tower,
         batch_size=args.batch_size,
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / JSON_NAME
-    json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(report.to_json(), indent=2) + "\n")
     written = [json_path]
     if not args.no_plot:
         from jtcse.plotting import plot_attention_sink

@@ -72,12 +72,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jtcse.corpus_scale.manifest import MANIFEST_NAME
+    from jtcse.output_policy import check_output
     from jtcse.tools.encode_file import VECTOR_SUFFIXES
 
     suffix = args.output.suffix.lower()
+    inputs = {"--input": args.input, "--model": args.model}
     if suffix in VECTOR_SUFFIXES:
+        check_output(args.output, option="--output", kind="file", inputs=inputs)
         return _run_single_file(args)
     if suffix in FOLDER_SUFFIXES or args.output.is_dir():
+        check_output(args.output, option="--output", ours=(MANIFEST_NAME,), inputs=inputs)
         return _run_sharded(args)
     raise JtcseError(
         f"--output {args.output}: unknown file type; use a name ending in .npy or .safetensors, or a folder "

@@ -95,13 +95,20 @@ def parse_member(text: str) -> tuple[str, float]:
 def run(args: argparse.Namespace) -> int:
     from jtcse.ensemble import save_ensemble
     from jtcse.model.pooling import POOLERS
+    from jtcse.output_policy import check_output
 
     if args.pooler is not None and args.pooler not in POOLERS:
         raise JtcseError(f"--pooler {args.pooler}: choose one of {', '.join(POOLERS)}")
     out: Path = args.output
-    if out.exists() and not args.overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise JtcseError(f"--output {out}: exists; choose a new folder (or pass --overwrite to replace it)")
     parsed = [parse_member(text) for text in args.members]
+    members = {f"--member {text}": path for text, (path, _) in zip(args.members, parsed, strict=True)}
+    check_output(
+        out,
+        option="--output",
+        inputs={**members, "--tokenizer": args.tokenizer},
+        replaces=True,
+        overwrite=args.overwrite,
+    )
     labels = [f"--member {text}" for text in args.members]
     nested = [_is_jtcse_model(path) for path, _ in parsed]
     if args.copy:

@@ -57,8 +57,12 @@ def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sts(args: argparse.Namespace) -> int:
     from jtcse.evaluation.sts import evaluate_sts, resolve_tasks
+    from jtcse.output_policy import check_output
 
     # Check everything cheap before loading a model.
+    if args.output:  # a JSON file beside a model or in the data folder is fine; in place of them it is not
+        holders = {"--data-dir": args.data_dir, "--model": args.model}
+        check_output(args.output, option="--output", kind="file", holders=holders)
     tasks = resolve_tasks(args.tasks, args.mode)
     from jtcse.data.paths import resolve_data_dir
 
@@ -142,8 +146,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
+    from jtcse.fs import atomic_write_text
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     except OSError as exc:
         raise JtcseError(f"--output {path}: cannot write: {exc.strerror or exc}") from exc

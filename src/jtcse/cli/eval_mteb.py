@@ -39,10 +39,13 @@ def run_mteb_command(args: argparse.Namespace) -> int:
     """Check the tasks, load the model, run; print a score table and where mteb's JSON went."""
     from jtcse.evaluation.hub import settle_offline
     from jtcse.evaluation.mteb import model_name_for, resolve_tasks, run_mteb
+    from jtcse.output_policy import check_output
 
     if any(not name.startswith(("local:", "tsv:")) for name in args.tasks):
         settle_offline(announce="mteb")  # hub tasks: one probe, not ~23 s of retries when unreachable
     tasks = resolve_tasks(args.tasks, data_dir=args.data_dir)  # before loading a model
+    inputs, holders = {"--model": args.model}, {"--data-dir": args.data_dir}
+    check_output(args.output_dir, option="--output-dir", ours=("results",), inputs=inputs, holders=holders)
     encoder = load_encoder(args)
     run = run_mteb(
         encoder,

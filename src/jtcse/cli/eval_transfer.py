@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from jtcse.cli.options import add_model_options, load_encoder
+from jtcse.cli.options import add_model_options, load_encoder, seed_int
 
 TASK_NAMES = "MR CR SUBJ MPQA SST2 TREC MRPC"
 
@@ -29,7 +29,10 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
         "fasttest: SimCSE's quick one (5 folds, rmsprop, batch 128, tenacity 3, epoch size 2); default: test",
     )
     parser.add_argument(
-        "--seed", type=int, default=1111, help="seed of the folds and classifiers (default: 1111, SentEval's)"
+        "--seed",
+        type=seed_int,
+        default=1111,
+        help="seed of the folds and classifiers (default: 1111, SentEval's)",
     )
     parser.add_argument(
         "--classifier-device",
@@ -49,11 +52,15 @@ def run_transfer(args: argparse.Namespace) -> int:
     from jtcse.evaluation.transfer.runner import evaluate_transfer
     from jtcse.evaluation.transfer.tasks import resolve_tasks, sentences_of
     from jtcse.model.loading import select_device
+    from jtcse.output_policy import check_output
 
-    # Check everything cheap (options, every file of every task) before loading a model.
+    # Check everything cheap (options, the output, every file of every task) before loading a model.
     device = args.classifier_device or args.device
     if args.classifier_device is not None:  # the one device check, naming this flag
         select_device(args.classifier_device, option="--classifier-device")
+    if args.output:  # a JSON file beside a model or in the data folder is fine; in place of them it is not
+        holders = {"--data-dir": args.data_dir, "--model": args.model}
+        check_output(args.output, option="--output", kind="file", holders=holders)
     tasks = resolve_tasks(args.tasks)
     data_dir = resolve_data_dir(args.data_dir, need="transfer")
     for task in tasks:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jtcse.cli.options import POOLER_HELP, add_threads_option, load_encoder, positive_int
+from jtcse.cli.options import POOLER_HELP, add_threads_option, load_encoder, positive_int, tokens_int
 from jtcse.errors import JtcseError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def add_zero_shot_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pooler", help=POOLER_HELP)
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
-    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
+    parser.add_argument("--max-length", type=tokens_int, help="truncate inputs to this many tokens")
     parser.add_argument(
         "--batch-size", type=positive_int, default=64, help="sentences per batch (default: 64)"
     )
@@ -69,6 +69,13 @@ def run_zero_shot_command(args: argparse.Namespace) -> int:
         return 0
     if not args.models:
         raise JtcseError("--model: name at least one model (or use --list)")
+    from jtcse.evaluation.zero_shot.report import JSON_NAME, MARKDOWN_NAME
+    from jtcse.output_policy import check_output
+
+    # before the first task: a file, a read-only folder or someone else's folder would fail after all of them
+    models = {f"--model {m}": m for m in args.models}
+    ours = (JSON_NAME, MARKDOWN_NAME, "tasks", "mteb")  # the report, the per-task cache, mteb's results
+    check_output(args.output_dir, option="--output-dir", ours=ours, inputs=models)
     return _run(args, suite)
 
 

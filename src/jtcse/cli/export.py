@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jtcse.cli.options import add_threads_option, positive_int
+from jtcse.cli.options import add_threads_option, tokens_int
 
 EPILOG = """\
 examples:
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace OUT when it exists and is not empty"
     )
     parser.add_argument("--pooler", help="override the model's pooler(s)")
-    parser.add_argument("--max-length", type=positive_int, help="truncate inputs to this many tokens")
+    parser.add_argument("--max-length", type=tokens_int, help="truncate inputs to this many tokens")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the vector check")
     onnx = parser.add_argument_group("onnx")
     onnx.add_argument("--quantize", choices=("int8",), help="dynamic int8 quantisation, gated on STS-B dev")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from jtcse.export.sentence_transformers import check_export_dir
 
     fmt = check_format(args.format)  # fail fast, before any model is loaded
-    check_export_dir(args.output, overwrite=args.overwrite)
+    check_export_dir(args.output, overwrite=args.overwrite, model=args.model)
     if fmt == ONNX_FORMAT:
         return _run_onnx(args)
     if args.quantize or args.accept_loss:

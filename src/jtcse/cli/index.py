@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jtcse.cli.options import positive_int
+from jtcse.cli.options import int_range, positive_int, threads_int
 
 EPILOG = """\
 examples:
@@ -50,13 +50,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="index folder (default: VECTORS/index-KIND)")
     parser.add_argument("--nlist", type=positive_int, help="ivf kinds: number of cells")
     parser.add_argument("--nprobe", type=positive_int, help="ivf kinds: cells scanned per query")
-    parser.add_argument("--m", type=positive_int, help="hnsw: links per node (default: 16)")
+    parser.add_argument(
+        "--m", type=int_range(2, 1024, what="a link count"), help="hnsw: links per node (default: 16)"
+    )
     parser.add_argument("--ef-construction", type=positive_int, help="hnsw: build candidates (default: 40)")
     parser.add_argument("--ef-search", type=positive_int, help="hnsw: candidates per query (default: 64)")
     parser.add_argument(
         "--pq-m", type=positive_int, help="ivfpq: codes per vector (must divide the dim; default dim / 4)"
     )
-    parser.add_argument("--pq-bits", type=positive_int, help="ivfpq: bits per code (default: 8)")
+    parser.add_argument(
+        "--pq-bits", type=int_range(1, 16, what="a bit count"), help="ivfpq: bits per code (default: 8)"
+    )
     parser.add_argument(
         "--rerank", type=positive_int, help="ivfpq/ivfsq8: candidates re-ranked exactly (default: 100)"
     )
@@ -67,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ivfpq/ivfsq8: keep a float copy of the vectors in the index folder for fast re-ranking "
         "(default: only over Parquet shards, which are slow to read row by row; it costs their size on disk)",
     )
-    parser.add_argument("--threads", type=positive_int, help="faiss threads (default: all cores)")
+    parser.add_argument("--threads", type=threads_int, help="faiss threads (default: all cores)")
     parser.set_defaults(func=run)
 
 

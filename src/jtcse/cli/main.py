@@ -8,15 +8,39 @@ Modules are imported lazily so ``jtcse --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from jtcse import __version__
 from jtcse.console import cli_output
 from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.fs import is_disk_full
+from jtcse.output_policy import checked_outputs
+
+# what the user's file system, not jtcse, causes: one line when the path is the user's (user_path_error)
+_USER_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+        errno.EBUSY,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.EIO,
+        errno.EXDEV,
+        errno.ETXTBSY,
+    }
+)
 
 # sub-command name -> module under jtcse.cli
 COMMANDS: dict[str, str] = {
@@ -78,6 +102,39 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
+def _user_paths(args: argparse.Namespace) -> list[Path]:
+    """Every path the user named: the command line's string values, and the outputs the commands checked
+    (a config's output_dir too), absolute."""
+    values: list[object] = []
+    for value in vars(args).values():
+        values.extend(value if isinstance(value, (list, tuple)) else [value])
+    named = [Path(v) for v in values if isinstance(v, (str, Path)) and str(v).strip()]
+    return [Path(os.path.abspath(p.expanduser())) for p in named] + checked_outputs()
+
+
+def user_path_error(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """``PATH: reason`` for an OSError (or one it was raised from) on a path at or under one the user named
+    (a read-only folder, a permission, a file where a folder should be); None for anything else, which
+    is a bug and keeps its traceback. A full disk is not handled here (its line says how much is needed)."""
+    if is_disk_full(exc):
+        return None
+    roots = _user_paths(args)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _USER_ERRNOS:
+            for name in (current.filename, current.filename2):
+                if isinstance(name, (str, Path)) and _under(Path(os.path.abspath(name)), roots):
+                    return f"{name}: {current.strerror or os.strerror(current.errno)}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
@@ -93,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("jtcse: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
+        line = user_path_error(exc, args)
+        if line is not None:
+            print(f"jtcse: error: {line}", file=sys.stderr)
+            sys.exit(JtcseError.exit_code)
         if not is_disk_full(exc):
             raise
         # a writer that does not go through jtcse.fs (logs, third-party code): still one line, exit 2

@@ -4,6 +4,7 @@ similarity, search, eval sts/mteb, serve) and the config options of every comman
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,53 @@ POOLER_HELP = (
 )
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+# Every numeric option is bounded where it is parsed: a value out of range is argparse's one line naming
+# the option ("jtcse index: error: argument --nlist: expected an integer from 1 to 16777216, got 0").
+MAX_COUNT = 1 << 24  # batch sizes, candidates, cells...: far above any useful value, far below an overflow
+MAX_THREADS = 4096
+MAX_TOKENS = 1 << 20
+
+
+def int_range(low: int, high: int, *, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"  # argparse names the type when the function raises
+    return parse
+
+
+def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        inside = (low < value if low_open else low <= value) and value <= high  # False for nan
+        if not inside:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text}")
+        return value
+
+    parse.__name__ = f"number in {interval}"
+    return parse
+
+
+positive_int = int_range(1, MAX_COUNT)
+"""argparse type: a count (batch size, candidates, cells, lines per shard...) >= 1."""
+threads_int = int_range(1, MAX_THREADS, what="a thread count")
+tokens_int = int_range(1, MAX_TOKENS, what="a token count")
+port_int = int_range(0, 65535, what="a port")
+seed_int = int_range(0, 2**32 - 1, what="a seed")
 
 
 MODEL_HELP = "short name (minilm), Hugging Face id or directory, or jtcse model directory (default: minilm)"
@@ -48,7 +87,7 @@ def add_model_options(
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
     parser.add_argument(
         "--max-length",
-        type=positive_int,
+        type=tokens_int,
         help=f"truncate inputs to this many tokens (default: {max_length_default})",
     )
     parser.add_argument(
@@ -80,7 +119,7 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads``: CPU threads of torch and onnxruntime alike (a comparison needs equal counts)."""
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=threads_int,
         help="CPU threads for torch and onnxruntime alike (default: torch's, i.e. the machine's cores)",
     )
 

@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.exists():
         raise JtcseError(f"{path}: no such file or directory")
+    if args.out is not None:  # PNGs of their own names, added to any folder
+        from jtcse.output_policy import check_output
+
+        check_output(args.out, option="--out", ours=None, inputs={"RUN_DIR|EVAL.json": path})
     if path.is_file() and path.suffix.lower() == ".json":
         written = plot_eval(path, args.out)
     else:

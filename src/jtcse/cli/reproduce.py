@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jtcse.cli.options import add_config_options
-from jtcse.errors import JtcseError
+from jtcse.cli.options import add_config_options, positive_int
 
 EPILOG = """\
 recipes:
@@ -45,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--backbone", help="a local model directory (or hub id) instead of the recipe's")
     parser.add_argument(
-        "--max-steps", type=int, help="optimizer steps per stage (a short run, not the paper's)"
+        "--max-steps", type=positive_int, help="optimizer steps per stage (a short run, not the paper's)"
     )
     parser.add_argument("--data-dir", help="data directory with sts/ and unsup/ (default: the usual lookup)")
     parser.add_argument(
@@ -61,27 +60,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--configs", help="directory with the paper configs (default: the checkout's configs/)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
-    parser.add_argument("--eval-batch-size", type=int, default=64, help="sentences per encode batch (64)")
+    parser.add_argument(
+        "--eval-batch-size", type=positive_int, default=64, help="sentences per encode batch (64)"
+    )
     parser.add_argument("--allow-cpu", action="store_true", help="run a full recipe without a GPU anyway")
     parser.add_argument("--quiet", action="store_true", help="no training progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from jtcse.output_policy import check_output
     from jtcse.pipeline.ablate import command_line, parse_seeds
     from jtcse.pipeline.recipes import find_configs_dir, get_recipe
     from jtcse.pipeline.reproduce import ReproduceOptions, reproduce
-    from jtcse.pipeline.reproduce_report import write_report
+    from jtcse.pipeline.reproduce_report import REPORT_JSON, REPORT_MD, write_report
 
     recipe = get_recipe(args.recipe)
-    if args.max_steps is not None and args.max_steps < 1:
-        raise JtcseError(f"--max-steps {args.max_steps}: must be >= 1")
-    if args.eval_batch_size < 1:
-        raise JtcseError(f"--eval-batch-size {args.eval_batch_size}: must be >= 1")
+    output_dir = args.output_dir or Path("runs") / "reproduce" / recipe.name
+    ours = (REPORT_JSON, REPORT_MD, "towers", *(f"seed-{seed}" for seed in parse_seeds(args.seeds)))
+    inputs = {"--backbone": args.backbone, "--corpus": args.corpus}
+    inputs.update({f"--towers {tower}": tower for tower in args.towers or ()})
+    holders = {"--data-dir": args.data_dir}
+    check_output(
+        output_dir, option="--output-dir", ours=ours, inputs=inputs, holders=holders
+    )  # before any stage
     options = ReproduceOptions(
         recipe=recipe,
         seeds=parse_seeds(args.seeds),
-        output_dir=args.output_dir or Path("runs") / "reproduce" / recipe.name,
+        output_dir=output_dir,
         configs_dir=find_configs_dir(args.configs),
         backbone=args.backbone,
         max_steps=args.max_steps,

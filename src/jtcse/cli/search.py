@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jtcse.cli.options import add_model_options, add_progress_option, load_encoder, positive_int
+from jtcse.cli.options import (
+    MAX_COUNT,
+    add_model_options,
+    add_progress_option,
+    int_range,
+    load_encoder,
+    positive_int,
+)
 from jtcse.errors import JtcseError
 from jtcse.text_gate import check_text
 
@@ -43,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--corpus", type=Path, help="UTF-8 text file, one sentence per line")
     parser.add_argument("--query", action="append", required=True, help="the query (repeat for several)")
-    parser.add_argument("--top-k", type=int, default=5, help="hits per query (default: 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="hits per query (default: 5)")
     parser.add_argument(
         "--index", type=Path, help="index folder: CORPUS.jtcse-index by default, or one built by jtcse index"
     )
@@ -74,11 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _candidates(text: str) -> int:
-    """argparse type of --rerank: 0 (off) or a positive count."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
-    return int(text)
+_candidates = int_range(0, MAX_COUNT, what="0 (off) or a count of candidates")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
         if not query.strip():
             raise JtcseError("--query: the query is empty")
         check_text(query, "--query", argv=True)
-    if args.top_k < 1:
-        raise JtcseError(f"--top-k {args.top_k}: must be a positive integer")
     if args.index is not None and is_vector_index(args.index):
         return _run_vector_index(args)
     return _run_corpus(args)
@@ -104,6 +105,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise JtcseError(f"--{flag.replace('_', '-')}: only with an --index built by jtcse index")
     read_corpus(args.corpus)  # a missing or empty corpus fails before a model is loaded
+    _check_index_dir(args)
     encoder = load_encoder(args)
     index = SearchIndex.for_corpus(
         encoder,
@@ -118,6 +120,18 @@ def _run_corpus(args: argparse.Namespace) -> int:
         print(f"index: {index.model_note}", file=sys.stderr)
     _print_hits(args, index.search(encoder, list(args.query), top_k=args.top_k))
     return 0
+
+
+def _check_index_dir(args: argparse.Namespace) -> None:
+    """An index that will be written (none saved yet, or --rebuild) must have a place it can go, before the
+    model is loaded; a saved one is only read (a read-only folder is fine)."""
+    from jtcse.output_policy import check_output
+    from jtcse.tools.search import META_NAME, VECTORS_NAME, default_index_dir
+
+    folder = args.index if args.index is not None else default_index_dir(args.corpus)
+    if args.rebuild or not (folder / META_NAME).is_file():
+        inputs = {"--corpus": args.corpus, "--model": args.model}
+        check_output(folder, option="--index", ours=(META_NAME, VECTORS_NAME), inputs=inputs)
 
 
 def _run_vector_index(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jtcse.cli.options import add_model_options, load_encoder, positive_int
+from jtcse.cli.options import add_model_options, float_range, int_range, load_encoder, port_int, positive_int
 from jtcse.errors import JtcseError
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="instead of --corpus: an index saved by `jtcse search`, or built by `jtcse index` (IVF/HNSW)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=port_int, default=8000, help="port (default: 8000; 0 picks a free one)"
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get("JTCSE_API_KEY"),
@@ -75,11 +77,19 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             option.flag,
             dest=option.name,
-            type=positive_int if option.kind is int else float,
+            type=_limit_type(option.name, option.kind),
             default=option.default,
             metavar=option.flag[2:].upper().replace("-", "_"),
             help=f"{option.help} (default: {option.default_text})",
         )
+
+
+def _limit_type(name: str, kind: type) -> Any:
+    """A limit's argparse type: a count, a byte count (the body limit) or a time >= 0 (milliseconds or
+    seconds: up to a day)."""
+    if kind is int:
+        return int_range(1, 1 << 40, what="a byte count") if name == "payload_limit" else positive_int
+    return float_range(0.0, 86_400_000.0)
 
 
 def build_config(args: argparse.Namespace) -> ServeConfig:

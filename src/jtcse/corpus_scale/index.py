@@ -50,6 +50,7 @@ from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
 from jtcse.locks import output_lock
 from jtcse.model.identity import check_query_model
+from jtcse.output_policy import check_output
 from jtcse.tools.search import SearchHit
 from jtcse.tools.similarity import normalize_rows
 
@@ -61,6 +62,7 @@ FORMAT_VERSION = 1
 META_NAME = "index.json"
 FAISS_NAME = "index.faiss"
 ROWS_NAME = "rows.npy"
+INDEX_FILES = (META_NAME, FAISS_NAME, ROWS_NAME, RERANK_NAME)  # all an index folder holds: it is ours
 _ADD_ROWS = 1 << 14  # rows added at once (memory: a few copies of one block)
 
 
@@ -107,12 +109,14 @@ def build_index(
     (codes only for the compressed kinds), the row map and one shard at a time.
     """
     vectors = ShardedVectors(vectors_dir)
-    vectors.verify()  # a damaged shard must not end up in an index
     count = vectors.rows - int(vectors.manifest.get("blank", 0))
     if count == 0:
         raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
     params = resolve_params(kind, count, dim=vectors.dim, **knobs)
     out = Path(out) if out is not None else vectors.folder / f"index-{params.kind}"
+    # before any work: never the vectors folder itself, never a folder of someone else's files
+    check_output(out, option="--output", ours=INDEX_FILES, holders={"--vectors": vectors_dir}, replaces=True)
+    vectors.verify()  # a damaged shard must not end up in an index
     with output_lock(out, what="--output"):  # one writer per index folder: a second one stops here
         why = "--kind" if kind else f"default for {count:,} vectors: exact below {EXACT_BELOW:,}, ivf above"
         log(f"index: {params.kind} ({why}); {', '.join(f'{k}={v}' for k, v in params.describe().items())}")

@@ -85,7 +85,7 @@ def export_onnx(
     from jtcse.export.sentence_transformers import check_export_dir, refuse_self_overwrite
 
     check_quantize(quantize)
-    out = check_export_dir(out_dir, overwrite=overwrite)
+    out = check_export_dir(out_dir, overwrite=overwrite, model=model)
     import_onnxruntime("--format onnx")
     _require_exporter()
     if quantize:  # the gate needs STS-B dev: fail before the slow part when it is missing

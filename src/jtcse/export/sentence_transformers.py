@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jtcse.errors import JtcseError
-from jtcse.fs import check_output_dir, staged_directory
+from jtcse.fs import staged_directory
 from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.identity import SOURCE_KEY, model_identity
 from jtcse.model.names import resolve_model
+from jtcse.output_policy import check_output
 
 if TYPE_CHECKING:
     from jtcse.encoder import Encoder
@@ -64,14 +65,12 @@ def check_format(name: str) -> str:
     return fmt
 
 
-def check_export_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
-    """The output must be absent or an empty directory, unless ``overwrite``; a file in its place (or in a
-    parent's) is :func:`jtcse.fs.check_output_dir`'s one-line error."""
-    out = Path(out_dir)
-    check_output_dir(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise JtcseError(f"{out}: exists and is not empty; pass --overwrite to replace it")
-    return out
+def check_export_dir(out_dir: str | Path, *, overwrite: bool, model: str | Path | None = None) -> Path:
+    """The output must be absent or an empty directory, unless ``overwrite``; never the model, inside it or
+    holding it; writable (:func:`jtcse.output_policy.check_output`)."""
+    return check_output(
+        out_dir, option="OUT", inputs={"--model": model}, replaces=True, overwrite=bool(overwrite)
+    )
 
 
 def export_model(
@@ -105,7 +104,7 @@ def export_sentence_transformers(
     ``layout`` is ``"plain"`` or ``"custom"``; ``max_abs_diff`` is the largest difference from
     ``jtcse.Encoder(model)`` on the probe sentences (None without ``verify``).
     """
-    out = check_export_dir(out_dir, overwrite=overwrite)
+    out = check_export_dir(out_dir, overwrite=overwrite, model=model)
     _require_sentence_transformers()
     from jtcse.encoder import Encoder
 

@@ -149,7 +149,7 @@ class SearchIndex:
         except BaseException as exc:
             if created:  # a folder without a complete index would only be in the way
                 shutil.rmtree(index_dir, ignore_errors=True)
-            if isinstance(exc, PermissionError):
+            if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise JtcseError(
                     f"--index {index_dir}: cannot write the index here ({exc.strerror})"
                 ) from exc

@@ -21,11 +21,30 @@ from jtcse.fs import atomic_write_text, removed_on_failure
 from jtcse.integrity import parameter_bytes
 from jtcse.locks import output_lock
 from jtcse.model.format import CONFIG_NAME as MODEL_SPEC
-from jtcse.run_files import CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE
+from jtcse.output_policy import check_output
+from jtcse.run_files import CHECKPOINT_DIR, CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE
 from jtcse.training import distributed
 from jtcse.training.config import Config, dump_yaml
 from jtcse.training.metrics import truncate_after
 from jtcse.training.tasks import Task
+
+# what makes a folder a run directory (jtcse.output_policy's "ours"): a new run may go into one only with
+# --resume or when it holds no checkpoint (run_setup), and never into a folder of someone else's files
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, ENVIRONMENT_FILE, CHECKPOINT_DIR, MODEL_SPEC, ".export.tmp")
+
+
+def check_run_dir(config: Config) -> None:
+    """Before any work: ``OUT`` is new, empty or a run directory, writable, and none of the run's inputs."""
+    model, data = config.model, config.data
+    inputs = {
+        "model.base": model.base,
+        "model.tower_a": model.tower_a,
+        "model.tower_b": model.tower_b,
+        "data.corpus": data.corpus,
+        "distill.teacher": config.distill.teacher,
+    }
+    holders = {"data.data_dir": data.data_dir}  # runs/ inside a project folder that is the data dir: fine
+    check_output(config.output_dir, option="--output-dir", ours=RUN_FILES, inputs=inputs, holders=holders)
 
 
 @contextlib.contextmanager

@@ -66,6 +66,7 @@ def train(
     ``on_step_end(step)`` is called after each step's logging, evaluation and checkpointing (tests use it to
     interrupt a run at a chosen step). ``OUT`` is locked for the run: a second writer stops with one line.
     """
+    run_dir.check_run_dir(config)
     with run_dir.writer_lock(Path(config.output_dir)):
         return _train(config, resume, on_step_end)
 
