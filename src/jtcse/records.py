@@ -128,6 +128,18 @@ class Const(Spec):
 
 
 @dataclass(frozen=True)
+class Instance(Spec):
+    """A Python object of ``kind`` (records that are not JSON: a checkpoint's tensors)."""
+
+    kind: type
+    name: str
+
+    def check(self, value: Any, at: str) -> None:
+        if not isinstance(value, self.kind):
+            raise RecordInvalid(at, f"expected {self.name}, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
 class Nullable(Spec):
     inner: Spec
 
