@@ -73,8 +73,8 @@ class FileChecks:
     def _files(self) -> dict[str, Any]:
         if self._memo is None:
             record = None if self.rehash else read_cache(self.memo_file, _SPEC, what="verified-files record")
-            ok = record is not None and record["folder"] == str(self.folder)
-            self._memo = record["files"] if ok else {}
+            mine = record is not None and record["folder"] == str(self.folder)  # not a hash collision
+            self._memo = dict(record["files"]) if record is not None and mine else {}
         return self._memo
 
     def check(self, name: str, sha256: str, *, recorded_in: str, fix: str) -> None:
