@@ -207,6 +207,7 @@ class VectorIndex:
         self._checked_encoder: SentenceEncoder | None = None
         self.vectors: ShardedVectors | None = None  # the shards, when present (re-ranking, recall)
         self.rerank_copy: np.ndarray | None = None  # rerank.npy, when kept (re-ranking without the shards)
+        self.checks: FileChecks | None = None  # the checksums of the index's own files (set by load)
 
     @property
     def kind(self) -> str:
@@ -236,6 +237,7 @@ class VectorIndex:
             fix = rebuild_hint(folder, meta)
             raise JtcseError(f"--index {folder}: cannot read the index ({first}); {fix}") from exc
         loaded = cls(folder, meta, index, rows)
+        loaded.checks = checks
         loaded.vectors = loaded.check_vectors(required=False, rehash=rehash)
         loaded.rerank_copy = open_copy(folder, meta.get("rerank_copy"), len(loaded), loaded.dim, checks)
         return loaded
