@@ -11,11 +11,10 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from test_corpus_scale_index import clustered, vectors_folder  # noqa: E402
-
-from jtcse.corpus_scale.index import VectorIndex, build_index  # noqa: E402
-from jtcse.corpus_scale.verified import FileChecks  # noqa: E402
-from jtcse.errors import JtcseError, JtcseWarning  # noqa: E402
+from jtcse.corpus_scale.index import VectorIndex, build_index
+from jtcse.corpus_scale.verified import FileChecks
+from jtcse.errors import JtcseError, JtcseWarning
+from test_corpus_scale_index import clustered, vectors_folder
 
 
 @pytest.fixture(autouse=True)
