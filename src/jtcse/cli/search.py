@@ -28,6 +28,9 @@ index folder (flat, IVF, HNSW, IVF-PQ or IVF-SQ8; see jtcse index --help). --npr
 --ef-search (HNSW) trade speed for recall; --check-recall N measures recall@top-k against exact search on N
 corpus vectors as queries. A compressed index (ivfpq, ivfsq8) re-ranks --rerank candidates per query with
 their exact cosine from the shards (default: the index's, when the shards are there; --rerank 0: off).
+Every file a search reads (shards, the index's files, rerank.npy) is checked against its recorded sha256:
+hashed the first time after it changed, then trusted while its size, times and inode stay the same;
+--verify hashes them all again.
 """
 
 
