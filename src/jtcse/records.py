@@ -48,6 +48,12 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if hi is None:
+        return f">= {lo}"
+    return f"<= {hi}" if lo is None else f"in [{lo}, {hi}]"
+
+
 class Spec:
     """What one value must be. ``check`` raises :class:`RecordInvalid` naming ``at`` (the field's path)."""
 
@@ -91,7 +97,7 @@ class Int(Spec):
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(value, at, "an integer")
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise self.fail(value, at, f"an integer in [{self.lo}, {self.hi}]")
+            raise self.fail(value, at, f"an integer {_bounds(self.lo, self.hi)}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class Num(Spec):
         if self.finite and not math.isfinite(value):
             raise self.fail(value, at, "a finite number")
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise self.fail(value, at, f"a number in [{self.lo}, {self.hi}]")
+            raise self.fail(value, at, f"a number {_bounds(self.lo, self.hi)}")
 
 
 @dataclass(frozen=True)
