@@ -24,10 +24,13 @@ from jtcse.corpus_scale.index_meta import read_meta
 from jtcse.corpus_scale.manifest import read_manifest
 from jtcse.corpus_scale.shards import ShardedVectors, read_entry
 from jtcse.corpus_scale.verified import FileChecks
+from jtcse.engines import read_graph_info
 from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.evaluation.zero_shot import runner as zero_shot
 from jtcse.locks import LOCK_NAME, output_lock
 from jtcse.model.format import read_spec
+from jtcse.model_card import STS_RESULTS_SPEC as STS_SPEC
+from jtcse.model_card import _sts_section
 from jtcse.pipeline.runner import RESULT_FILE, read_result
 from jtcse.pipeline.study.run import EvalCache
 from jtcse.records import Int, ListOf, MapOf, Num, Obj, Str, parse_lines, read_record
@@ -110,6 +113,8 @@ VALID: dict[str, dict[str, Any]] = {
     "eval_cache": {
         "start": {"identity": {"members": ["m"]}, "dev": 70.0, "test": {"avg": None}, "eval_s": 1.0}
     },
+    "graph": {"max_length": 128, "precision": "fp32"},
+    "sts": {"STS12": 70.1, "STSBenchmark": None, "avg": 70.1, "details": {"mode": "test"}},
     "memo": {
         "format": "jtcse-verified",
         "folder": "/f",
@@ -194,6 +199,8 @@ READERS: dict[str, tuple[str, Callable[[Path], object]]] = {
     "spec": ("jtcse.json", read_spec),
     "result": (RESULT_FILE, read_result),
     "eval_cache": ("cache.json", lambda folder: EvalCache(folder / "cache.json").entries),
+    "graph": ("graph.json", read_graph_info),
+    "sts": ("sts_results.json", lambda f: _sts_section(read_record(f / "sts_results.json", STS_SPEC))),
 }
 
 
