@@ -6,14 +6,24 @@ Every field a search or a load uses is declared here (:mod:`jtcse.records`), so 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from jtcse.corpus_scale.faiss_kinds import KINDS
 from jtcse.errors import JtcseError
 from jtcse.model.identity import IDENTITY_SPEC
-from jtcse.records import SHA256, Int, ListOf, MapOf, Num, Obj, Str, read_format_record
+from jtcse.records import (
+    SHA256,
+    Int,
+    ListOf,
+    MapOf,
+    Num,
+    Obj,
+    RecordInvalid,
+    Str,
+    parse_json,
+    read_format_record,
+)
 
 FORMAT = "jtcse-vector-index"
 FORMAT_VERSION = 1
@@ -72,8 +82,8 @@ def recorded_format(folder: str | Path) -> str | None:
     """The ``format`` an ``index.json`` in ``folder`` names, or None (none there, or not readable as one):
     which of the two kinds of index a folder holds, before the reader of that kind checks it all."""
     try:
-        document = json.loads((Path(folder) / META_NAME).read_bytes())
-    except (OSError, ValueError, RecursionError):
+        document = parse_json((Path(folder) / META_NAME).read_bytes())
+    except (OSError, RecordInvalid):
         return None
     value = document.get("format") if isinstance(document, dict) else None
     return value if isinstance(value, str) else None
