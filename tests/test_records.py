@@ -341,3 +341,16 @@ def test_search_of_a_garbled_index_json_names_it(tmp_path: Path, capsys: pytest.
     (folder / "index.json").write_text(json.dumps(VALID["search"]))
     code, err = run_cli(["search", "--model", "none", "--index", str(folder), "--query", "q"], capsys)
     assert code == 2 and err.endswith("the index of a --corpus file; pass that --corpus FILE too\n")
+
+
+def test_verify_is_only_for_an_index_of_jtcse_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a\nb\n")
+    code, err = run_cli(
+        ["search", "--model", "none", "--corpus", str(corpus), "--query", "q", "--verify"], capsys
+    )
+    assert code == 2 and err == (
+        "jtcse: error: --verify: only with an --index built by jtcse index (a --corpus index is hashed on every load)\n"
+    )
