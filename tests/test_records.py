@@ -352,5 +352,6 @@ def test_verify_is_only_for_an_index_of_jtcse_index(
         ["search", "--model", "none", "--corpus", str(corpus), "--query", "q", "--verify"], capsys
     )
     assert code == 2 and err == (
-        "jtcse: error: --verify: only with an --index built by jtcse index (a --corpus index is hashed on every load)\n"
+        "jtcse: error: --verify: only with an --index built by jtcse index "
+        "(a --corpus index is hashed on every load)\n"
     )

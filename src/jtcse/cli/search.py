@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     if args.index is not None and (args.corpus is None or is_vector_index(args.index)):
         return _run_vector_index(args)
     if args.verify:
-        raise JtcseError("--verify: only with an --index built by jtcse index (a --corpus index is hashed on every load)")
+        raise JtcseError(
+            "--verify: only with an --index built by jtcse index (a --corpus index is hashed on every load)"
+        )
     return _run_corpus(args)
 
 
