@@ -189,6 +189,18 @@ def test_encode_index_search_end_to_end(
     code, _, err = _cli([*argv, "--corpus", str(corpus)], capsys)
     assert code == 2 and "--corpus: not used with an index built by jtcse index" in err
 
+    # issue 26: a flipped byte in a shard sent the true top hit to rank 569 with score 0, exit 0
+    assert _cli(["index", "--vectors", str(vecs), "--kind", "ivfsq8", "--nlist", "4"], capsys)[0] == 0
+    compressed = ["search", *model, "--index", str(vecs / "index-ivfsq8"), "--query", query]
+    assert _cli(compressed, capsys)[0] == 0
+    shard = vecs / "shard-00000.npy"  # line 11 (the query) is row 10
+    data = bytearray(shard.read_bytes())
+    data[128 + 10 * 4 * int(json.loads((vecs / "manifest.json").read_text())["dim"])] ^= 0x40
+    shard.write_bytes(bytes(data))
+    for extra in ([], ["--verify"]):
+        code, out, err = _cli([*compressed, *extra], capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"jtcse: error: {shard}: checksum differs from manifest.json")
 
 # ------------------------------------------------------------------------------ where an index may go
 def _one_line(code: int, err: str, *fragments: str) -> None:

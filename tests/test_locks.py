@@ -206,3 +206,40 @@ def test_lock_in_process(tmp_path: Path) -> None:
         f"--output-dir {folder}: taking over the lock of pid {pid} on {socket.gethostname()}, which is gone"
     ]
     assert folder.is_dir() and not (folder / LOCK_NAME).exists()  # not made by the lock: kept
+
+
+DAMAGED_HOLDERS = {
+    "pid past os.kill's range": {"host": socket.gethostname(), "pid": 2**63},
+    "negative pid": {"host": socket.gethostname(), "pid": -1},
+    "pid zero (the process group)": {"host": socket.gethostname(), "pid": 0},
+    "pid a string": {"host": socket.gethostname(), "pid": "12"},
+    "host a list": {"host": ["a"], "pid": 12},
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_HOLDERS)
+def test_a_damaged_lock_record_is_one_line(
+    tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: a pid out of range was an OverflowError. With the flock free, nobody holds the lock: a
+    note and the lock is taken over; without flock, one line naming the file and the field."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text(json.dumps(DAMAGED_HOLDERS[damage]), encoding="utf-8")
+    note = rf"^{folder / LOCK_NAME}: damaged lock record \(field (pid|host)"
+    with pytest.warns(JtcseWarning, match=note), output_lock(folder, what="--output"):
+        pass
+    (folder / LOCK_NAME).write_text(json.dumps(DAMAGED_HOLDERS[damage]), encoding="utf-8")
+    monkeypatch.setattr("jtcse.locks._try_flock", lambda fd, path, what: False)  # a file system without
+    refused = r"damaged lock record \(field .*delete .*\.jtcse\.lock$"
+    with pytest.raises(JtcseError, match=refused), output_lock(folder, what="--output"):
+        pass
+
+
+def test_a_held_lock_with_a_damaged_record_names_the_damage(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    with output_lock(folder, what="--output") as lock:
+        lock.write_bytes(b'{"host": "h", "pid": 1e400}')  # in place: the same inode stays locked
+        busy = r"another jtcse process .*holder record is damaged: field pid"
+        with pytest.raises(JtcseError, match=busy), output_lock(folder, what="--output"):
+            pass

@@ -2,7 +2,7 @@
 module importing from a layer above its own. The layers, lowest first (docs/CONTRIBUTING.md shows them):
 
 0 base        jtcse (the package root: ``__version__`` and lazy re-exports), errors, fs, integrity,
-              benchmark, run_files
+              benchmark, run_files, records
 1 losses/data losses/, data/
 2 model       model/
 3 evaluation/inference
@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "jtcse.locks": 0,
     "jtcse.text_gate": 0,
     "jtcse.output_policy": 0,
+    "jtcse.records": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

@@ -203,10 +203,14 @@ def test_search_truncated_index_and_full_disk(
     index_dir = tmp_path / "idx"
     assert run_cli([*base, "--index", str(index_dir), "--query", "music"], capsys)[0] == 0
     vectors = index_dir / "vectors.npy"
-    vectors.write_bytes(vectors.read_bytes()[:-20])  # truncated
+    good = vectors.read_bytes()
+    vectors.write_bytes(good[:-20])  # truncated
     code, _, err = run_cli([*base, "--index", str(index_dir), "--query", "music"], capsys)
-    assert_one_line_error(code, err, "vectors.npy: cannot read the index")
+    assert_one_line_error(code, err, "vectors.npy: checksum differs from index.json")
     assert "pass --rebuild" in err
+    vectors.write_bytes(good[:-20] + bytes([good[-20] ^ 1]) + good[-19:])  # one bit flipped, same size
+    code, _, err = run_cli([*base, "--index", str(index_dir), "--query", "music"], capsys)
+    assert_one_line_error(code, err, "vectors.npy: checksum differs from index.json")
     assert run_cli([*base, "--index", str(index_dir), "--query", "music", "--rebuild"], capsys)[0] == 0
 
     def no_space(fd: int) -> None:

@@ -18,6 +18,7 @@ mteb = pytest.importorskip("mteb")
 import zero_shot_tasks as tiny  # noqa: E402
 from jtcse.cli.main import main  # noqa: E402
 from jtcse.encoder import Encoder  # noqa: E402
+from jtcse.errors import JtcseWarning  # noqa: E402
 from jtcse.evaluation.mteb import MtebEncoder  # noqa: E402
 from jtcse.evaluation.zero_shot import runner  # noqa: E402
 from jtcse.evaluation.zero_shot import suite as suite_module  # noqa: E402
@@ -170,4 +171,35 @@ def test_a_cached_result_counts_only_when_it_has_what_the_job_needs(tmp_path: Pa
     assert runner.read_cached(path, TaskJob("T", ("test",), ("map_at_1000", "mrr_at_10"))) is None
     assert runner.read_cached(path, TaskJob("T", ("dev",), ("map_at_1000",))) is None
     path.write_text("{torn")
-    assert runner.read_cached(path, job) is None
+    with pytest.warns(JtcseWarning, match="T.json: damaged zero-shot task result"):
+        assert runner.read_cached(path, job) is None
+
+
+DAMAGED_SCORES = {
+    "a string": {"test": {"default": {"cosine_spearman": "0.5"}}},
+    "null": {"test": {"default": {"cosine_spearman": None}}},
+    "a list": {"test": {"default": {"cosine_spearman": [0.5]}}},
+    "a split that is a list": {"test": [{"cosine_spearman": 0.5}]},
+    "out of range": {"test": {"default": {"cosine_spearman": 7.0}}},
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_SCORES)
+def test_a_damaged_cached_result_is_a_note_and_the_task_runs_again(
+    wrapper: MtebEncoder, tmp_path: Path, damage: str
+) -> None:
+    """Issue 26: a cached score that is a string, null or a list (or a split holding a list) was a
+    traceback; it is now one note naming the file and the field, and the task is evaluated again."""
+    job = TaskJob(tiny.NAMES["sts22"], ("test",), ("cosine_spearman",))
+    path = runner.cache_path(tmp_path, wrapper.name, wrapper.revision, job.task)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format": runner.CACHE_FORMAT, "scores": DAMAGED_SCORES[damage]}))
+    with pytest.warns(JtcseWarning) as notes:
+        run = run_model(wrapper, [job], tmp_path, label="t", model="t", factory=factory, progress=False)
+    (note,) = [str(n.message) for n in notes if issubclass(n.category, JtcseWarning)]
+    assert note.startswith(f"{path}: damaged zero-shot task result (field scores.test")
+    assert note.endswith("ignored, running the task again") and "\n" not in note
+    assert run.cached == [] and not run.failures
+    values = [m["cosine_spearman"] for m in run.scores[job.task]["test"].values()]
+    assert values and all(isinstance(v, float) for v in values)
+    assert runner.read_cached(path, job) == run.scores[job.task]  # the redone result replaced it

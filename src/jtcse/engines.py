@@ -168,18 +168,12 @@ GRAPH_INFO = "graph.json"
 
 def read_graph_info(graph_dir: str | Path) -> dict[str, Any]:
     """``graph.json`` of an exported graph directory (truncation limit, precision, what is inside)."""
-    import json
+    from jtcse.records import Int, Nullable, Obj, read_record
 
     file = Path(graph_dir) / GRAPH_INFO
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise JtcseError(f"{file}: not found (not a graph written by jtcse export --format onnx)") from exc
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{file}: cannot read ({exc})") from exc
-    limit = info.get("max_length") if isinstance(info, dict) else None
-    if not isinstance(info, dict) or not (limit is None or (isinstance(limit, int) and limit >= 2)):
-        raise JtcseError(f"{file}: expected an object whose 'max_length' is null or an integer >= 2")
+    if not file.is_file():
+        raise JtcseError(f"{file}: not found (not a graph written by jtcse export --format onnx)")
+    info: dict[str, Any] = read_record(file, Obj(optional={"max_length": Nullable(Int(2))}))
     return info
 
 

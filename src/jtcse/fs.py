@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -318,26 +317,6 @@ def _restore_aside(aside_dir: Path) -> None:
         original = aside_dir.parent / child.name
         if not original.exists():
             child.rename(original)
-
-
-def read_format_json(
-    file: Path, *, kind: str, format_name: str, max_version: int, where: str = "", remedy: str = ""
-) -> dict[str, Any]:
-    """A JSON object that names its ``format`` and ``format_version`` (manifests, index metadata): every
-    problem is one line that starts with ``where`` (default: the file) and ends with ``remedy``."""
-    where = where or str(file)
-    fix = f"; {remedy}" if remedy else ""
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{where}: not valid JSON ({exc}){fix}") from exc
-    if not isinstance(document, dict) or document.get("format") != format_name:
-        raise JtcseError(f"{where}: not a {kind}{fix}")
-    if int(document.get("format_version", 0)) > max_version:
-        raise JtcseError(
-            f"{where}: written by a newer jtcse; upgrade jtcse" + (f" or {remedy}" if remedy else "")
-        )
-    return document
 
 
 def sha256_file(path: str | Path) -> str:

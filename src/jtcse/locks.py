@@ -29,8 +29,11 @@ from pathlib import Path
 
 from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.fs import check_output_dir
+from jtcse.records import PID_MAX, Int, Obj, RecordInvalid, Str, parse
 
 LOCK_NAME = ".jtcse.lock"
+HOLDER_SPEC = Obj({"host": Str(), "pid": Int(1, PID_MAX)}, {"since": Str(), "command": Str()})
+DAMAGED = "damaged"  # _read_holder's key for a record that does not match HOLDER_SPEC
 _NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 _HELD = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 _ATTEMPTS = 5  # the file was replaced between open and flock (a writer released it): open it again
@@ -108,6 +111,19 @@ def _check_recorded(holder: dict[str, object], has_flock: bool, path: Path, what
     """A holder recorded in the file that this process's flock could not see: refuse or take over."""
     if not holder:
         return
+    if DAMAGED in holder:
+        if not has_flock:
+            raise JtcseError(
+                f"{what} {path.parent}: {path} holds a damaged lock record ({holder[DAMAGED]}); if no jtcse "
+                f"process writes there any more, delete {path}"
+            )
+        warnings.warn(
+            JtcseWarning(
+                f"{path}: damaged lock record ({holder[DAMAGED]}); no process holds it, taking it over"
+            ),
+            stacklevel=2,
+        )
+        return
     host, pid = str(holder.get("host", "")), holder.get("pid")
     if host and host != socket.gethostname():
         raise JtcseError(
@@ -143,13 +159,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _read_holder(fd: int) -> dict[str, object]:
+    """The recorded holder; ``{}`` when none is recorded yet (an empty file), ``{DAMAGED: why}`` when the
+    record does not match its schema (a pid out of range was an ``OverflowError`` in ``os.kill``)."""
     os.lseek(fd, 0, os.SEEK_SET)
     data = os.read(fd, 1 << 16)
-    try:
-        holder = json.loads(data.decode("utf-8")) if data.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    if not data.strip():
         return {}
-    return holder if isinstance(holder, dict) else {}
+    try:
+        holder: dict[str, object] = parse(data, HOLDER_SPEC)
+    except RecordInvalid as exc:
+        return {DAMAGED: str(exc)}
+    return holder
 
 
 def _record_self(fd: int) -> None:
@@ -173,6 +193,8 @@ def _program() -> str:
 def _describe(holder: dict[str, object]) -> str:
     if not holder:
         return "its holder is not recorded yet"
+    if DAMAGED in holder:
+        return f"its holder record is damaged: {holder[DAMAGED]}"
     text = f"pid {holder.get('pid')} on {holder.get('host')}"
     if holder.get("since"):
         text += f" since {holder['since']}"

@@ -18,6 +18,7 @@ from jtcse.benchmark import in_task_order, md_table, short_name
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.model.format import is_jtcse_dir, read_spec
+from jtcse.records import Either, MapOf, Nullable, Num, Obj, read_record
 from jtcse.run_files import (
     CARD_FILE,
     CONFIG_FILE,
@@ -255,6 +256,10 @@ def _config_section(config: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ cards of trained models
 
 
+# sts_results.json: task -> Spearman x100 (null: NaN), plus "avg", and "details" / "pairs" objects
+STS_RESULTS_SPEC = MapOf(Either((Nullable(Num(-100.0, 100.0)), Obj())))
+
+
 def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | Any | None = None) -> Path:
     """(Re)write the card of a model directory from what it holds.
 
@@ -269,7 +274,7 @@ def refresh_model_card(model_dir: str | Path, *, sts_report: dict[str, Any] | An
         payload = sts_report.to_json() if hasattr(sts_report, "to_json") else dict(sts_report)
         atomic_write_text(results, json.dumps(payload, indent=2) + "\n")
     elif results.is_file():
-        sts_report = json.loads(results.read_text(encoding="utf-8"))
+        sts_report = read_record(results, STS_RESULTS_SPEC, remedy="evaluate the model again (jtcse eval)")
     config = _read_train_config(model_dir / CONFIG_FILE)
     metrics = model_dir / METRICS_FILE
     return write_model_card(

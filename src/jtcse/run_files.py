@@ -25,9 +25,10 @@ nothing of jtcse, so every layer may use it)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from jtcse.records import Int, Obj, read_lines
 
 CARD_FILE = "README.md"
 CONFIG_FILE = "train_config.yaml"
@@ -59,15 +60,15 @@ NON_LOSS_FIELDS = frozenset(
 """Numeric fields of a training line that are not loss terms (with ``best_*`` and ``dev_*`` fields)."""
 
 
+# a line of metrics.jsonl: an object; "step" (what a resume truncates by) a count. Other values are numbers,
+# or strings for the non-finite ones ("nan": JSON has none)
+METRICS_LINE_SPEC = Obj(optional={"step": Int(0)})
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
-    records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is ignored, any other damaged
+    line is a one-line :class:`~jtcse.errors.JtcseError` naming ``FILE:LINE`` and the field."""
+    return read_lines(path, METRICS_LINE_SPEC)
 
 
 def without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,6 +36,9 @@ index folder (flat, IVF, HNSW, IVF-PQ or IVF-SQ8; see jtcse index --help). --npr
 --ef-search (HNSW) trade speed for recall; --check-recall N measures recall@top-k against exact search on N
 corpus vectors as queries. A compressed index (ivfpq, ivfsq8) re-ranks --rerank candidates per query with
 their exact cosine from the shards (default: the index's, when the shards are there; --rerank 0: off).
+Every file a search reads (shards, the index's files, rerank.npy) is checked against its recorded sha256:
+hashed the first time after it changed, then trusted while its size, times and inode stay the same;
+--verify hashes them all again.
 """
 
 
@@ -75,6 +78,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ivfpq/ivfsq8: candidates re-ranked exactly from the shards (0: off; default: the index's)",
     )
     ann.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-read every file the search uses against its checksum (default: only files changed since "
+        "a search last verified them)",
+    )
+    ann.add_argument(
         "--check-recall", type=positive_int, metavar="N", help="recall@top-k vs exact, N queries"
     )
     add_progress_option(parser)
@@ -85,14 +94,20 @@ _candidates = int_range(0, MAX_COUNT, what="0 (off) or a count of candidates")
 
 
 def run(args: argparse.Namespace) -> int:
-    from jtcse.corpus_scale.index import is_vector_index
+    from jtcse.corpus_scale.index_meta import is_vector_index
 
     for query in args.query:
         if not query.strip():
             raise JtcseError("--query: the query is empty")
         check_text(query, "--query", argv=True)
-    if args.index is not None and is_vector_index(args.index):
+    # --index without --corpus names a folder of jtcse index: its reader says what is wrong with it (a garbled
+    # index.json is one line naming it, not "--corpus: required")
+    if args.index is not None and (args.corpus is None or is_vector_index(args.index)):
         return _run_vector_index(args)
+    if args.verify:
+        raise JtcseError(
+            "--verify: only with an --index built by jtcse index (a --corpus index is hashed on every load)"
+        )
     return _run_corpus(args)
 
 
@@ -137,13 +152,18 @@ def _check_index_dir(args: argparse.Namespace) -> None:
 def _run_vector_index(args: argparse.Namespace) -> int:
     from jtcse.corpus_scale.faiss_kinds import set_threads
     from jtcse.corpus_scale.index import VectorIndex
+    from jtcse.corpus_scale.index_meta import recorded_format
+    from jtcse.tools.search import INDEX_FORMAT
 
     for flag, value in (("--corpus", args.corpus), ("--rebuild", args.rebuild)):
         if value:
             raise JtcseError(
                 f"{flag}: not used with an index built by jtcse index (rebuild it with jtcse index)"
             )
-    index = VectorIndex.load(args.index)  # a damaged or mismatched index fails before a model is loaded
+    if recorded_format(args.index) == INDEX_FORMAT:
+        raise JtcseError(f"--index {args.index}: the index of a --corpus file; pass that --corpus FILE too")
+    # a damaged or mismatched index (or shard, or re-ranking copy) fails before a model is loaded
+    index = VectorIndex.load(args.index, rehash=args.verify)
     set_threads(args.threads)  # --threads: faiss's too, besides torch's / onnxruntime's
     encoder = load_encoder(args)
     note = index.check_model(encoder)

@@ -41,13 +41,23 @@ from jtcse.corpus_scale.faiss_kinds import (
     set_threads,
     training_size,
 )
+from jtcse.corpus_scale.index_meta import (
+    FAISS_NAME,
+    FORMAT,
+    FORMAT_VERSION,
+    META_NAME,
+    ROWS_NAME,
+    read_meta,
+    rebuild_hint,
+)
 from jtcse.corpus_scale.lines import read_lines_at
 from jtcse.corpus_scale.manifest import MANIFEST_NAME
 from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.rerank_copy import RERANK_NAME, CopyFetch, copy_writer, open_copy, wants_copy
 from jtcse.corpus_scale.shards import ShardedVectors
+from jtcse.corpus_scale.verified import FileChecks
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write, atomic_write_text, read_format_json, sha256_file, staged_directory
+from jtcse.fs import atomic_write, atomic_write_text, sha256_file, staged_directory
 from jtcse.locks import output_lock
 from jtcse.model.identity import check_query_model
 from jtcse.output_policy import check_output
@@ -57,11 +67,6 @@ from jtcse.tools.similarity import normalize_rows
 if TYPE_CHECKING:
     from jtcse.protocols import SentenceEncoder
 
-FORMAT = "jtcse-vector-index"
-FORMAT_VERSION = 1
-META_NAME = "index.json"
-FAISS_NAME = "index.faiss"
-ROWS_NAME = "rows.npy"
 INDEX_FILES = (META_NAME, FAISS_NAME, ROWS_NAME, RERANK_NAME)  # all an index folder holds: it is ours
 _ADD_ROWS = 1 << 14  # rows added at once (memory: a few copies of one block)
 
@@ -108,7 +113,8 @@ def build_index(
     (None: for a compressed kind over Parquet shards). Memory: the training sample (IVF kinds), the index
     (codes only for the compressed kinds), the row map and one shard at a time.
     """
-    vectors = ShardedVectors(vectors_dir)
+    vectors = ShardedVectors(vectors_dir, rehash=True)
+    vectors.verify()  # a damaged shard must not end up in an index: every byte read (and remembered)
     count = vectors.rows - int(vectors.manifest.get("blank", 0))
     if count == 0:
         raise JtcseError(f"--vectors {vectors_dir}: every line is blank; nothing to index")
@@ -140,8 +146,18 @@ def build_index(
             log(f"index: copying the float vectors into {RERANK_NAME} for re-ranking (Parquet shards)")
             copy = copy_writer(lambda: (block for _, block in _unit_blocks(vectors)), count, vectors.dim)
         _save(out, index, np.concatenate(rows).astype(np.int64), meta, copy)
+        _remember(out, meta)
         log(describe_size(meta))
     return out, meta
+
+
+def _remember(out: Path, meta: dict[str, Any]) -> None:
+    """The files just written and hashed count as verified: the first search reads none of them again."""
+    checks = FileChecks(out)
+    for name, digest in meta["files"].items():
+        checks.remember(name, digest)
+    if "rerank_copy" in meta:
+        checks.remember(RERANK_NAME, meta["rerank_copy"]["sha256"])
 
 
 def _meta(vectors: ShardedVectors, params: dict[str, Any], count: int, seconds: float) -> dict[str, Any]:
@@ -188,28 +204,6 @@ def _save(
         ) from exc
 
 
-def read_meta(folder: Path) -> dict[str, Any]:
-    file = folder / META_NAME
-    if not file.is_file():
-        raise JtcseError(f"--index {folder}: no {META_NAME} (build one with: jtcse index --vectors DIR)")
-    return read_format_json(
-        file,
-        kind="jtcse vector index (built by jtcse index)",
-        format_name=FORMAT,
-        max_version=FORMAT_VERSION,
-        remedy="rebuild it with jtcse index",
-    )
-
-
-def is_vector_index(folder: str | Path) -> bool:
-    try:
-        return bool(
-            json.loads((Path(folder) / META_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
-        )
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 class VectorIndex:
     """A loaded index: search by vectors or by text, check recall against exact search."""
 
@@ -218,6 +212,7 @@ class VectorIndex:
         self._checked_encoder: SentenceEncoder | None = None
         self.vectors: ShardedVectors | None = None  # the shards, when present (re-ranking, recall)
         self.rerank_copy: np.ndarray | None = None  # rerank.npy, when kept (re-ranking without the shards)
+        self.checks: FileChecks | None = None  # the checksums of the index's own files (set by load)
 
     @property
     def kind(self) -> str:
@@ -231,38 +226,35 @@ class VectorIndex:
         return int(self.meta["count"])
 
     @classmethod
-    def load(cls, folder: str | Path) -> VectorIndex:
-        """Load and verify (checksums; the vectors folder, when present, must be the one indexed)."""
+    def load(cls, folder: str | Path, *, rehash: bool = False) -> VectorIndex:
+        """Load and verify: the checksums of its files, and of the shards when it uses them (each read only
+        when changed since a process last verified it, or always with ``rehash``: ``--verify``); the vectors
+        folder, when present, must be the one indexed."""
         folder = Path(folder)
         meta = read_meta(folder)
-        for name, digest in meta.get("files", {}).items():
-            if not (folder / name).is_file() or sha256_file(folder / name) != digest:
-                raise JtcseError(
-                    f"{folder / name}: missing, truncated or damaged (checksum differs from {META_NAME}); "
-                    f"rebuild it: jtcse index --vectors {meta['vectors']['folder']} --output {folder}"
-                )
+        checks = FileChecks(folder, rehash=rehash)
+        checks.check_all(list(meta["files"].items()), recorded_in=META_NAME, fix=rebuild_hint(folder, meta))
         try:
             index = faiss_module().read_index(str(folder / FAISS_NAME))
             rows = np.load(folder / ROWS_NAME, mmap_mode="r", allow_pickle=False)
         except (RuntimeError, ValueError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise JtcseError(
-                f"--index {folder}: cannot read the index ({first}); rebuild it: jtcse index --vectors "
-                f"{meta['vectors']['folder']} --output {folder}"
-            ) from exc
+            fix = rebuild_hint(folder, meta)
+            raise JtcseError(f"--index {folder}: cannot read the index ({first}); {fix}") from exc
         loaded = cls(folder, meta, index, rows)
-        loaded.vectors = loaded.check_vectors(required=False)
-        loaded.rerank_copy = open_copy(folder, meta.get("rerank_copy"), len(loaded), loaded.dim)
+        loaded.checks = checks
+        loaded.vectors = loaded.check_vectors(required=False, rehash=rehash)
+        loaded.rerank_copy = open_copy(folder, meta.get("rerank_copy"), len(loaded), loaded.dim, checks)
         return loaded
 
-    def check_vectors(self, *, required: bool = True) -> ShardedVectors | None:
+    def check_vectors(self, *, required: bool = True, rehash: bool = False) -> ShardedVectors | None:
         """The vectors folder this index was built from, refused when its shards changed since."""
         folder = Path(self.meta["vectors"]["folder"])
         if not (folder / MANIFEST_NAME).is_file():
             if required:
                 raise JtcseError(f"--index {self.folder}: its vectors folder {folder} is gone")
             return None
-        vectors = ShardedVectors(folder)
+        vectors = ShardedVectors(folder, rehash=rehash)
         if vectors.manifest_sha256() != self.meta["vectors"]["manifest_sha256"]:
             raise JtcseError(
                 f"--index {self.folder}: built from other shards than those now in {folder} (the manifest "
@@ -389,7 +381,7 @@ class VectorIndex:
 
     def check_recall(self, queries: int, top_k: int = 10, *, seed: int = 0, **knobs: int | None) -> float:
         """recall@top_k of this index against exact search, on ``queries`` corpus vectors taken as queries."""
-        vectors = self.check_vectors()
+        vectors = self.vectors or self.check_vectors()
         assert vectors is not None
         picked = np.sort(np.random.default_rng(seed).choice(self.rows, min(queries, len(self.rows)), False))
         q = normalize_rows(vectors.take(picked))

@@ -21,8 +21,9 @@ from typing import Any
 from jtcse import __version__
 from jtcse.corpus_scale.lines import LinePlan
 from jtcse.errors import JtcseError
-from jtcse.fs import atomic_write_text, read_format_json
-from jtcse.model.identity import describe_identity
+from jtcse.fs import atomic_write_text
+from jtcse.model.identity import IDENTITY_SPEC, describe_identity
+from jtcse.records import SHA256, Bool, Const, Int, ListOf, Obj, Str, check_record, read_format_record
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "jtcse-vectors"
@@ -31,6 +32,37 @@ SHARD_FORMATS = ("npy", "safetensors", "parquet")
 BLANK_LINES = "zero vector"
 # What must be equal for a resumed run to continue an earlier one
 _RESUME_KEYS = ("model", "dim", "normalize", "shard_format", "shard_size", "input", "with_text")
+
+
+# what a shard's entry records once it is written (shard-NNNNN.json, and the complete manifest's shards)
+ENTRY_SPEC = Obj(
+    {
+        "file": Str(pattern=r"shard-\d{5,}\.(npy|safetensors|parquet)"),  # a plain name: never a path out
+        "start": Int(0),
+        "stop": Int(0),
+        "rows": Int(0),
+        "blank": Int(0),
+        "sha256": Str(pattern=SHA256),
+        "bytes": Int(0),
+    }
+)
+_PLANNED = Obj({"file": ENTRY_SPEC.required["file"], "start": Int(0), "stop": Int(0), "offset": Int(0)})
+MANIFEST_SPEC = Obj(
+    {
+        "complete": Bool(),
+        "model": IDENTITY_SPEC,
+        "dim": Int(1),
+        "normalize": Bool(),
+        "shard_format": Str(choices=SHARD_FORMATS),
+        "shard_size": Int(1),
+        "input": Obj({"path": Str(), "sha256": Str(pattern=SHA256), "bytes": Int(0)}),
+        "lines": Int(0),
+        "shards": ListOf(_PLANNED),
+    },
+    {"dtype": Const("float32"), "blank": Int(0)},
+)
+# a complete manifest: every shard also has its entry's fields
+_COMPLETE_SPEC = Obj({"shards": ListOf(Obj({**ENTRY_SPEC.required, "offset": Int(0)}))}, {"blank": Int(0)})
 
 
 def shard_file(index: int, shard_format: str) -> str:
@@ -79,13 +111,18 @@ def read_manifest(folder: str | Path, *, what: str = "--vectors") -> dict[str, A
     file = Path(folder) / MANIFEST_NAME
     if not file.is_file():
         return None
-    return read_format_json(
+    where = f"{what} {folder}: {MANIFEST_NAME}"
+    manifest = read_format_record(
         file,
+        MANIFEST_SPEC,
         kind="jtcse vectors manifest",
         format_name=FORMAT,
         max_version=FORMAT_VERSION,
-        where=f"{what} {folder}: {MANIFEST_NAME}",
+        where=where,
     )
+    if manifest["complete"]:
+        check_record(manifest, _COMPLETE_SPEC, where=where)
+    return manifest
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

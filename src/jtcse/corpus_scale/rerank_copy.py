@@ -8,9 +8,9 @@ vector of ``rows.npy[i]``), memory-mapped at search time. It costs the shards' s
 nothing in RAM, and it lets the index re-rank without the shards. ``jtcse index --no-rerank-copy`` skips it
 (searches then re-rank from the Parquet shards, slowly).
 
-Its sha256 is recorded in ``index.json`` but, unlike the index's other files, not re-read on every load (a
-gigabyte per million vectors): a load checks its size and shape, ``--check-recall`` and re-building catch
-the rest.
+Its sha256 is recorded in ``index.json`` and checked like the index's other files (:mod:`.verified`): read
+in full the first time a process opens it after it changed (a gigabyte per million vectors), then trusted
+by its stat until it changes again; ``jtcse search --verify`` reads it again.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import IO, Any
 import numpy as np
 
 from jtcse.corpus_scale.faiss_kinds import COMPRESSED_KINDS
+from jtcse.corpus_scale.verified import FileChecks
 from jtcse.errors import JtcseError
 
 RERANK_NAME = "rerank.npy"
@@ -57,15 +58,18 @@ def copy_writer(
     return write
 
 
-def open_copy(folder: Path, record: dict[str, Any] | None, count: int, dim: int) -> np.ndarray | None:
+def open_copy(
+    folder: Path, record: dict[str, Any] | None, count: int, dim: int, checks: FileChecks
+) -> np.ndarray | None:
     """The memory-mapped copy named by ``record`` (``index.json``'s ``rerank_copy``), or None without one;
-    a missing, truncated or reshaped file is a one-line error."""
+    a missing, truncated, damaged (checksum) or reshaped file is a one-line error."""
     if not record:
         return None
     file = folder / RERANK_NAME
     rebuild = f"rebuild the index (jtcse index --output {folder} ...), or delete {file} and its entry"
     if not file.is_file() or file.stat().st_size != record.get("bytes"):
         raise JtcseError(f"{file}: missing or truncated (its size differs from index.json); {rebuild}")
+    checks.check(RERANK_NAME, record["sha256"], recorded_in="index.json", fix=rebuild)
     try:
         copy: np.ndarray = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:

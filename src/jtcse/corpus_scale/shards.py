@@ -16,10 +16,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from jtcse.corpus_scale.manifest import MANIFEST_NAME, entry_file, require_complete
+from jtcse.corpus_scale.manifest import ENTRY_SPEC, MANIFEST_NAME, entry_file, require_complete
 from jtcse.corpus_scale.parquet_shards import read_parquet, read_parquet_rows, write_parquet
+from jtcse.corpus_scale.verified import FileChecks
 from jtcse.errors import JtcseError
 from jtcse.fs import HashingWriter, atomic_write, atomic_write_text, remove_stale_temporaries, sha256_file
+from jtcse.records import read_cache
 from jtcse.tools.encode_file import SAFETENSORS_KEY
 
 # Test hook: sleep this long inside the write of shard JTCSE_TEST_PAUSE_SHARD (a kill then lands mid-write)
@@ -75,18 +77,21 @@ def write_shard(
 
 
 def read_entry(folder: Path, index: int, planned: dict[str, Any]) -> dict[str, Any] | None:
-    """Shard ``index``'s entry when the shard is complete (entry present, range and file size as planned)."""
-    try:
-        entry = json.loads((folder / entry_file(index)).read_text(encoding="utf-8"))
-        size = (folder / entry["file"]).stat().st_size
-    except (OSError, ValueError, KeyError, TypeError):
+    """Shard ``index``'s entry when the shard is complete (entry present, range and file size as planned); a
+    damaged entry is a one-line note, and the shard is encoded again."""
+    entry = read_cache(folder / entry_file(index), ENTRY_SPEC, what="shard entry", redo="the shard is redone")
+    if entry is None:
         return None
-    same_plan = (entry.get("file"), entry.get("start"), entry.get("stop")) == (
+    try:
+        size = (folder / entry["file"]).stat().st_size
+    except OSError:
+        return None
+    same_plan = (entry["file"], entry["start"], entry["stop"]) == (
         planned["file"],
         planned["start"],
         planned["stop"],
     )
-    return entry if same_plan and size == entry.get("bytes") else None
+    return entry if same_plan and size == entry["bytes"] else None
 
 
 def completed_entries(folder: Path, manifest: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -123,9 +128,11 @@ def load_shard(folder: Path, entry: dict[str, Any], *, mmap: bool = True) -> np.
 
 
 class ShardedVectors:
-    """A finished vectors folder: the manifest and its shards, read one at a time."""
+    """A finished vectors folder: the manifest and its shards, read one at a time. Every shard is checked
+    against its manifest checksum before its first use (:mod:`.verified`: free when an earlier process
+    verified it unchanged; ``rehash``: always read it again)."""
 
-    def __init__(self, folder: str | Path, *, what: str = "--vectors") -> None:
+    def __init__(self, folder: str | Path, *, what: str = "--vectors", rehash: bool = False) -> None:
         from jtcse.corpus_scale.manifest import read_manifest
 
         self.folder = Path(folder)
@@ -133,6 +140,7 @@ class ShardedVectors:
             raise JtcseError(f"{what} {self.folder}: no such folder")
         self.manifest = require_complete(read_manifest(self.folder, what=what), self.folder, what=what)
         self.entries: list[dict[str, Any]] = self.manifest["shards"]
+        self.checks = FileChecks(self.folder, rehash=rehash)
 
     @property
     def rows(self) -> int:
@@ -145,17 +153,17 @@ class ShardedVectors:
     def manifest_sha256(self) -> str:
         return sha256_file(self.folder / MANIFEST_NAME)
 
-    def verify(self) -> None:
-        """Every shard's sha256 against the manifest (reads every byte once)."""
-        for entry in self.entries:
-            if sha256_file(self.folder / entry["file"]) != entry["sha256"]:
-                raise JtcseError(
-                    f"{self.folder / entry['file']}: checksum differs from {MANIFEST_NAME} (damaged or "
-                    "replaced); re-encode with jtcse encode"
-                )
+    def verify(self, entries: Sequence[dict[str, Any]] | None = None) -> None:
+        """The shards' sha256 against the manifest (default: all), each read once at most (see the class)."""
+        self.checks.check_all(
+            [(e["file"], e["sha256"]) for e in (self.entries if entries is None else entries)],
+            recorded_in=MANIFEST_NAME,
+            fix="re-encode with jtcse encode",
+        )
 
     def shards(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, vectors)`` of each shard in order."""
+        self.verify()
         for entry in self.entries:
             yield entry["start"], load_shard(self.folder, entry)
 
@@ -165,7 +173,9 @@ class ShardedVectors:
         out = np.empty((len(rows), self.dim), np.float32)
         starts = np.array([e["start"] for e in self.entries])
         which = np.searchsorted(starts, rows, side="right") - 1
-        for k in np.unique(which):
+        touched = np.unique(which)
+        self.verify([self.entries[k] for k in touched])
+        for k in touched:
             mask = which == k
             entry = self.entries[k]
             local = rows[mask] - entry["start"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jtcse.engines import GRAPH_FILE, GRAPH_INFO, import_onnxruntime
+from jtcse.engines import GRAPH_FILE, GRAPH_INFO, import_onnxruntime, read_graph_info
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
@@ -328,8 +328,7 @@ def _quantize_and_gate(
     for name in names:
         quantize_graph(out / name / GRAPH_FILE)
         info_file = out / name / GRAPH_INFO
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-        info = {**info, "precision": "int8", "int8_weights": INT8_WEIGHTS}
+        info = {**read_graph_info(out / name), "precision": "int8", "int8_weights": INT8_WEIGHTS}
         atomic_write_text(info_file, json.dumps(info, indent=2) + "\n")
     write_spec(out, read_spec(out))  # the checksums now vouch for the int8 graphs
     int8 = Encoder(out, device="cpu", threads=threads)

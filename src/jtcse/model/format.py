@@ -53,6 +53,7 @@ from jtcse import __version__
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.integrity import MANIFEST_KEY, build_manifest, verify_manifest
+from jtcse.records import SHA256, Bool, ListOf, MapOf, Nullable, Num, Obj, Str, read_format_record
 
 CONFIG_NAME = "jtcse.json"
 FORMAT_NAME = "jtcse-model"
@@ -107,67 +108,53 @@ def is_jtcse_dir(path: str | Path) -> bool:
     return (Path(path) / CONFIG_NAME).is_file()
 
 
+_MEMBER_SPEC = Obj(
+    {"path": Str(nonempty=True)},
+    {
+        "pooler": Str(),
+        "weight": Num(),
+        "external": Bool(),
+        "backend": Str(choices=BACKENDS),
+        "tokenizer": Nullable(Str()),
+    },
+)
+SPEC_SCHEMA = Obj(
+    {"kind": Str(choices=KINDS), "members": ListOf(_MEMBER_SPEC, min_len=1)},
+    {"method": Str(), "extra": Nullable(Obj()), MANIFEST_KEY: Nullable(MapOf(Str(pattern=SHA256)))},
+)
+
+
 def read_spec(model_dir: str | Path) -> ModelSpec:
-    """Parse ``model_dir/jtcse.json``; every problem is a one-line :class:`JtcseError` naming the file."""
+    """Parse ``model_dir/jtcse.json``; every problem is a one-line :class:`JtcseError` naming the file (and
+    the field)."""
     file = Path(model_dir) / CONFIG_NAME
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise JtcseError(f"{file}: not found (not a jtcse model directory)") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{file}: not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-        raise JtcseError(f"{file}: 'format' must be '{FORMAT_NAME}'")
-    if int(raw.get("format_version", 0)) > FORMAT_VERSION:
-        raise JtcseError(
-            f"{file}: format_version {raw['format_version']} is newer than this jtcse understands "
-            f"({FORMAT_VERSION}); upgrade jtcse"
-        )
-    kind = raw.get("kind")
-    if kind not in KINDS:
-        raise JtcseError(f"{file}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-    members_raw = raw.get("members")
-    if not isinstance(members_raw, list) or not members_raw:
-        raise JtcseError(f"{file}: 'members' must be a non-empty list")
-    members = []
-    for i, m in enumerate(members_raw):
-        if not isinstance(m, dict) or "path" not in m:
-            raise JtcseError(f"{file}: members[{i}] needs a 'path'")
-        try:
-            members.append(
-                MemberSpec(
-                    path=str(m["path"]),
-                    pooler=str(m.get("pooler", "cls_before_pooler")),
-                    weight=float(m.get("weight", 1.0)),
-                    external=_flag(m.get("external", False), file, f"members[{i}].external"),
-                    backend=str(m.get("backend", "torch")),
-                    tokenizer=None if m.get("tokenizer") is None else str(m["tokenizer"]),
-                )
-            )
-        except (TypeError, ValueError) as exc:
-            raise JtcseError(f"{file}: members[{i}] has a bad value ({exc})") from exc
-        if members[-1].backend not in BACKENDS:
-            raise JtcseError(
-                f"{file}: members[{i}] backend {members[-1].backend!r} is not one of {', '.join(BACKENDS)}"
-            )
-    checksums = raw.get(MANIFEST_KEY) or {}
-    if not isinstance(checksums, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in checksums.items()
-    ):
-        raise JtcseError(f"{file}: '{MANIFEST_KEY}' must map file names to SHA-256 strings")
-    return ModelSpec(
-        kind=kind,
-        members=members,
-        method=str(raw.get("method", "")),
-        extra=raw.get("extra") or {},
-        checksums=checksums,
+    if not file.is_file():
+        raise JtcseError(f"{file}: not found (not a jtcse model directory)")
+    raw = read_format_record(
+        file,
+        SPEC_SCHEMA,
+        kind="jtcse model (jtcse.json)",
+        format_name=FORMAT_NAME,
+        max_version=FORMAT_VERSION,
     )
-
-
-def _flag(value: object, file: Path, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise JtcseError(f"{file}: {key} must be true or false, got {value!r}")
-    return value
+    members = [
+        MemberSpec(
+            path=m["path"],
+            pooler=m.get("pooler", "cls_before_pooler"),
+            weight=float(m.get("weight", 1.0)),
+            external=m.get("external", False),
+            backend=m.get("backend", "torch"),
+            tokenizer=m.get("tokenizer"),
+        )
+        for m in raw["members"]
+    ]
+    return ModelSpec(
+        kind=raw["kind"],
+        members=members,
+        method=raw.get("method", ""),
+        extra=raw.get("extra") or {},
+        checksums=raw.get(MANIFEST_KEY) or {},
+    )
 
 
 def resolve_member_path(model_dir: str | Path, member: MemberSpec) -> str:

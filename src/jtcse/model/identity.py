@@ -19,6 +19,7 @@ from typing import Any
 
 from jtcse.errors import JtcseError
 from jtcse.model.format import CONFIG_NAME, read_spec
+from jtcse.records import Int, ListOf, Nullable, Obj, Spec, Str
 
 # Identities are JSON objects stored in index.json / manifest.json / jtcse.json: their values are JSON values.
 Identity = dict[str, Any]
@@ -103,6 +104,21 @@ def _export_record(sources: list[str]) -> Identity | None:
         "format": str(extra.get("export_format", "")),
         "precision": str(precision),
     }
+
+
+class _IdentitySpec(Spec):
+    """The schema of an identity as vectors folders and indexes record it (an export's ``export_of`` holds
+    the identity it came from, checked the same way)."""
+
+    def check(self, value: Any, at: str) -> None:
+        member = Obj(optional={"source": Str(), "pooler": Nullable(Str()), "fingerprint": Nullable(Str())})
+        Obj({"members": ListOf(member)}, {"dim": Int(0)}).check(value, at)
+        if EXPORT_KEY in value:
+            record = Obj({"identity": self}, {"format": Str(), "precision": Str()})
+            record.check(value[EXPORT_KEY], f"{at}.{EXPORT_KEY}" if at else EXPORT_KEY)
+
+
+IDENTITY_SPEC = _IdentitySpec()
 
 
 def describe_identity(identity: Identity) -> str:

@@ -28,11 +28,30 @@ from pathlib import Path
 from typing import Any
 
 from jtcse.errors import JtcseError
+from jtcse.records import AnyValue, Int, ListOf, MapOf, Nullable, Num, Obj, Str, read_record
 from jtcse.training.config import Config
 
 # The name predates the runner (ablation grids were its first user); committed study runs carry it.
 RESULT_FILE = "ablation_result.json"
 RESULT_FORMAT_VERSION = 1
+_SCORE = Nullable(Num(-100.0, 100.0))  # Spearman x100; null: not a number (NaN when written)
+RESULT_SPEC = Obj(
+    {
+        "name": Str(),
+        "point": MapOf(AnyValue()),
+        "seed": Int(),
+        "output_dir": Str(),
+        "dev_stsb": _SCORE,
+        "dev_source": Str(choices=("training", "evaluated", "none")),
+        "tasks": ListOf(Str()),
+        "test": MapOf(_SCORE),
+        "train_s": Nullable(Num(0)),
+        "eval_s": Num(0),
+        "steps": Int(0),
+        "best_step": Nullable(Int(0)),
+    },
+    {"config": Obj(), "format_version": Int(0, RESULT_FORMAT_VERSION)},
+)
 # Tower B of a twin built from scratch trains with seed s + 1000 (tower A with s): the study and the recipes
 # stand in for the paper's two round-trip-translation corpora with two seeds.
 TOWER_B_SEED_OFFSET = 1000
@@ -314,12 +333,12 @@ def read_result(out: Path) -> RunResult | None:
     path = out / RESULT_FILE
     if not path.is_file():
         return None
+    fix = "delete it to evaluate the run again"
+    payload = read_record(path, RESULT_SPEC, remedy=fix)
     try:
-        return RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise JtcseError(
-            f"{path}: unreadable result file ({exc}); delete it to evaluate the run again"
-        ) from exc
+        return RunResult.from_json(payload)
+    except (ValueError, TypeError) as exc:  # a key this version does not know
+        raise JtcseError(f"{path}: unreadable result file ({exc}); {fix}") from exc
 
 
 def _write_result(out: Path, result: RunResult) -> None:

@@ -27,7 +27,8 @@ class ServedSearch:
 
     @classmethod
     def open(cls, encoder: SentenceEncoder, *, corpus: Path | None, index_dir: Path | None) -> ServedSearch:
-        from jtcse.corpus_scale.index import VectorIndex, is_vector_index
+        from jtcse.corpus_scale.index import VectorIndex
+        from jtcse.corpus_scale.index_meta import is_vector_index
         from jtcse.tools.search import SearchIndex
 
         if corpus is not None:

@@ -32,6 +32,7 @@ import torch
 
 from jtcse.errors import JtcseError
 from jtcse.fs import HashingWriter, atomic_write, check_output_dir, fsync_dir, remove_stale_temporaries
+from jtcse.records import Instance, Int, ListOf, Nullable, Num, Obj, RecordInvalid, Spec, Str
 from jtcse.run_files import CHECKPOINT_DIR, STATE_FILE
 
 FORMAT = "jtcse-train-state"
@@ -73,8 +74,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint after verifying its checksum; every problem is one line that names the file."""
+def load_checkpoint(path: str | Path, *, spec: Spec | None = None) -> dict[str, Any]:
+    """Read a checkpoint after verifying its checksum (and its keys against ``spec``: :data:`RESUME_SPEC`
+    for what a resume reads); every problem is one line that names the file (and the key)."""
     path = Path(path)
     if not path.is_file():
         raise JtcseError(f"{path}: no checkpoint to resume from")
@@ -92,10 +94,39 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise JtcseError(f"{path}: written by a newer jtcse (format {version}); upgrade jtcse")
     if version >= 2 and not has_footer:
         raise damaged(path, "its checksum line is missing")
+    if spec is not None:
+        try:
+            spec.check(state, "")
+        except RecordInvalid as exc:
+            raise damaged(path, str(exc)) from exc
     bad = _first_non_finite(state)
     if bad is not None:
         raise damaged(path, f"{bad} is not finite")
     return state
+
+
+_TENSOR = Instance(torch.Tensor, "a tensor")
+# what a resume reads from a checkpoint besides the objects' own state dicts (TrainState.to_checkpoint's keys)
+RESUME_SPEC = Obj(
+    {
+        "model": Obj(),
+        "optimizer": Obj(),
+        "scheduler": Obj(),
+        "rng": Obj(),
+        "step": Int(0),
+        "epoch": Int(0),
+        "batch_in_epoch": Int(0),
+        "order": _TENSOR,
+        "order_offsets": _TENSOR,
+        "best_dev": Nullable(Num()),
+        "best_step": Nullable(Int(0)),
+        "elapsed_s": Num(0),
+        "config": Obj(),
+        "corpus_fingerprint": Str(),
+        "corpus_sentences": Int(0),
+    },
+    {"scaler": Obj(), "rng_per_rank": ListOf(Obj())},
+)
 
 
 def damaged(path: Path, reason: str) -> JtcseError:

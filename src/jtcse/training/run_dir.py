@@ -22,6 +22,7 @@ from jtcse.integrity import parameter_bytes
 from jtcse.locks import output_lock
 from jtcse.model.format import CONFIG_NAME as MODEL_SPEC
 from jtcse.output_policy import check_output
+from jtcse.records import ListOf, Obj, read_record
 from jtcse.run_files import CHECKPOINT_DIR, CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE
 from jtcse.training import distributed
 from jtcse.training.config import Config, dump_yaml
@@ -142,7 +143,7 @@ def record_environment(
     }
     path = out / ENVIRONMENT_FILE
     runs: list[Any] = []
-    if path.is_file():
-        with contextlib.suppress(ValueError):
-            runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+    if path.is_file():  # the environments of the earlier starts of this run (resumes), kept
+        remedy = "delete it (it lists the environments of earlier starts of this run)"
+        runs = read_record(path, Obj({"runs": ListOf(Obj())}), remedy=remedy)["runs"]
     atomic_write_text(path, json.dumps({"runs": [*runs, entry]}, indent=2) + "\n")

@@ -14,7 +14,7 @@ from jtcse.data.batching import plan_epoch
 from jtcse.data.corpus import TrainingCorpus, load_corpus, resolve_corpus_path
 from jtcse.errors import JtcseError
 from jtcse.training import distributed, run_dir
-from jtcse.training.checkpoint import checkpoint_path, load_checkpoint, recover_output_dir
+from jtcse.training.checkpoint import RESUME_SPEC, checkpoint_path, load_checkpoint, recover_output_dir
 from jtcse.training.config import Config, check_resumable, resolve_for_model
 from jtcse.training.distributed import say
 from jtcse.training.metrics import require_tensorboard
@@ -88,7 +88,7 @@ def _checkpoint_to_resume(config: Config, resume: bool) -> dict[str, Any] | None
     which must not overwrite another run's checkpoint."""
     path = checkpoint_path(config.output_dir)
     if resume:
-        saved = load_checkpoint(path)
+        saved = load_checkpoint(path, spec=RESUME_SPEC)
         check_resumable(config, saved_config(saved))
         return saved
     if path.exists():

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from jtcse.errors import JtcseError
 from jtcse.run_files import DEV_SCORE
 from jtcse.training import distributed, run_dir
-from jtcse.training.checkpoint import checkpoint_path, load_checkpoint
+from jtcse.training.checkpoint import RESUME_SPEC, checkpoint_path, load_checkpoint
 from jtcse.training.config import Config, apply_override, resolve
 from jtcse.training.distributed import say
 from jtcse.training.loop_context import MetricsSink, loop_context
@@ -145,7 +145,7 @@ def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | No
 def load_for_resume(output_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The config stored in ``OUT/checkpoint`` (``jtcse train --resume --output-dir OUT``, no CONFIG)."""
     path = checkpoint_path(output_dir)
-    config = saved_config(load_checkpoint(path), origin=str(path))
+    config = saved_config(load_checkpoint(path, spec=RESUME_SPEC), origin=str(path))
     for item in overrides:
         apply_override(config, item)
     config.output_dir = str(output_dir)

@@ -28,8 +28,11 @@ from jtcse.evaluation.mteb import MtebEncoder, require_mteb
 from jtcse.evaluation.zero_shot.aggregate import TaskScores
 from jtcse.evaluation.zero_shot.suite import Suite
 from jtcse.fs import atomic_write_text
+from jtcse.records import Const, MapOf, Num, Obj, read_cache
 
 CACHE_FORMAT = "jtcse-zero-shot-task"
+# split -> subset -> score key -> value; mteb's scores lie in [0, 1] (correlations in [-1, 1])
+CACHE_SPEC = Obj({"format": Const(CACHE_FORMAT), "scores": MapOf(MapOf(MapOf(Num(-1.0, 1.0))))})
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,14 @@ def cache_path(output_dir: str | Path, name: str, revision: str, task: str) -> P
 
 
 def read_cached(path: Path, job: TaskJob) -> TaskScores | None:
-    """The cached scores of ``job`` when the file holds every split and score key the job needs."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The cached scores of ``job`` when the file holds every split and score key the job needs; a damaged
+    file (a score that is not a number in [-1, 1], a split that is not an object...) is a one-line note and
+    the task runs again."""
+    data = read_cache(path, CACHE_SPEC, what="zero-shot task result", redo="running the task again")
+    if data is None:
         return None
-    scores = data.get("scores") if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else None
-    if not isinstance(scores, dict) or any(not scores.get(split) for split in job.splits):
+    scores = data["scores"]
+    if any(not scores.get(split) for split in job.splits):
         return None
     for split in job.splits:
         if any(not set(job.metrics) <= set(metrics) for metrics in scores[split].values()):

@@ -14,6 +14,7 @@ from jtcse.errors import JtcseError
 from jtcse.pipeline.runner import RunResult, Stage, evaluate_model, has_started, run_stages
 from jtcse.pipeline.study.plan import Plan
 from jtcse.pipeline.study.scales import LABELS, PIPELINES
+from jtcse.records import MapOf, Nullable, Num, Obj, read_cache
 
 if TYPE_CHECKING:
     from jtcse.analysis.attention_sink import DiagnoseReport
@@ -145,15 +146,18 @@ def diagnose_attention_sink(plan: Plan, say: Callable[[str], None]) -> DiagnoseR
     return report
 
 
+_SCORE = Nullable(Num(-100.0, 100.0))  # null: NaN when written
+EVAL_CACHE_SPEC = MapOf(Obj({"identity": Obj(), "dev": _SCORE, "test": MapOf(_SCORE), "eval_s": Num(0)}))
+
+
 class EvalCache:
     """Scores of the models the study evaluates without training them (start, summed towers), kept in one
     JSON file so that --resume does not evaluate them again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, Any] = {}
-        if path.is_file():
-            self.entries = json.loads(path.read_text(encoding="utf-8"))
+        # a damaged file: one note, and the models are evaluated again
+        self.entries: dict[str, Any] = read_cache(path, EVAL_CACHE_SPEC, what="evaluation cache") or {}
 
     def evaluate(
         self,
