@@ -202,6 +202,7 @@ def test_encode_index_search_end_to_end(
         assert code == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"jtcse: error: {shard}: checksum differs from manifest.json")
 
+
 # ------------------------------------------------------------------------------ where an index may go
 def _one_line(code: int, err: str, *fragments: str) -> None:
     assert code == 2 and "Traceback" not in err, err
