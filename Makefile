@@ -1,6 +1,7 @@
 # Two entry points, both safe on a fresh clone:
 #   make demo  -> set up .venv and run the main job on the embedded default encoder
 #   make test  -> set up .venv with test extras and run the test suite
+#   make wheel-check -> build the wheel, install it into a fresh venv, run the first commands (CI runs it)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ EXTRAS ?= test,bench
 PEERS_VENV ?= .venv-peers
 PEERS_SPEC ?= torch==2.13.0 sentence-transformers==5.7.0 transformers==4.57.* optimum-onnx==0.1.0 onnxruntime==1.32.*
 
-.PHONY: setup demo test lint bench bench-peers clean
+.PHONY: setup demo test lint wheel-check bench bench-peers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ lint: setup
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
 	$(PY) -m mypy
+
+# what users install: sdist + wheel, twine check, the wheel in a fresh venv outside the checkout
+wheel-check: setup
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(PY) TORCH_SPEC="$(TORCH_SPEC)" tools/wheel_check.sh
 
 bench: setup
 	$(PY) bench/encode.py
