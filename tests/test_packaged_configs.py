@@ -61,6 +61,14 @@ def test_neither_file_nor_name_is_one_line(tmp_path: Path, monkeypatch, given: s
     assert "\n" not in str(caught.value)
 
 
+def test_load_config_takes_a_name(tmp_path: Path, monkeypatch) -> None:
+    from jtcse.training.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config("jtcse-minilm", ["seed=3"])
+    assert config.method == "jtcse" and config.seed == 3
+
+
 def test_every_recipe_finds_its_configs_from_any_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     configs = find_configs_dir()
