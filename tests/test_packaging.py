@@ -1,6 +1,6 @@
-"""The package as users get it: one version source, the licence and citation files, a README that works
-as PyPI's long description (no relative links), every extra named in the README, docs that name the
-packaged configs as they are."""
+"""The package as users get it: one version source, the licence and citation files, every extra named in
+the README, docs that name the packaged configs as they are. (The README's links, which must work as PyPI's
+long description: tests/test_docs.py.)"""
 
 from __future__ import annotations
 
@@ -23,39 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
-# Link targets in Markdown: [text](target "title"), ![alt](target), [ref]: target; and HTML src= / href=.
-INLINE_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)")
-REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)
-HTML_LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
-FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
-
-
-def link_targets(markdown: str) -> list[str]:
-    text = FENCE.sub("", markdown)  # code blocks hold commands, not links
-    return [m for pattern in (INLINE_LINK, REFERENCE_LINK, HTML_LINK) for m in pattern.findall(text)]
-
-
-def broken_on_pypi(markdown: str) -> list[str]:
-    """The README is PyPI's long description, read away from the repository: a link works there only if
-    it is absolute (https://...) or an anchor of the page itself."""
-    return [t for t in link_targets(markdown) if not (t.startswith("https://") or t.startswith("#"))]
-
-
-def test_readme_links_work_outside_the_repository() -> None:
-    assert broken_on_pypi(README) == [], "make these absolute (the docs site) or in-page anchors"
-
-
-def test_the_link_rule_finds_each_kind_of_relative_link() -> None:
-    sample = (
-        "[a](docs/x.md) ![b](img.png) [c](https://ok.example/x) [d](#here) [e](http://plain.example)\n"
-        '<img src="pic.png"> <a href="https://ok.example">x</a>\n[ref]: ../y.md\n'
-        "```bash\njtcse train [x](not-a-link)\n```\n"
-    )
-    assert sorted(broken_on_pypi(sample)) == sorted(
-        ["docs/x.md", "img.png", "http://plain.example", "pic.png", "../y.md"]
-    )
-
-
 def test_the_version_has_one_source() -> None:
     project = PYPROJECT["project"]
     assert "version" not in project and "version" in project["dynamic"]
@@ -77,7 +44,7 @@ def test_licence_is_an_spdx_expression_with_its_file() -> None:
     project = PYPROJECT["project"]
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert (REPO / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
-    assert all(url.startswith("https://") for url in project["urls"].values())
+    assert all(url.startswith("https://") for url in project["urls"].values())  # they show on PyPI
 
 
 def test_citation_cff_has_the_required_keys() -> None:

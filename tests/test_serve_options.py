@@ -1,5 +1,6 @@
 """The server's limits are declared once (``jtcse.serve.config.Limits``): the CLI flags, their defaults and
-help, ``GET /info``'s fields and the README's table all come from that one declaration."""
+help, ``GET /info``'s fields and the limits table of the site's serve page (docs/serve.md) all come from that
+one declaration."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from jtcse.cli import serve as cli_serve
 from jtcse.serve.config import Limits, info_limits, limit_options, options_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SERVE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "serve.md"
 
 
 def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -25,8 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     return _parsers()[0]
 
 
-def test_the_readme_table_is_the_generated_one() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_docs_table_is_the_generated_one() -> None:
+    text = SERVE_PAGE.read_text(encoding="utf-8")
     start, end = "<!-- serve-options: start -->\n", "\n<!-- serve-options: end -->"
     assert start in text and end in text
     table = text[text.index(start) + len(start) : text.index(end)]

@@ -102,6 +102,9 @@ class Encoder:
     such a graph and ``device`` is None or ``"cpu"``, the encoder stays on the CPU and never imports torch.
     """
 
+    dim: int
+    """The length of every vector (all members have it)."""
+
     def __init__(
         self,
         model: str | Path = DEFAULT_MODEL,

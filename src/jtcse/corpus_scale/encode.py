@@ -42,6 +42,10 @@ _MIN_CHUNK = 4096  # lines encoded per call (progress granularity; the encoder b
 
 @dataclass(frozen=True)
 class ShardOptions:
+    """How :func:`encode_to_shards` writes: rows per shard, the shard format (``npy``, ``safetensors`` or
+    ``parquet``), unit-length vectors or raw, the encoder's batch size (None = its own), resume, progress
+    lines, and for Parquet a text column with each input line."""
+
     shard_size: int = DEFAULT_SHARD_SIZE
     shard_format: str = "npy"
     normalize: bool = False
@@ -79,6 +83,9 @@ class SingleProcess:
 
 @dataclass(frozen=True)
 class EncodeResult:
+    """What :func:`encode_to_shards` did: the folder, its manifest, whether every shard is written, and the
+    shards this process wrote and found already done."""
+
     folder: Path
     manifest: dict[str, Any]  # the complete manifest when ``complete``, else the plan
     complete: bool
@@ -93,7 +100,15 @@ def encode_to_shards(
     options: ShardOptions = ShardOptions(),
     coordinator: Coordinator | None = None,
 ) -> EncodeResult:
-    """Encode every line of ``input_path`` into ``folder`` (see :mod:`jtcse.corpus_scale.manifest`)."""
+    """Encode every line of ``input_path`` into ``folder``: shards of ``options.shard_size`` rows (row i of
+    the shards in order is line i + 1; a blank line is a zero row) and ``manifest.json`` (model identity,
+    checksums, line ranges: :mod:`jtcse.corpus_scale.manifest`). What ``jtcse encode --output DIR`` runs.
+
+    With ``options.resume`` the shards already complete are kept and a half-written one is redone; resuming
+    with another model, input or settings is a one-line error. ``coordinator`` shares the plan between
+    processes (``torchrun``: each rank encodes its share of the shards); None = this process alone. The
+    folder is locked while it is written: a second writer stops with one line.
+    """
     coordinator = coordinator or SingleProcess()
     folder = Path(folder)
     with ExitStack() as held:  # rank 0 holds the folder's lock (jtcse.locks) until every rank is done

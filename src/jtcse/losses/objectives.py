@@ -49,8 +49,8 @@ _REMOVED_SWITCHES = tuple(f"use_{term}" for term in TERMS)
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Per-term weights of the twin-tower objective (official: all 1). A term is on exactly when its weight is
-    > 0; a term with weight 0 is never computed.
+    """Per-term weights of the twin-tower objective (official: all 1). A term is on exactly when its weight
+    is positive; a term with weight 0 is never computed.
 
     ``fixed_direction``: when set (0 or 1) it overrides the direction the trainer draws each step.
     """

@@ -32,7 +32,8 @@ def _option(default: T, flag: str, help: str, *, exceeded: str = "", info: bool 
 @dataclass(frozen=True)
 class Limits:
     """Every limit a client may hit; ``GET /info`` reports them so clients can split requests. Each field is
-    the one declaration of its ``jtcse serve`` flag, default, help, ``/info`` field and README row."""
+    the one declaration of its ``jtcse serve`` flag, default, help, ``/info`` field and row of the limits
+    table in docs/serve.md."""
 
     max_batch_tokens: int = _option(
         16384, "--max-batch-tokens", "tokens gathered from all requests for one model call"
@@ -114,7 +115,7 @@ def info_limits(limits: Limits) -> dict[str, int | float | bool]:
 
 
 def options_table() -> str:
-    """The README's table of the limits (``tests/test_serve_options.py`` checks that it is current)."""
+    """The limits table of docs/serve.md (``tests/test_serve_options.py`` checks that it is current)."""
     rows = ["| flag | default | what | `/info` field | when exceeded |", "|---|---|---|---|---|"]
     for o in limit_options():
         flag = f"`{o.flag}` / `--no-{o.flag[2:]}`" if o.kind is bool else f"`{o.flag}`"
@@ -176,5 +177,5 @@ def parse_model_arg(text: str) -> ModelSource:
     return ModelSource(name=text, source=text)
 
 
-if __name__ == "__main__":  # python -m jtcse.serve.config: the README's table of the limits
+if __name__ == "__main__":  # python -m jtcse.serve.config: the limits table of docs/serve.md
     print(options_table())

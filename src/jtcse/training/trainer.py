@@ -43,6 +43,10 @@ from jtcse.training.sub_batching import resolve_sub_batch
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the run directory, the last step trained and the run's planned total, the
+    best STS-B dev score and its step (None when no evaluation ran), and whether the run stopped before its
+    last step (``train.stop_after`` or Ctrl-C; ``--resume`` continues it)."""
+
     output_dir: Path
     step: int
     total_steps: int

@@ -88,18 +88,22 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     lr: float = 3e-5
+    """Peak learning rate of AdamW (reached after the warm-up)."""
     batch_size: int = 64
     """Sentences per step (each is encoded twice, so the model sees 2x rows)."""
     epochs: int = 1
+    """Passes over the corpus (ignored when ``max_steps`` > 0)."""
     max_steps: int = 0
     """> 0: train this many steps (over as many epochs as needed) and size the LR schedule to it."""
     stop_after: int = 0
     """> 0: stop after this step with a checkpoint, as if interrupted; ``--resume`` continues. The LR schedule
     and data order are those of the full run."""
     warmup_steps: int = 0
+    """Steps of linear warm-up from 0 to ``lr``."""
     warmup_ratio: float = 0.0
     """Warm-up as a fraction of the total steps (used when warmup_steps is 0)."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay (which parameters it applies to: ``weight_decay_all``)."""
     weight_decay_all: bool = False
     """true: weight decay on every parameter (``AdamW(model.parameters())``, as the official JTCSE and CACSE
     code); false: biases and LayerNorm weights exempt (the HF Trainer, hence SimCSE)."""
@@ -143,6 +147,7 @@ class TrainConfig:
 @dataclass
 class LossConfig:
     temperature: float = 0.05
+    """Temperature of every InfoNCE term (the cosines are divided by it)."""
     nce: float = 1.0
     """Weight of L_nce (each tower's SimCSE InfoNCE); 0 turns it off."""
     icnce: float = 1.0
@@ -176,6 +181,7 @@ class EvalConfig:
     dev_max_len: int = 64
     """Truncation of the dev sentences (the official in-loop loader truncates to 64); 0 = none."""
     batch_size: int = 128
+    """Sentences per batch when encoding the dev set."""
 
 
 @dataclass
@@ -200,7 +206,11 @@ class DistillConfig:
 @dataclass
 class Config:
     method: Method = "simcse"
+    """What to train: ``simcse`` (one encoder; stage 1), ``jtcse`` / ``tncse`` (a twin tower; stage 2) or
+    ``distill`` (a single-tower student of a frozen teacher, the ``[distill]`` section)."""
     seed: int = 42
+    """Seeds every random stream of a run: torch (dropout masks, initialisation), Python's ``random`` (the
+    cross-tower direction), numpy, and the data order (drawn from ``(seed, epoch)``)."""
     output_dir: str = ""
     """Where everything goes; empty = runs/<method>. The CLI's --output-dir overrides it."""
     model: ModelConfig = field(default_factory=ModelConfig)
