@@ -2,6 +2,7 @@
 #   make demo  -> set up .venv and run the main job on the embedded default encoder
 #   make test  -> set up .venv with test extras and run the test suite
 #   make docs  -> build the documentation site into site/ (mkdocs.yml; a broken link or anchor fails it)
+#   make wheel-check -> build the wheel, install it into a fresh venv, run the first commands (CI runs it)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ EXTRAS ?= test,bench,docs
 PEERS_VENV ?= .venv-peers
 PEERS_SPEC ?= torch==2.13.0 sentence-transformers==5.7.0 transformers==4.57.* optimum-onnx==0.1.0 onnxruntime==1.32.*
 
-.PHONY: setup demo test lint docs bench bench-peers clean
+.PHONY: setup demo test lint docs wheel-check bench bench-peers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ lint: setup
 # read) fails the build; the CLI and config references are generated from the code (tools/docs/hooks.py)
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# what users install: sdist + wheel, twine check, the wheel in a fresh venv outside the checkout
+wheel-check: setup
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(PY) TORCH_SPEC="$(TORCH_SPEC)" tools/wheel_check.sh
 
 bench: setup
 	$(PY) bench/encode.py

@@ -57,7 +57,7 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
         [
             *jtcse,
             "ablate",
-            "configs/simcse_minilm.toml",
+            "simcse-minilm",
             "--grid",
             f"data.batching={','.join(BATCHINGS)}",
             "--grid",
@@ -81,7 +81,7 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
                     tower = [f"seed={tower_seed}", f"data.batching={batching}", f"train.max_steps={s1}"]
                     target = ["--output-dir", str(root / f"tower_{name}")]
                     commands.append(
-                        [*jtcse, "train", "configs/simcse_minilm.toml", *_sets([*extra, *tower]), *target]
+                        [*jtcse, "train", "simcse-minilm", *_sets([*extra, *tower]), *target]
                     )
             twin = [
                 f"model.tower_a={root / 'tower_a'}",
@@ -93,7 +93,7 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
             grid = ["--grid", "model.ca_mode=side_all,side_last", "--seeds", str(seed)]
             target = ["--output-dir", str(root / "ablate"), *tasks, *resume]
             commands.append(
-                [*jtcse, "ablate", "configs/jtcse_minilm.toml", *grid, *_sets([*extra, *twin]), *target]
+                [*jtcse, "ablate", "jtcse-minilm", *grid, *_sets([*extra, *twin]), *target]
             )
             grids.append((batching, seed, root / "ablate"))
     return commands, grids

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from jtcse.cli.main import main
+from jtcse.configs import names as packaged_names
+from jtcse.configs import require
 from jtcse.training.metrics import read_metrics, without_timing
 from train_fixtures import tiny_config
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(argv: list[str]) -> int:
@@ -89,11 +89,11 @@ def test_resume_without_config_or_output_dir(capsys):
     assert "give the CONFIG file or --output-dir" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "configs").glob("*.toml")))
+@pytest.mark.parametrize("name", packaged_names())
 def test_shipped_configs_load(name):
     from jtcse.training.config import load_config
 
-    config = load_config(REPO_ROOT / "configs" / name)
+    config = load_config(require(name))
     assert config.method in ("simcse", "jtcse", "tncse", "distill")
 
 

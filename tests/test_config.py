@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from jtcse.configs import packaged_dir
 from jtcse.errors import JtcseError
 from jtcse.training.config import (
     METHOD_DEFAULTS,
@@ -211,7 +212,7 @@ def test_issue_10_keys_are_validated(item, message):
 
 
 def test_every_config_file_uses_random_batches_or_says_why():
-    for path in sorted((Path(__file__).parent.parent / "configs").glob("*.toml")):
+    for path in sorted(packaged_dir().glob("*.toml")):
         config = load_config(path, ["distill.teacher=t"] if "distill" in path.name else [])
         text = path.read_text(encoding="utf-8")
         if config.data.batching != "random":

@@ -29,14 +29,14 @@ def test_plan_covers_every_variant_at_equal_steps(variants: ModuleType, tmp_path
     assert variants.main(["--out", str(tmp_path), "--results-dir", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     simcse, rest = lines[0], lines[1:]
-    assert "ablate configs/simcse_minilm.toml" in simcse
+    assert "ablate simcse-minilm" in simcse
     assert (
         "data.batching=random,length_bucketed" in simcse
         and "loss.simcse_form=one_sided,interleaved" in simcse
     )
     assert "train.max_steps=160" in simcse and "--seeds 1,2,3" in simcse
-    towers = [line for line in rest if " train configs/simcse_minilm.toml" in line]
-    twins = [line for line in rest if "ablate configs/jtcse_minilm.toml" in line]
+    towers = [line for line in rest if " train simcse-minilm" in line]
+    twins = [line for line in rest if "ablate jtcse-minilm" in line]
     assert (
         len(towers) == 12 and len(twins) == 6
     )  # 2 batchings x 3 seeds: two towers and one CA-mode grid each

@@ -10,14 +10,14 @@ from jtcse.cli.options import add_config_options, positive_int
 
 EPILOG = """\
 examples:
-  jtcse ablate configs/jtcse_minilm.toml --grid loss.ictm=0,1 --grid model.num_ca_layers=1,3 --seeds 1,2
-  jtcse ablate configs/jtcse_minilm.toml --grid model.cross_attention=true,false --dev-only
-  jtcse ablate configs/simcse_minilm.toml --grid model.dropout=0.1,0.05 --output-dir runs/drop --resume
+  jtcse ablate jtcse-minilm --grid loss.ictm=0,1 --grid model.num_ca_layers=1,3 --seeds 1,2
+  jtcse ablate jtcse-minilm --grid model.cross_attention=true,false --dev-only
+  jtcse ablate simcse-minilm --grid model.dropout=0.1,0.05 --output-dir runs/drop --resume
 
 Each grid point x seed trains into OUT/runs/<name>/ (name = its overrides and seed) and is evaluated on
 STS-B dev (the best dev score of training) and the 7 STS test tasks. OUT/results.md and OUT/results.csv hold
 one row per run and, in results.md, the mean +- std over seeds of every grid point. Grid keys are config keys
-(see configs/*.toml, e.g. loss.icnce, loss.icnce_ca, loss.ictm, model.num_ca_layers, model.ca_mode,
+(see `jtcse configs show NAME`, e.g. loss.icnce, loss.icnce_ca, loss.ictm, model.num_ca_layers, model.ca_mode,
 model.dropout, train.lr); seed and output_dir are set by --seeds and --output-dir. Values are split at commas.
 --resume skips finished runs and continues an interrupted one from its checkpoint.
 """
@@ -31,7 +31,9 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", type=Path, help="the base training config (TOML or YAML)")
+    parser.add_argument(
+        "config", help="the base training config: a packaged config's name (jtcse configs list) or a file"
+    )
     parser.add_argument(
         "--grid",
         action="append",
@@ -72,6 +74,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jtcse.configs import resolve_config
     from jtcse.pipeline.ablate import (
         command_line,
         parse_grid,
@@ -82,22 +85,23 @@ def run(args: argparse.Namespace) -> int:
     )
 
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    output_dir = args.output_dir or Path("runs") / f"ablate_{args.config.stem}"
+    config = resolve_config(args.config)
+    output_dir = args.output_dir or Path("runs") / f"ablate_{config.stem}"
     if not args.dry_run:  # before the first run: the results tables and the runs go there
         from jtcse.output_policy import check_output
         from jtcse.pipeline.ablate import RUNS_DIR
         from jtcse.pipeline.ablate_tables import RESULTS_CSV, RESULTS_MD
 
         ours = (RESULTS_CSV, RESULTS_MD, RUNS_DIR)
-        check_output(output_dir, option="--output-dir", ours=ours, inputs={"CONFIG": args.config})
+        check_output(output_dir, option="--output-dir", ours=ours, inputs={"CONFIG": config})
     if args.dry_run:
         resolve_eval_tasks(args.eval_tasks)
-        planned = plan_ablation(args.config, parse_grid(args.grid), seeds, output_dir, args.overrides)
+        planned = plan_ablation(config, parse_grid(args.grid), seeds, output_dir, args.overrides)
         for run in planned:
             print(f"{run.index}/{len(planned)}  {run.config.output_dir}")
         return 0
     result = run_ablation(
-        args.config,
+        config,
         args.grid,
         seeds=seeds,
         output_dir=output_dir,

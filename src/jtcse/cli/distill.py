@@ -9,10 +9,10 @@ from jtcse.cli.train import add_run_arguments, load_run_config, run_training
 
 EPILOG = """\
 examples:
-  jtcse distill configs/distill_minilm.toml
-  jtcse distill configs/distill_bert_base.toml --set distill.teacher=runs/jtcse_bert_base
-  jtcse distill configs/uc_distill_bert_base.toml                 (UC-D: an ensemble teacher, k = 0.1)
-  jtcse distill configs/distill_minilm.toml --set distill.student_init=tower_a
+  jtcse distill distill-minilm
+  jtcse distill distill-bert-base --set distill.teacher=runs/jtcse_bert_base
+  jtcse distill uc-distill-bert-base                 (UC-D: an ensemble teacher, k = 0.1)
+  jtcse distill distill-minilm --set distill.student_init=tower_a
   jtcse distill --resume --output-dir runs/distill_minilm        (continue from the last checkpoint)
 
 The [distill] section: teacher (a jtcse twin-tower or ensemble dir, or any encoder jtcse.Encoder loads),

@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "eval": "jtcse.cli.eval",
     "train": "jtcse.cli.train",
     "distill": "jtcse.cli.distill",
+    "configs": "jtcse.cli.configs",
     "data": "jtcse.cli.data",
     "diagnose": "jtcse.cli.diagnose",
     "encode": "jtcse.cli.encode",

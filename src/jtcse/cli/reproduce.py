@@ -57,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--corpus", help="the text stage 2 trains on (the official data/Wiki_for_JTCSE.txt; default wiki1m)"
     )
     parser.add_argument(
-        "--configs", help="directory with the paper configs (default: the checkout's configs/)"
+        "--configs", help="a folder with the recipes' config files (default: the packaged configs)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     parser.add_argument(

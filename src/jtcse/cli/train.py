@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jtcse.cli.options import add_config_options
@@ -14,15 +13,17 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 examples:
-  jtcse train configs/simcse_minilm.toml
-  jtcse train configs/simcse_minilm.toml --set train.lr=2e-5 --set seed=7 --output-dir runs/simcse_seed7
-  jtcse train configs/jtcse_minilm.toml --set model.tower_a=runs/a --set model.tower_b=runs/b
+  jtcse train simcse-minilm
+  jtcse train simcse-minilm --set train.lr=2e-5 --set seed=7 --output-dir runs/simcse_seed7
+  jtcse train jtcse-minilm --set model.tower_a=runs/a --set model.tower_b=runs/b
+  jtcse train my_config.toml
   jtcse train --resume --output-dir runs/simcse_seed7      (continue from the last checkpoint)
-  jtcse distill configs/distill_minilm.toml    (a student learns from a frozen teacher: method = distill)
+  jtcse distill distill-minilm    (a student learns from a frozen teacher: method = distill)
 
-CONFIG is TOML or YAML with top-level method/seed/output_dir and sections model, data, train, loss, eval
-(see configs/*.toml). The resolved config is written to OUT/train_config.yaml; OUT holds the model
-(loadable by `jtcse eval sts --model OUT` and jtcse.Encoder(OUT)), metrics.jsonl and checkpoint/.
+CONFIG is a packaged config's name (`jtcse configs list`) or a TOML / YAML file with top-level
+method/seed/output_dir and sections model, data, train, loss, eval (`jtcse configs show simcse-minilm`).
+The resolved config is written to OUT/train_config.yaml; OUT holds the model (loadable by
+`jtcse eval sts --model OUT` and jtcse.Encoder(OUT)), metrics.jsonl and checkpoint/.
 """
 
 
@@ -43,8 +44,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, method: str = "simcse"
     parser.add_argument(
         "config",
         nargs="?",
-        type=Path,
-        help=f"TOML or YAML config (default: the built-in {method} defaults; optional with --resume)",
+        help=f"a packaged config's name (jtcse configs list) or a TOML / YAML file (default: the built-in "
+        f"{method} defaults; optional with --resume)",
     )
     add_config_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 def load_run_config(args: argparse.Namespace, *, command: str = "train", method: str | None = None) -> Config:
     """The config of ``add_run_arguments``' arguments. ``method``: the one method this command runs; a config
     file without ``method`` gets it, a config naming another is an error."""
+    from jtcse.configs import resolve_config
     from jtcse.training.config import load_config, read_config_file
     from jtcse.training.trainer import load_for_resume
 
@@ -67,12 +69,13 @@ def load_run_config(args: argparse.Namespace, *, command: str = "train", method:
             )
         config = load_for_resume(args.output_dir, args.overrides)
     else:
+        path = resolve_config(args.config) if args.config is not None else None
         overrides = list(args.overrides)
-        if method is not None and (args.config is None or "method" not in read_config_file(args.config)):
+        if method is not None and (path is None or "method" not in read_config_file(path)):
             overrides.insert(0, f"method={method}")
         if args.output_dir is not None:
             overrides.append(f"output_dir={args.output_dir}")
-        config = load_config(args.config, overrides)
+        config = load_config(path, overrides)
     if method is not None and config.method != method:
         raise JtcseError(
             f"{args.config or 'config'}: method = {config.method!r}, but `jtcse {command}` runs method = "

@@ -85,7 +85,7 @@ def parse_grid(items: Sequence[str]) -> list[GridAxis]:
             import difflib
 
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "see configs/*.toml for the keys"
+            hint = f"did you mean '{close[0]}'?" if close else "jtcse configs show NAME lists the keys"
             raise JtcseError(f"--grid {item}: unknown config key '{key}' ({hint})")
         values = tuple(value.strip() for value in text.split(","))
         if any(not value for value in values):

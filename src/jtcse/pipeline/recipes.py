@@ -1,5 +1,5 @@
-"""The paper recipes of ``jtcse reproduce``: which configs of ``configs/`` train which stage, and the row of
-the paper each one should reproduce.
+"""The paper recipes of ``jtcse reproduce``: which packaged configs (``jtcse.configs``) train which stage,
+and the row of the paper each one should reproduce.
 
 A recipe is a list of stage specs (a config file, the overrides that tie it to the earlier stages, whether
 the stage is the recipe's result) and the paper's 7-task row. The configs hold the hyperparameters; a recipe
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jtcse.benchmark import TASKS
+from jtcse.configs import packaged_dir
 from jtcse.errors import JtcseError
 from jtcse.pipeline.runner import TOWER_B_SEED_OFFSET
 
-CONFIG_DIR_NAME = "configs"
 TOWER_KEYS = ("tower_a", "tower_b")  # stage 1: what ``--towers`` replaces
 TWIN_KEY = "twin"  # stage 2: the stage ``--corpus`` trains on
 OFFICIAL_CORPUS = "Wiki_for_JTCSE.txt"  # the official stage-2 text (wiki1m plus the SICK sentences)
@@ -26,7 +26,7 @@ OFFICIAL_CORPUS = "Wiki_for_JTCSE.txt"  # the official stage-2 text (wiki1m plus
 @dataclass(frozen=True)
 class StageSpec:
     key: str  # the stage's folder under <output>/seed-<s>/, and its name in the report
-    config: str  # a file under configs/
+    config: str  # a file of the packaged configs (src/jtcse/configs/), or of --configs DIR
     what: str
     # Overrides on top of the config; "{backbone}" and "{<key>}" (an earlier stage's folder) are filled in.
     overrides: tuple[str, ...] = ()
@@ -186,17 +186,10 @@ def get_recipe(name: str) -> Recipe:
 
 
 def find_configs_dir(given: str | Path | None = None) -> Path:
-    """``configs/`` with the recipes' config files: ``given``, else ./configs, else the checkout's."""
-    if given is not None:
-        path = Path(given)
-        if not path.is_dir():
-            raise JtcseError(f"--configs {path}: no such directory")
-        return path
-    candidates = [Path.cwd() / CONFIG_DIR_NAME, Path(__file__).resolve().parents[3] / CONFIG_DIR_NAME]
-    for path in candidates:
-        if (path / "jtcse_bert_base.toml").is_file():
-            return path
-    raise JtcseError(
-        "the paper configs (configs/*.toml) were not found: run from a checkout of jtcse or pass "
-        "--configs DIR"
-    )
+    """The folder with the recipes' config files: ``given`` (``--configs DIR``), else the packaged configs."""
+    if given is None:
+        return packaged_dir()
+    path = Path(given)
+    if not path.is_dir():
+        raise JtcseError(f"--configs {path}: no such directory")
+    return path

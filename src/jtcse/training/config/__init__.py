@@ -2,7 +2,8 @@
 
 A config has a few top-level keys (``method``, ``seed``, ``output_dir``) and six sections, ``model``,
 ``data``, ``train``, ``loss``, ``eval`` and ``distill`` (read only by ``method = "distill"``); every key
-is listed, with its meaning, in the dataclasses of ``schema.py`` and in ``configs/*.toml``. Loading a config:
+is listed, with its meaning, in the dataclasses of ``schema.py`` and in the packaged configs
+(``src/jtcse/configs/*.toml``, ``jtcse configs show NAME``). Loading a config:
 
 1. read the file (``.toml`` with tomllib/tomli; ``.yaml``/``.yml``/``.json`` with ``yaml.safe_load``);
 2. apply ``--set key=value`` overrides, each value parsed to the key's type (``true``/``false`` for

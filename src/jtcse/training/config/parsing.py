@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from jtcse.configs import resolve_config
 from jtcse.errors import JtcseError
 from jtcse.training.config.schema import SECTIONS, Config, choices, key_types
 from jtcse.training.config.validation import resolve
@@ -20,9 +21,10 @@ def load_config(
     *,
     base: dict[str, Any] | None = None,
 ) -> Config:
-    """Read ``path`` (or start from ``base``/the defaults when ``path`` is None), apply ``key=value``
-    overrides, fill method defaults, validate."""
-    raw = read_config_file(Path(path)) if path is not None else dict(base or {})
+    """Read ``path`` (a file, or a packaged config's name such as ``simcse-minilm``; or start from
+    ``base``/the defaults when ``path`` is None), apply ``key=value`` overrides, fill method defaults,
+    validate."""
+    raw = read_config_file(resolve_config(path)) if path is not None else dict(base or {})
     origin = str(path) if path is not None else "config"
     config = config_from_dict(raw, origin=origin)
     for item in overrides:
