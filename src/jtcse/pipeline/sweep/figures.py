@@ -5,6 +5,7 @@ so) rather than failing the sweep."""
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -38,9 +39,9 @@ def draw_figures(
     }
     if importances:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        wanted["importances"] = lambda: plots.plot_param_importances(study, evaluator=evaluator)
+        wanted["importances"] = functools.partial(plots.plot_param_importances, study, evaluator=evaluator)
     for key in keys:
-        wanted[f"slice_{key}"] = lambda key=key: plots.plot_slice(study, params=[key])
+        wanted[f"slice_{key}"] = functools.partial(plots.plot_slice, study, params=[key])
     (out / FIGURES_DIR).mkdir(exist_ok=True)
     drawn = {}
     for name, draw in wanted.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from jtcse.errors import JtcseError
 from jtcse.pipeline.sweep.space import Param, Scalar
@@ -33,7 +33,9 @@ class SweepSetup:
     threads: int = 0
     """torch threads per trial (0: the config's own ``train.threads``)"""
 
-    def config(self, values: dict[str, Scalar], *, output_dir: Path | None = None, seed: int | None = None) -> Config:
+    def config(
+        self, values: dict[str, Scalar], *, output_dir: Path | None = None, seed: int | None = None
+    ) -> Config:
         """The base config with ``values`` set, as ``jtcse train CONFIG --set ...`` would read it."""
         items = list(self.overrides) + [f"{key}={_text(value)}" for key, value in values.items()]
         if output_dir is not None:
@@ -68,10 +70,12 @@ def suggest(trial: optuna.trial.BaseTrial, params: list[Param]) -> dict[str, Sca
     values: dict[str, Scalar] = {}
     for p in params:
         if p.kind == "categorical":
-            values[p.key] = trial.suggest_categorical(p.key, list(p.choices))
+            values[p.key] = cast(Scalar, trial.suggest_categorical(p.key, list(p.choices)))  # one of them
         elif p.kind == "int":
             assert p.low is not None and p.high is not None
-            values[p.key] = trial.suggest_int(p.key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+            values[p.key] = trial.suggest_int(
+                p.key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
+            )
         else:
             assert p.low is not None and p.high is not None
             step = None if p.step is None else float(p.step)
@@ -111,7 +115,7 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
 
 
 def _value(setup: SweepSetup, config: Config, best_dev: float | None) -> float:
-    """``stsb-dev``: the run's best in-loop dev score; ``sts7``: the 7 STS test tasks' average of its model."""
+    """``stsb-dev``: the run's best in-loop dev score; ``sts7``: its model's average over the 7 STS tests."""
     folder = config.output_dir
     if setup.objective == "stsb-dev":
         if best_dev is None or not math.isfinite(best_dev):
@@ -120,6 +124,10 @@ def _value(setup: SweepSetup, config: Config, best_dev: float | None) -> float:
     from jtcse.pipeline.runner import evaluate_model, resolve_eval_tasks
 
     _, test, _ = evaluate_model(
-        folder, data_dir=config.data.data_dir or None, tasks=resolve_eval_tasks(None), dev=False, progress=False
+        folder,
+        data_dir=config.data.data_dir or None,
+        tasks=resolve_eval_tasks(None),
+        dev=False,
+        progress=False,
     )
     return float(test["avg"])

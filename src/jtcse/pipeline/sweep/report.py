@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jtcse.benchmark import fmt_seconds, md_table
@@ -85,7 +84,9 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return max(complete, key=lambda t: float(t.value or -math.inf), default=None)
 
 
-def write_report(study: optuna.Study, setup: SweepSetup, storage: str, *, figures: bool = True) -> dict[str, Any]:
+def write_report(
+    study: optuna.Study, setup: SweepSetup, storage: str, *, figures: bool = True
+) -> dict[str, Any]:
     """Write sweep.json, sweep.md, best.toml and the figures into ``setup.out``; returns the JSON payload."""
     from jtcse.pipeline.sweep.figures import draw_figures
 
@@ -117,17 +118,22 @@ def write_report(study: optuna.Study, setup: SweepSetup, storage: str, *, figure
 def _markdown(payload: dict[str, Any]) -> str:
     best = payload["best"]
     lines = [f"# Sweep `{payload['study']}` ({payload['objective']}, maximised)", ""]
-    lines += [f"- config: `{payload['config']}` {' '.join('--set ' + o for o in payload['overrides'])}".rstrip()]
+    lines += [
+        f"- config: `{payload['config']}` {' '.join('--set ' + o for o in payload['overrides'])}".rstrip()
+    ]
     lines += [f"- storage: `{payload['storage']}`", f"- space: {'; '.join(payload['space'])}", ""]
     if best is None:
         lines += ["No complete trial yet.", ""]
     else:
         params = ", ".join(f"`{k}` = {fmt_value(v)}" for k, v in sorted(best["params"].items()))
-        lines += [f"**Best: {best['value']:.2f}** (trial {best['number']}): {params}; config: `best.toml`", ""]
+        lines += [
+            f"**Best: {best['value']:.2f}** (trial {best['number']}): {params}; config: `best.toml`",
+            "",
+        ]
     lines += ["## Parameter importances", "", f"Evaluator: {payload['importance_evaluator']}.", ""]
     if payload["importances"]:
         ranked = sorted(payload["importances"].items(), key=lambda kv: -kv[1])
-        lines += md_table(["parameter", "importance"], [[f"`{k}`", f"{v:.3f}"] for k, v in ranked]) + [""]
+        lines += [*md_table(["parameter", "importance"], [[f"`{k}`", f"{v:.3f}"] for k, v in ranked]), ""]
     lines += ["## Trials", ""]
     keys = sorted({k for row in payload["trials"] for k in row["params"]})
     head = ["#", "state", "value", *[f"`{k}`" for k in keys], "steps", "time"]
@@ -142,9 +148,11 @@ def _markdown(payload: dict[str, Any]) -> str:
         ]
         for r in payload["trials"]
     ]
-    lines += md_table(head, body) + [""]
+    lines += [*md_table(head, body), ""]
     if payload["figures"]:
-        lines += ["## Figures", ""] + [f"![{name}]({path})" for name, path in payload["figures"].items()] + [""]
+        lines += (
+            ["## Figures", ""] + [f"![{name}]({path})" for name, path in payload["figures"].items()] + [""]
+        )
     return "\n".join(lines)
 
 
@@ -158,14 +166,20 @@ def config_toml(config: Config) -> str:
             sections += [f"[{key}]", *body, ""]
         elif key != "output_dir" and value is not None:
             top.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(["# the best trial of a jtcse sweep: jtcse train best.toml --output-dir OUT", *top, "", *sections])
+    return "\n".join(
+        ["# the best trial of a jtcse sweep: jtcse train best.toml --output-dir OUT", *top, "", *sections]
+    )
 
 
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        return (
+            repr(value)
+            if math.isfinite(value)
+            else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        )
     if isinstance(value, int):
         return str(value)
     return json.dumps(str(value))  # a JSON string is a TOML basic string

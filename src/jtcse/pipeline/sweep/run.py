@@ -55,7 +55,9 @@ def prepare(options: SweepOptions) -> tuple[SweepSetup, str]:
     return setup, options.storage or default_url(out)
 
 
-def run_sweep(options: SweepOptions, worker_argv: list[str] | None = None, say: Say = stderr_say) -> dict | None:
+def run_sweep(
+    options: SweepOptions, worker_argv: list[str] | None = None, say: Say = stderr_say
+) -> dict | None:
     """Run the sweep; returns the report's payload (None in a spawned worker, which writes none)."""
     import optuna
 
@@ -63,7 +65,9 @@ def run_sweep(options: SweepOptions, worker_argv: list[str] | None = None, say: 
     wanted = options.trials
     if wanted is None and options.timeout_s is None:
         if options.sampler != "grid":
-            raise JtcseError("give --trials N or --timeout SECONDS (or --sampler grid: one trial per grid point)")
+            raise JtcseError(
+                "give --trials N or --timeout SECONDS (or --sampler grid: one trial per grid point)"
+            )
         wanted = grid_size(setup.params)
     storage = open_storage(url, heartbeat=options.heartbeat_s)
     name = options.study or options.config.stem
@@ -121,12 +125,17 @@ def redraw_report(out: Path, storage: str | None, say: Say = stderr_say) -> dict
     """``jtcse sweep --report OUT``: sweep.md/json, best.toml and the figures again, from the storage."""
     import optuna
 
+    from jtcse.pipeline.sweep.report import write_report
+
     recorded_path = out / STUDY_FILE
     if not recorded_path.is_file():
         raise JtcseError(f"--report {out}: no {STUDY_FILE}; is this the --output-dir of a jtcse sweep?")
     recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
     options = SweepOptions(
-        Path(recorded["config"]), Path(recorded["space"]), out, overrides=recorded["overrides"],
+        Path(recorded["config"]),
+        Path(recorded["space"]),
+        out,
+        overrides=recorded["overrides"],
         objective=recorded["objective"],
     )
     setup, url = prepare(options)

@@ -76,7 +76,7 @@ def read_space(path: Path, base: Config) -> list[Param]:
         raise JtcseError(f"--space {path}: expected a .toml file")
     tables = _flatten(read_config_file(path))
     if not tables:
-        raise JtcseError(f"{path}: no parameters; add a table per config key, e.g. [\"train.lr\"]")
+        raise JtcseError(f'{path}: no parameters; add a table per config key, e.g. ["train.lr"]')
     params = [_param(path, key, table) for key, table in tables.items()]
     for param in params:
         _check_against_config(path, param, base)
@@ -156,7 +156,7 @@ def _check_against_config(path: Path, param: Param, base: Config) -> None:
     """Every bound/choice set on a copy of ``base`` and validated: what ``--set`` would refuse is refused."""
     tp = key_types()[param.key]
     if param.kind == "float" and _base_type(tp) is int:
-        raise JtcseError(f"{path}: {param.key}: an integer key; use type = \"int\" or categorical")
+        raise JtcseError(f'{path}: {param.key}: an integer key; use type = "int" or categorical')
     values = param.choices if param.kind == "categorical" else (param.low, param.high)
     for value in values:
         section, _, name = param.key.rpartition(".")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Literal
 
 from jtcse.errors import JtcseError
@@ -28,7 +29,7 @@ def grid_space(params: list[Param]) -> dict[str, list[Scalar]]:
         if p.step is None and p.kind == "float":
             raise JtcseError(f"--sampler grid: {p.key} is a continuous float; give it a step or choices")
         assert p.low is not None and p.high is not None
-        step, count = p.step or 1, int(round((p.high - p.low) / (p.step or 1))) + 1
+        step, count = p.step or 1, round((p.high - p.low) / (p.step or 1)) + 1
         values = [p.low + i * step for i in range(count) if p.low + i * step <= p.high + 1e-12]
         grid[p.key] = [int(v) for v in values] if p.kind == "int" else [float(v) for v in values]
     return grid
@@ -51,10 +52,10 @@ def make_sampler(name: str, params: list[Param], seed: int | None) -> optuna.sam
     if name == "grid":
         return optuna.samplers.GridSampler(grid_space(params), seed=seed)
     if name == "cmaes":  # numbers only: Optuna samples a categorical key at random beside it
-        try:
-            import cmaes  # noqa: F401  (Optuna's CMA-ES sampler needs it; fail here, not in trial 0)
-        except ImportError:
-            raise JtcseError("--sampler cmaes: needs the cmaes package (pip install 'jtcse[sweep]')") from None
+        if importlib.util.find_spec("cmaes") is None:  # Optuna's CMA-ES needs it: fail now, not in trial 0
+            raise JtcseError(
+                "--sampler cmaes: needs the cmaes package (pip install 'jtcse[sweep]')"
+            ) from None
         return optuna.samplers.CmaEsSampler(seed=seed)
     raise JtcseError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
 

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from jtcse.errors import JtcseError, first_line
 from jtcse.pipeline.sweep.objective import SweepSetup, run_trial
@@ -60,7 +61,9 @@ def work(study: optuna.Study, setup: SweepSetup, budget: Budget, say: Say) -> in
         say(trial_line(study, claimed.number, budget.trials))
         failures = failures + 1 if error else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
-            raise JtcseError(f"{failures} trials failed in a row, the last ({setup.trial_dir(claimed.number)}): {error}")
+            raise JtcseError(
+                f"{failures} trials failed in a row, the last ({setup.trial_dir(claimed.number)}): {error}"
+            )
     return ran
 
 
@@ -69,7 +72,10 @@ def _claim(study: optuna.Study, wanted: int | None, lock: Path) -> optuna.Trial 
     import optuna
     from optuna.trial import TrialState
 
-    with _file_lock(lock):
+    with _file_lock(lock), warnings.catch_warnings():
+        # fail_stale_trials is "experimental"; heartbeats are "meant for optimize()": this loop records them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
         optuna.storages.fail_stale_trials(study)  # dead workers' trials: failed, retries queued
         if wanted is not None:
             states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -79,9 +85,15 @@ def _claim(study: optuna.Study, wanted: int | None, lock: Path) -> optuna.Trial 
             if TrialState.WAITING not in states and finished + states.count(TrialState.RUNNING) >= wanted:
                 return _Wait()
         trial = study.ask()
-        # a first heartbeat at once: a worker killed before its first beat would leave the trial RUNNING forever
-        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]  # Optuna has no public id
+        # a first heartbeat at once: a worker killed before its first beat would leave it RUNNING forever
+        # (Optuna's trial id is private; the storage API takes nothing else)
+        _rdb(study).record_heartbeat(trial._trial_id)
         return trial
+
+
+def _rdb(study: optuna.Study) -> optuna.storages.RDBStorage:
+    """The study's storage, always an RDBStorage here (:func:`.storage.open_storage`)."""
+    return cast("optuna.storages.RDBStorage", study._storage)
 
 
 @contextlib.contextmanager
@@ -121,12 +133,12 @@ def _run(study: optuna.Study, setup: SweepSetup, trial: optuna.Trial, heartbeat_
 @contextlib.contextmanager
 def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: int) -> Iterator[None]:
     """Record the trial's heartbeat every ``interval`` seconds from a thread while it trains."""
-    storage, trial_id, stop = study._storage, trial._trial_id, threading.Event()  # type: ignore[attr-defined]
+    storage, trial_id, stop = _rdb(study), trial._trial_id, threading.Event()
 
     def beat() -> None:
         while not stop.wait(interval):
             with contextlib.suppress(Exception):  # a missed beat only brings the grace period closer
-                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                storage.record_heartbeat(trial_id)
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
     thread.start()
@@ -140,10 +152,15 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: int) -> Itera
 def spawn_local(argv: list[str], workers: int, say: Say) -> None:
     """Run ``python -m jtcse ARGV`` as ``workers`` processes and wait for them all; a worker that failed is
     one line (its own error line is above it, on the shared stderr)."""
-    processes = [subprocess.Popen([sys.executable, "-m", "jtcse", *argv]) for _ in range(workers)]
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "jtcse", *argv, "--worker-index", str(i)])
+        for i in range(workers)
+    ]
     codes = [p.wait() for p in processes]
     bad = [(i, c) for i, c in enumerate(codes) if c != 0]
     if bad:
         worst = ", ".join(f"worker {i} exit {c}" for i, c in bad)
-        raise JtcseError(f"{len(bad)} of {workers} local workers failed ({worst}); run the same command to continue")
+        raise JtcseError(
+            f"{len(bad)} of {workers} local workers failed ({worst}); run the same command to continue"
+        )
     say(f"jtcse sweep: {workers} local workers done")
