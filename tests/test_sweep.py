@@ -150,3 +150,16 @@ def test_six_trials_prune_report_resume_and_best_trains(
     assert best["train"]["lr"] == report["best"]["params"]["train.lr"]
     code, _ = _cli(["train", str(out / "best.toml"), "--output-dir", str(tmp_path / "best_run")], capsys)
     assert code == 0 and (tmp_path / "best_run" / "jtcse.json").is_file()
+
+
+def test_on_evaluate_halts_training_after_that_evaluation(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """The trainer's seam the pruner uses: called at every eval.every with the step and its dev score; True
+    stops the run there, without a checkpoint, with the best model so far saved."""
+    from jtcse.training.trainer import train
+
+    config = load_config(base_config(tmp_path, tiny_bert_dir), [f"output_dir={tmp_path / 'run'}"])
+    seen: list[tuple[int, float]] = []
+    result = train(config, on_evaluate=lambda step, score: seen.append((step, score)) or step == 2)
+    assert [step for step, _ in seen] == [1, 2] and result.halted and result.step == 2
+    assert not result.stopped_early and not (tmp_path / "run" / "checkpoint").exists()
+    assert (tmp_path / "run" / "jtcse.json").is_file()

@@ -69,15 +69,22 @@ def train(
     one line.
     """
     with run_dir.writer_lock(Path(config.output_dir)):
-        return _train(config, resume, on_step_end, on_evaluate)
+        return _train(config, resume, _Hooks(on_step_end, on_evaluate))
 
 
-def _train(
-    config: Config,
-    resume: bool,
-    on_step_end: Callable[[int], None] | None,
-    on_evaluate: Callable[[int, float], bool] | None,
-) -> TrainResult:
+@dataclass(frozen=True)
+class _Hooks:
+    """The caller's callbacks into the loop (see :func:`train`)."""
+
+    on_step_end: Callable[[int], None] | None = None
+    on_evaluate: Callable[[int, float], bool] | None = None
+
+    def halt(self, step: int, score: float, last: int) -> bool:
+        """Whether ``on_evaluate`` stops the run after this evaluation (never at the last step: it ended)."""
+        return self.on_evaluate is not None and bool(self.on_evaluate(step, score)) and step < last
+
+
+def _train(config: Config, resume: bool, hooks: _Hooks) -> TrainResult:
     """:func:`train` inside the run directory's lock."""
     # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer, OUT/
     run, state, resumed_at = start_run(config, resume)
@@ -126,11 +133,7 @@ def _train(
             if _eval_due(state.step, every, run.total_steps, run.config.eval.at_final_step):
                 score, took = _evaluate(run, state, metrics, bar)
                 meter.pause(took)
-                if (
-                    on_evaluate is not None
-                    and on_evaluate(state.step, score)
-                    and state.step < run.total_steps
-                ):
+                if hooks.halt(state.step, score, run.total_steps):
                     halted = True
                     break
             if state.step == run.total_steps and state.best_step is None:  # no evaluation chose a state
@@ -143,8 +146,8 @@ def _train(
             if stop_now or save_due or state.step == run.total_steps:
                 meter.pause(_save(run, state))
                 last_saved = state.step
-            if on_step_end is not None:
-                on_step_end(state.step)
+            if hooks.on_step_end is not None:
+                hooks.on_step_end(state.step)
             if stop_now and state.step < run.total_steps:
                 stopped_early = True
                 break
@@ -152,9 +155,7 @@ def _train(
     # -- finish: the card with the whole curve, not just up to the best step
     run_dir.write_card(run.out)
     distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
-    say(
-        _end_line(run, state, stopped_early) if not halted else f"jtcse train: halted after step {state.step}"
-    )
+    say(_end_line(run, state, stopped_early, halted))
     return _result(run, state, stopped_early=stopped_early, halted=halted)
 
 
@@ -285,7 +286,9 @@ def _result(run: Run, state: TrainState, *, stopped_early: bool, halted: bool = 
     )
 
 
-def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
+def _end_line(run: Run, state: TrainState, stopped_early: bool, halted: bool) -> str:
+    if halted:
+        return f"jtcse train: halted after step {state.step} (on_evaluate); best model so far in {run.out}"
     if stopped_early:
         return (
             f"jtcse train: stopped after step {state.step}; continue with --resume "
