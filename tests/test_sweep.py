@@ -134,6 +134,7 @@ def test_six_trials_prune_report_resume_and_best_trains(
     assert report["best"]["value"] == max(t["value"] for t in complete)
     for t in trials:
         assert (out / t["folder"] / "train_config.yaml").is_file()
+        assert "jtcse train:" in (out / t["folder"] / "train.log").read_text()  # not on the console
     assert len(lines) == 6 and lines[-1].startswith("trial 5: ") and "6/6 finished" in lines[-1]
     assert (out / "sweep.md").is_file() and json.loads((out / "sweep.json").read_text())["study"] == "base"
     assert (out / "figures" / "history.png").stat().st_size > 1000
@@ -163,3 +164,65 @@ def test_on_evaluate_halts_training_after_that_evaluation(tmp_path: Path, tiny_b
     assert [step for step, _ in seen] == [1, 2] and result.halted and result.step == 2
     assert not result.stopped_early and not (tmp_path / "run" / "checkpoint").exists()
     assert (tmp_path / "run" / "jtcse.json").is_file()
+
+
+def test_the_sweep_parser_imports_no_optuna_torch_or_numpy() -> None:
+    """`jtcse --help` builds every parser: the sweep's must stay light."""
+    import subprocess
+
+    code = (
+        "import sys; from jtcse.cli.main import build_parser; build_parser('sweep'); "
+        "print(sorted(m for m in ('optuna', 'torch', 'numpy', 'sqlalchemy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_study_searching_another_space_is_refused(tmp_path: Path) -> None:
+    import optuna
+
+    from jtcse.pipeline.sweep.strategy import check_same_space, distribution
+
+    base = load_config(None)
+    before = read_space(space_file(tmp_path, '["train.lr"]\ntype = "float"\nlow = 1e-5\nhigh = 1e-4\n'), base)
+    now = read_space(
+        space_file(tmp_path, '["train.lr"]\ntype = "float"\nlow = 1e-6\nhigh = 1e-4\n', "b.toml"), base
+    )
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(
+        optuna.create_trial(
+            params={"train.lr": 5e-5}, distributions={"train.lr": distribution(before[0])}, value=1.0
+        )
+    )
+    check_same_space(study, before)
+    with pytest.raises(
+        JtcseError, match=r"its trials searched train.lr as .*, now .*use the same space file"
+    ):
+        check_same_space(study, now)
+
+
+def test_dry_run_checks_and_lists_the_space(
+    tmp_path: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, space = base_config(tmp_path, tiny_bert_dir), space_file(tmp_path)
+    code, _ = _cli(
+        [
+            "sweep",
+            str(config),
+            "--space",
+            str(space),
+            "--trials",
+            "3",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--dry-run",
+        ],
+        capsys,
+    )
+    out = capsys.readouterr().out
+    assert (
+        code == 0
+        and "train.lr float [1e-05, 0.01, log]" in out
+        and "loss.temperature in {0.05, 0.1, 0.5}" in out
+    )
+    assert not (tmp_path / "o" / "trials").exists()

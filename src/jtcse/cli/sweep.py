@@ -58,6 +58,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--confirm-seeds", metavar="S1,S2,S3", help="retrain best and base with these seeds")
     parser.add_argument("--report", type=Path, metavar="OUT", help="redraw OUT's report from the storage")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check the config, space and storage; train nothing"
+    )
     add_config_options(parser, output_dir_help="the sweep's folder (default: runs/sweep_<config name>)")
     # set by --workers K in the processes it starts
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
@@ -77,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None or args.space is None:
         raise JtcseError("give CONFIG and --space SPACE.toml (or --report OUT)")
     options = _options(args)
+    if args.dry_run:
+        from jtcse.pipeline.sweep.run import dry_run
+
+        print("\n".join(dry_run(options)))
+        return 0
     if args.confirm_seeds:
         from jtcse.pipeline.sweep.confirm import parse_seeds
 

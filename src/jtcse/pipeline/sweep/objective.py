@@ -3,12 +3,16 @@ STS-B dev score reported to the pruner at every ``eval.every`` (the trainer's ``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
 from jtcse.errors import JtcseError
+from jtcse.fs import atomic_write_text
 from jtcse.pipeline.sweep.space import Param, Scalar
 from jtcse.training.config import Config, load_config
 
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
 Objective = Literal["stsb-dev", "sts7"]
 OBJECTIVES: tuple[Objective, ...] = ("stsb-dev", "sts7")
 TRIALS_DIR = "trials"
+TRIAL_LOG = "train.log"  # the trial's own stderr (the trainer's lines, warnings): the console gets one line
 
 
 @dataclass
@@ -105,13 +110,26 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
         trial.report(score, step)
         return trial.should_prune()
 
-    result = train(config, on_evaluate=report)
+    with _output_into(folder / TRIAL_LOG):
+        result = train(config, on_evaluate=report)
     trial.set_user_attr("steps", result.step)
     if result.halted:
         raise optuna.TrialPruned(f"pruned at step {result.step}")
     if result.stopped_early:  # Ctrl-C: the trainer finished its step and stopped; so does the sweep
         raise KeyboardInterrupt
     return _value(setup, config, result.best_dev)
+
+
+@contextlib.contextmanager
+def _output_into(log: Path) -> Iterator[None]:
+    """The block's stderr collected and written to ``log`` afterwards (also when the trial fails)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        if log.parent.is_dir() and captured.getvalue():
+            atomic_write_text(log, captured.getvalue())
 
 
 def _value(setup: SweepSetup, config: Config, best_dev: float | None) -> float:

@@ -19,7 +19,7 @@ from jtcse.pipeline.runner import Say, stderr_say
 from jtcse.pipeline.sweep.objective import Objective, SweepSetup, check_base
 from jtcse.pipeline.sweep.space import read_space
 from jtcse.pipeline.sweep.storage import DEFAULT_HEARTBEAT_S, default_url, open_storage, sweep_output_dir
-from jtcse.pipeline.sweep.strategy import grid_size, make_pruner, make_sampler
+from jtcse.pipeline.sweep.strategy import check_same_space, grid_size, make_pruner, make_sampler
 from jtcse.pipeline.sweep.workers import Budget, spawn_local, work
 
 STUDY_FILE = "study.json"  # what --report OUT needs to find the study again
@@ -83,6 +83,7 @@ def run_sweep(
             sampler=make_sampler(options.sampler, setup.params, seed),
             pruner=make_pruner(options.pruner, startup_trials=options.pruner_startup),
         )
+    check_same_space(study, setup.params)
     budget = Budget(wanted, options.timeout_s, options.heartbeat_s)
     if options.worker_index is not None:
         work(study, setup, budget, say)
@@ -95,6 +96,14 @@ def run_sweep(
     from jtcse.pipeline.sweep.report import write_report
 
     return write_report(study, setup, _shown(url))
+
+
+def dry_run(options: SweepOptions) -> list[str]:
+    """``--dry-run``: every check that needs no training (config, space, storage); the lines to print."""
+    setup, url = prepare(options)
+    open_storage(url, heartbeat=options.heartbeat_s)
+    lines = [f"config {options.config} ({setup.objective}); storage {_shown(url)}"]
+    return lines + [f"  {p.describe()}" for p in setup.params]
 
 
 def threads_per_worker(workers: int) -> int:
@@ -113,8 +122,8 @@ def _record_study(setup: SweepSetup, url: str, name: str, options: SweepOptions)
     payload = {
         "study": name,
         "storage": _shown(url),
-        "config": str(options.config),
-        "space": str(options.space),
+        "config": str(options.config.resolve()),
+        "space": str(options.space.resolve()),
         "overrides": list(options.overrides),
         "objective": options.objective,
     }

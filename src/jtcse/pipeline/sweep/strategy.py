@@ -42,6 +42,34 @@ def grid_size(params: list[Param]) -> int:
     return size
 
 
+def distribution(p: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution ``suggest`` draws ``p`` from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if p.kind == "categorical":
+        return CategoricalDistribution(list(p.choices))
+    assert p.low is not None and p.high is not None
+    if p.kind == "int":
+        return IntDistribution(int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+    return FloatDistribution(
+        float(p.low), float(p.high), log=p.log, step=None if p.step is None else float(p.step)
+    )
+
+
+def check_same_space(study: optuna.Study, params: list[Param]) -> None:
+    """A study continued or joined must search the same space: another one is refused in one line (Optuna
+    would fail every trial that draws a changed parameter)."""
+    wanted = {p.key: distribution(p) for p in params}
+    for trial in study.get_trials(deepcopy=False):
+        for key, used in trial.distributions.items():
+            if key not in wanted or wanted[key] != used:
+                now = "not searched now" if key not in wanted else f"now {wanted[key]}"
+                raise JtcseError(
+                    f"--study {study.study_name}: its trials searched {key} as {used}, {now}; "
+                    "use the same space file to continue it, or another --study"
+                )
+
+
 def make_sampler(name: str, params: list[Param], seed: int | None) -> optuna.samplers.BaseSampler:
     import optuna
 
