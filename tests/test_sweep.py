@@ -152,6 +152,16 @@ def test_six_trials_prune_report_resume_and_best_trains(
     code, _ = _cli(["train", str(out / "best.toml"), "--output-dir", str(tmp_path / "best_run")], capsys)
     assert code == 0 and (tmp_path / "best_run" / "jtcse.json").is_file()
 
+    # --confirm-seeds: best and base retrained per seed, mean and std of each
+    from jtcse.pipeline.sweep.confirm import confirm
+    from jtcse.pipeline.sweep.run import prepare
+
+    setup, _ = prepare(options)
+    confirmed = confirm(setup, report["best"]["params"], [1, 2], say=lines.append)
+    assert len(confirmed["best"]["scores"]) == 2 and confirmed["base"]["std"] is not None
+    assert (out / "confirm" / "best-seed2" / "jtcse.json").is_file()
+    assert "| best |" in (out / "confirm.md").read_text() and "±" in (out / "confirm.md").read_text()
+
 
 def test_on_evaluate_halts_training_after_that_evaluation(tmp_path: Path, tiny_bert_dir: Path) -> None:
     """The trainer's seam the pruner uses: called at every eval.every with the step and its dev score; True

@@ -41,7 +41,9 @@ def _check_each_once(out: Path, trials: list, wanted: int) -> None:
 
 def test_two_local_workers_share_one_study(tmp_path: Path, tiny_bert_dir: Path) -> None:
     config, space, out = base_config(tmp_path, tiny_bert_dir), space_file(tmp_path), tmp_path / "sweep"
-    done = run_sweep_cli(sweep_command(config, space, out, "--trials", "4", "--workers", "2", "--pruner", "none"))
+    done = run_sweep_cli(
+        sweep_command(config, space, out, "--trials", "4", "--workers", "2", "--pruner", "none")
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("finished, ETA") == 4  # one line per trial, from whichever worker ran it
     trials = _study(out)
@@ -54,7 +56,11 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, tiny_bert_dir
     from optuna.trial import TrialState
 
     # long enough trials (60 steps) that the kill lands inside the first one
-    config, space, out = base_config(tmp_path, tiny_bert_dir, steps=60), space_file(tmp_path), tmp_path / "sweep"
+    config, space, out = (
+        base_config(tmp_path, tiny_bert_dir, steps=60),
+        space_file(tmp_path),
+        tmp_path / "sweep",
+    )
     argv = sweep_command(config, space, out, "--trials", "2", "--pruner", "none")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(__import__("sys").path)}
     worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,7 +73,7 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, tiny_bert_dir
     worker.wait()
     assert [t.state for t in _study(out)] == [TrialState.RUNNING]
 
-    rerun = run_sweep_cli(argv + ["--set", "train.max_steps=4"])  # the rerun's trials: short
+    rerun = run_sweep_cli([*argv, "--set", "train.max_steps=4"])  # the rerun's trials: short
     assert rerun.returncode == 0, rerun.stderr
     trials = _study(out)
     assert trials[0].state == TrialState.FAIL
@@ -102,7 +108,9 @@ def postgres() -> Iterator[str]:
         user, as_user = "nobody", ["runuser", "-u", "nobody", "--"]
         shutil.chown(root, user="nobody")
     data, port = root / "data", _free_port()
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", user], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", user], check=True, capture_output=True
+    )
     options = f"-h 127.0.0.1 -p {port} -k {root}"
     subprocess.run(
         [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
@@ -119,7 +127,7 @@ def postgres() -> Iterator[str]:
 def test_two_workers_share_a_postgresql_study(tmp_path: Path, tiny_bert_dir: Path, postgres: str) -> None:
     config, space, out = base_config(tmp_path, tiny_bert_dir), space_file(tmp_path), tmp_path / "sweep"
     argv = sweep_command(config, space, out, "--trials", "4", "--workers", "2", "--storage", postgres)
-    done = run_sweep_cli(argv + ["--study", "pg"])
+    done = run_sweep_cli([*argv, "--study", "pg"])
     assert done.returncode == 0, done.stderr
     _check_each_once(out, _study(out, postgres, "pg"), 4)
     assert not (out / "sweep.db").exists()

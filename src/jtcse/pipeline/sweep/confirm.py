@@ -11,7 +11,7 @@ from typing import Any
 from jtcse.benchmark import fmt_mean_std, md_table, mean_std
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
-from jtcse.pipeline.runner import Say, Stage, stderr_say, train_and_evaluate
+from jtcse.pipeline.runner import Say, stderr_say, train_and_evaluate
 from jtcse.pipeline.sweep.objective import SweepSetup
 from jtcse.pipeline.sweep.space import Scalar
 
@@ -42,8 +42,7 @@ def confirm(
             if setup.threads:
                 config.train.threads = setup.threads
             dev_only = setup.objective == "stsb-dev"
-            stage = Stage(f"{name}-seed{seed}", config)
-            result = train_and_evaluate(config, name=stage.name, dev_only=dev_only, say=say)
+            result = train_and_evaluate(config, name=folder.name, dev_only=dev_only, say=say)
             if result is None:
                 raise JtcseError(f"{folder}: interrupted; run the same command to continue")
             value = result.dev_stsb if dev_only else result.test.get("avg")

@@ -149,6 +149,10 @@ def _markdown(payload: dict[str, Any]) -> str:
         for r in payload["trials"]
     ]
     lines += [*md_table(head, body), ""]
+    failed = [r for r in payload["trials"] if r["state"] == "fail"]
+    if failed:
+        lines += ["Failed trials (not counted; a lost worker's trial is retried under a new number):", ""]
+        lines += [f"- {r['number']}: {r['outcome'].removeprefix('failed: ')}" for r in failed] + [""]
     if payload["figures"]:
         lines += (
             ["## Figures", ""] + [f"![{name}]({path})" for name, path in payload["figures"].items()] + [""]

@@ -119,6 +119,15 @@ def _shown(url: str) -> str:
 
 
 def _record_study(setup: SweepSetup, url: str, name: str, options: SweepOptions) -> None:
+    """OUT/study.json; an OUT holding another study is refused (their trials/NNNN folders would collide)."""
+    recorded = setup.out / STUDY_FILE
+    if recorded.is_file():
+        other = json.loads(recorded.read_text(encoding="utf-8")).get("study")
+        if other != name:
+            raise JtcseError(
+                f"--output-dir {setup.out}: holds study {other!r}, not {name!r}; one study per folder: "
+                f"use another --output-dir, or --study {other} to continue that one"
+            )
     payload = {
         "study": name,
         "storage": _shown(url),
