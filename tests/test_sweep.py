@@ -135,6 +135,7 @@ def test_six_trials_prune_report_resume_and_best_trains(
     for t in trials:
         assert (out / t["folder"] / "train_config.yaml").is_file()
         assert "jtcse train:" in (out / t["folder"] / "train.log").read_text()  # not on the console
+        assert not (out / t["folder"] / "checkpoint").exists()  # never resumed: no optimizer state kept
     assert len(lines) == 6 and lines[-1].startswith("trial 5: ") and "6/6 finished" in lines[-1]
     assert (out / "sweep.md").is_file() and json.loads((out / "sweep.json").read_text())["study"] == "base"
     assert (out / "figures" / "history.png").stat().st_size > 1000

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         from jtcse.pipeline.sweep.run import prepare
 
         setup, _ = prepare(options)
+        setup.threads = 0  # one run at a time now: the config's threads (all cores by default)
         confirm(setup, report["best"]["params"], parse_seeds(args.confirm_seeds))
         print((options.out / "confirm.md").read_text(encoding="utf-8"))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,7 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
     pruner stopped it (its ``steps`` user attribute says where)."""
     import optuna
 
+    from jtcse.training.checkpoint import checkpoint_path
     from jtcse.training.trainer import train
 
     values = suggest(trial, setup.params)
@@ -113,6 +115,10 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
     with _output_into(folder / TRIAL_LOG):
         result = train(config, on_evaluate=report)
     trial.set_user_attr("steps", result.step)
+    if not result.stopped_early:
+        # no trial is ever resumed (a lost one is retried from the start): the model stays, the optimizer
+        # state (twice the model again) goes
+        shutil.rmtree(checkpoint_path(folder).parent, ignore_errors=True)
     if result.halted:
         raise optuna.TrialPruned(f"pruned at step {result.step}")
     if result.stopped_early:  # Ctrl-C: the trainer finished its step and stopped; so does the sweep

@@ -53,7 +53,7 @@ def importances(study: optuna.Study) -> Importances:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         values = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except Exception as exc:  # e.g. no parameter took two values among the complete trials
-        return Importances({}, f"not computed: {first_line(exc)}")
+        return Importances({}, f"not computed: {first_line(exc).rstrip('.')}")
     return Importances({k: float(v) for k, v in values.items()}, IMPORTANCE_EVALUATOR)
 
 
