@@ -237,3 +237,31 @@ def test_dry_run_checks_and_lists_the_space(
         and "loss.temperature in {0.05, 0.1, 0.5}" in out
     )
     assert not (tmp_path / "o" / "trials").exists()
+
+
+def test_grid_space_enumerates_choices_and_stepped_ranges(tmp_path: Path) -> None:
+    from jtcse.pipeline.sweep.strategy import grid_size, grid_space
+
+    text = (
+        '["train.batch_size"]\ntype = "int"\nlow = 8\nhigh = 24\nstep = 8\n'
+        '["loss.ictm"]\ntype = "float"\nlow = 0.0\nhigh = 1.0\nstep = 0.5\n'
+    )
+    params = read_space(space_file(tmp_path, text), load_config(None))
+    assert grid_space(params) == {"train.batch_size": [8, 16, 24], "loss.ictm": [0.0, 0.5, 1.0]}
+    assert grid_size(params) == 9
+    lr = read_space(
+        space_file(tmp_path, '["train.lr"]\ntype = "float"\nlow = 1e-5\nhigh = 1e-4\n', "b.toml"),
+        load_config(None),
+    )
+    with pytest.raises(JtcseError, match=r"--sampler grid: train\.lr is a continuous float"):
+        grid_space(lr)
+
+
+@pytest.mark.slow  # two tiny trainings
+def test_grid_sweep_runs_each_point_once_with_hyperband(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    config, out = base_config(tmp_path, tiny_bert_dir, steps=2), tmp_path / "grid"
+    space = space_file(tmp_path, '["loss.temperature"]\ntype = "categorical"\nchoices = [0.05, 0.1]\n')
+    options = SweepOptions(config, space, out, sampler="grid", pruner="hyperband", threads=1)
+    report = run_sweep(options, say=lambda _line: None)  # no --trials: the grid's size
+    assert report is not None
+    assert sorted(t["params"]["loss.temperature"] for t in report["trials"]) == [0.05, 0.1]

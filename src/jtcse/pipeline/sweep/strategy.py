@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jtcse.errors import JtcseError
 from jtcse.pipeline.sweep.space import Param, Scalar
@@ -78,7 +78,7 @@ def make_sampler(name: str, params: list[Param], seed: int | None) -> optuna.sam
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid_space(params), seed=seed)
+        return _grid_sampler(grid_space(params), seed)
     if name == "cmaes":  # numbers only: Optuna samples a categorical key at random beside it
         if importlib.util.find_spec("cmaes") is None:  # Optuna's CMA-ES needs it: fail now, not in trial 0
             raise JtcseError(
@@ -86,6 +86,19 @@ def make_sampler(name: str, params: list[Param], seed: int | None) -> optuna.sam
             ) from None
         return optuna.samplers.CmaEsSampler(seed=seed)
     raise JtcseError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+
+
+def _grid_sampler(grid: dict[str, list[Scalar]], seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler without its ``study.stop()`` after the last grid point, a call that only
+        ``optimize()`` allows (``tell`` raises RuntimeError); the worker loop stops by counting trials."""
+
+        def after_trial(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return GridSampler(grid, seed=seed)
 
 
 def make_pruner(name: str, *, startup_trials: int = MEDIAN_STARTUP_TRIALS) -> optuna.pruners.BasePruner:
