@@ -39,7 +39,7 @@ def confirm(
             folder = setup.out / CONFIRM_DIR / f"{name}-seed{seed}"
             config = setup.config(values, output_dir=folder, seed=seed)
             config.train.progress = False
-            if setup.threads:
+            if setup.threads and not config.train.threads:  # the config's own count wins
                 config.train.threads = setup.threads
             dev_only = setup.objective == "stsb-dev"
             result = train_and_evaluate(config, name=folder.name, dev_only=dev_only, say=say)

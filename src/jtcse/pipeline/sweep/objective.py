@@ -37,7 +37,7 @@ class SweepSetup:
     """the user's ``--set``, applied to every trial (and to ``best.toml``)"""
     objective: Objective = "stsb-dev"
     threads: int = 0
-    """torch threads per trial (0: the config's own ``train.threads``)"""
+    """torch threads per trial where the config leaves ``train.threads`` at 0 (its own count wins)"""
 
     def config(
         self, values: dict[str, Scalar], *, output_dir: Path | None = None, seed: int | None = None
@@ -101,7 +101,7 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
     folder = setup.trial_dir(trial.number)
     config = setup.config(values, output_dir=folder)
     config.train.progress = False
-    if setup.threads:
+    if setup.threads and not config.train.threads:  # the config's own count wins
         config.train.threads = setup.threads
     trial.set_user_attr("folder", str(folder.relative_to(setup.out)))
 
