@@ -74,7 +74,9 @@ def make_sampler(name: str, params: list[Param], seed: int | None) -> optuna.sam
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        # constant_liar: a running trial counts as a poor result, so parallel workers spread out instead of
+        # all proposing the point that looks best now
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
