@@ -58,6 +58,7 @@ COMMANDS: dict[str, str] = {
     "export": "jtcse.cli.export",
     "plot": "jtcse.cli.plot",
     "ablate": "jtcse.cli.ablate",
+    "sweep": "jtcse.cli.sweep",
     "reproduce": "jtcse.cli.reproduce",
     "serve": "jtcse.cli.serve",
     "ensemble": "jtcse.cli.ensemble",

@@ -53,6 +53,8 @@ class TrainResult:
     best_dev: float | None
     best_step: int | None
     stopped_early: bool
+    halted: bool = False
+    """``on_evaluate`` asked to stop (a sweep's pruner): no checkpoint was written for this stop."""
 
 
 def train(
@@ -60,18 +62,34 @@ def train(
     *,
     resume: bool = False,
     on_step_end: Callable[[int], None] | None = None,
+    on_evaluate: Callable[[int, float], bool] | None = None,
 ) -> TrainResult:
     """Train as ``config`` says; with ``resume``, continue from ``OUT/checkpoint``.
 
     ``on_step_end(step)`` is called after each step's logging, evaluation and checkpointing (tests use it to
-    interrupt a run at a chosen step). ``OUT`` is locked for the run: a second writer stops with one line.
+    interrupt a run at a chosen step). ``on_evaluate(step, dev_score)`` is called after each STS-B dev
+    evaluation (``eval.every``); returning True stops the run there, without a checkpoint, and the result
+    says ``halted`` (``jtcse sweep``'s pruner). ``OUT`` is locked for the run: a second writer stops with
+    one line.
     """
     run_dir.check_run_dir(config)
     with run_dir.writer_lock(Path(config.output_dir)):
-        return _train(config, resume, on_step_end)
+        return _train(config, resume, _Hooks(on_step_end, on_evaluate))
 
 
-def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | None) -> TrainResult:
+@dataclass(frozen=True)
+class _Hooks:
+    """The caller's callbacks into the loop (see :func:`train`)."""
+
+    on_step_end: Callable[[int], None] | None = None
+    on_evaluate: Callable[[int, float], bool] | None = None
+
+    def halt(self, step: int, score: float, last: int) -> bool:
+        """Whether ``on_evaluate`` stops the run after this evaluation (never at the last step: it ended)."""
+        return self.on_evaluate is not None and bool(self.on_evaluate(step, score)) and step < last
+
+
+def _train(config: Config, resume: bool, hooks: _Hooks) -> TrainResult:
     """:func:`train` inside the run directory's lock."""
     # -- setup: the config completed from the model, the checkpoint to resume, data, model, optimizer, OUT/
     run, state, resumed_at = start_run(config, resume)
@@ -89,7 +107,7 @@ def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | No
         return _already_complete(run, state)
 
     # -- the loop: one step per batch; log, evaluate and checkpoint when due
-    meter, last_saved, stopped_early = Throughput(), resumed_at, False
+    meter, last_saved, stopped_early, halted = Throughput(), resumed_at, False, False
     run.task.train()
     with loop_context(run, state.step) as (bar, metrics, stop_requested):
         state.start_clock()
@@ -118,7 +136,11 @@ def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | No
 
             # maybe evaluate: every eval.every steps and at the end, exporting the best model so far
             if _eval_due(state.step, every, run.total_steps, run.config.eval.at_final_step):
-                meter.pause(_evaluate(run, state, metrics, bar))
+                score, took = _evaluate(run, state, metrics, bar)
+                meter.pause(took)
+                if hooks.halt(state.step, score, run.total_steps):
+                    halted = True
+                    break
             if state.step == run.total_steps and state.best_step is None:  # no evaluation chose a state
                 run_dir.export_model(run.task, run.out, {"final_step": state.step})
 
@@ -129,8 +151,8 @@ def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | No
             if stop_now or save_due or state.step == run.total_steps:
                 meter.pause(_save(run, state))
                 last_saved = state.step
-            if on_step_end is not None:
-                on_step_end(state.step)
+            if hooks.on_step_end is not None:
+                hooks.on_step_end(state.step)
             if stop_now and state.step < run.total_steps:
                 stopped_early = True
                 break
@@ -138,8 +160,8 @@ def _train(config: Config, resume: bool, on_step_end: Callable[[int], None] | No
     # -- finish: the card with the whole curve, not just up to the best step
     run_dir.write_card(run.out)
     distributed.barrier()  # rank 0's last checkpoint is on disk before any rank returns
-    say(_end_line(run, state, stopped_early))
-    return _result(run, state, stopped_early=stopped_early)
+    say(_end_line(run, state, stopped_early, halted))
+    return _result(run, state, stopped_early=stopped_early, halted=halted)
 
 
 def load_for_resume(output_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -221,9 +243,9 @@ def _show_step(bar: tqdm, values: dict[str, float], speed: float) -> None:
     bar.update(1)
 
 
-def _evaluate(run: Run, state: TrainState, metrics: MetricsSink, bar: tqdm[NoReturn]) -> float:
+def _evaluate(run: Run, state: TrainState, metrics: MetricsSink, bar: tqdm[NoReturn]) -> tuple[float, float]:
     """The dev score (rank 0 evaluates, the others wait for its score); the model is exported when it
-    improves. Returns the seconds it took."""
+    improves. Returns the score and the seconds it took."""
     from jtcse.evaluation.dev import training_dev_score
 
     started = time.perf_counter()
@@ -247,7 +269,7 @@ def _evaluate(run: Run, state: TrainState, metrics: MetricsSink, bar: tqdm[NoRet
     metrics.log({"step": state.step, **record, "eval_s": took, "elapsed_s": state.elapsed()})
     best = f"{state.best_dev:.2f}" if state.best_dev is not None else "-"
     bar.set_description(f"dev {score:.2f} (best {best})", refresh=False)
-    return took
+    return score, took
 
 
 def _save(run: Run, state: TrainState) -> float:
@@ -263,11 +285,15 @@ def _already_complete(run: Run, state: TrainState) -> TrainResult:
     return _result(run, state, stopped_early=False)
 
 
-def _result(run: Run, state: TrainState, *, stopped_early: bool) -> TrainResult:
-    return TrainResult(run.out, state.step, run.total_steps, state.best_dev, state.best_step, stopped_early)
+def _result(run: Run, state: TrainState, *, stopped_early: bool, halted: bool = False) -> TrainResult:
+    return TrainResult(
+        run.out, state.step, run.total_steps, state.best_dev, state.best_step, stopped_early, halted
+    )
 
 
-def _end_line(run: Run, state: TrainState, stopped_early: bool) -> str:
+def _end_line(run: Run, state: TrainState, stopped_early: bool, halted: bool) -> str:
+    if halted:
+        return f"jtcse train: halted after step {state.step} (on_evaluate); best model so far in {run.out}"
     if stopped_early:
         return (
             f"jtcse train: stopped after step {state.step}; continue with --resume "
