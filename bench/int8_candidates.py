@@ -35,12 +35,12 @@ from jtcse.model.format import read_spec, write_spec
 
 CANDIDATES: dict[str, Callable[[Path], None]] = {
     "fp32-onnx": lambda path: None,
-    "dynamic": quantize_dynamic_graph,
+    "dynamic": quantize_dynamic_graph,  # --quantize int8
     "blockwise-32": lambda path: quantize_blockwise_graph(path, block_size=32),
     "blockwise-64": lambda path: quantize_blockwise_graph(path, block_size=64),
     "blockwise-128": lambda path: quantize_blockwise_graph(path, block_size=128),
-    "rowwise": quantize_rowwise_graph,
-    "rowwise-w8": lambda path: quantize_rowwise_graph(path, weight_bits=8),
+    "rowwise": quantize_rowwise_graph,  # --quantize int8-rowwise: 8-bit weights
+    "rowwise-w7": lambda path: quantize_rowwise_graph(path, weight_bits=7),
     "blockwise-32-asym": lambda path: quantize_blockwise_graph(path, block_size=32, symmetric=False),
 }
 

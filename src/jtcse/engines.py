@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
 
 if TYPE_CHECKING:
     import torch
@@ -183,6 +184,20 @@ def read_graph_info(graph_dir: str | Path) -> dict[str, Any]:
     return info
 
 
+def _warn_saturation(graph_dir: str | Path, info: dict[str, Any]) -> None:
+    """8-bit int8 weights (``--quantize int8-rowwise``) can saturate onnxruntime's u8 x s8 kernel on CPUs
+    without VNNI (pairs of products summed in 16 bits): say so once, the vectors may be off there."""
+    from jtcse.tools.cpu import has_vnni
+
+    if info.get("int8_weight_bits") == 8 and not has_vnni():
+        warnings.warn(
+            f"{graph_dir}: 8-bit int8 weights on a CPU without VNNI can saturate; vectors may drift from "
+            "fp32 (export with --quantize int8 for AVX2-only CPUs)",
+            JtcseWarning,
+            stacklevel=3,
+        )
+
+
 def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxEngine, Any, int | None]:
     """The session, tokenizer and truncation limit of an exported graph directory. The tokenizer is its
     ``tokenizer.json`` run by the ``tokenizers`` library (no transformers import); only a graph saved
@@ -190,6 +205,7 @@ def load_onnx_member(graph_dir: str | Path, *, threads: int) -> tuple[OnnxEngine
     from jtcse.model.fast_tokenizer import TOKENIZER_FILE, FastTokenizer
 
     info = read_graph_info(graph_dir)
+    _warn_saturation(graph_dir, info)
     engine = OnnxEngine(Path(graph_dir) / GRAPH_FILE, threads=threads)
     if (Path(graph_dir) / TOKENIZER_FILE).is_file():
         return engine, FastTokenizer(graph_dir, engine.input_names), info.get("max_length")

@@ -1,23 +1,49 @@
-"""The int8 quantisations of an exported graph (in place), one function per scheme.
+"""The int8 quantisations of an exported graph (in place); ``jtcse export --quantize NAME`` picks one.
 
-* ``dynamic``: onnxruntime's ``quantize_dynamic``: 7-bit per-channel weights; each matrix product's input
-  quantised with ONE range for the whole batch (``DynamicQuantizeLinear``), so a sentence's vector depends
-  on the other sentences of its batch (cosine down to 0.96 between a sentence alone and in a batch).
-* ``blockwise``: every weight matrix, the attention's input projection included (:func:`split_attention`),
-  as ``MatMulNBits`` with 8-bit weights per block of ``block_size`` input channels and
-  ``accuracy_level=4``: onnxruntime quantises the input per block of each row (token) and multiplies in
-  int8. No scale spans two tokens, so a sentence's vector is the same in any batch (float rounding apart).
+* ``int8`` (:func:`quantize_dynamic_graph`): onnxruntime's ``quantize_dynamic``: 7-bit per-channel weights;
+  each matrix product's input quantised with ONE range for the whole batch (``DynamicQuantizeLinear``), so
+  a sentence's vector depends on the other sentences of its batch (MiniLM, STS-B test: cosine down to 0.95
+  between a sentence alone and in a batch of 64, down to 0.96 to fp32).
+* ``int8-rowwise`` (:func:`quantize_rowwise_graph`): every constant-weight product (the attention's input
+  projection split out first, :func:`~jtcse.export.onnx_rewrites.split_attention`) gets its input quantised
+  per row (token) in plain ops: ``ReduceMax(Abs)`` -> scale -> u8 around 128 -> ``MatMulIntegerToFloat``
+  -> times the row's scale. No scale spans two tokens, so a sentence's vector is the same in any batch
+  (float rounding apart). Weights: 8-bit per output channel, which the per-row inputs need to stay within
+  0.98 of fp32 (7-bit: min 0.969); on CPUs without VNNI the u8 x s8 kernel sums pairs of products in 16
+  bits and can saturate with them (the engine warns there).
+* :func:`quantize_blockwise_graph` (a measured candidate, no option): ``MatMulNBits`` with 8-bit weights per
+  block and ``accuracy_level=4`` (inputs quantised per block of each row): the closest to fp32, and batch
+  independent, but on onnxruntime 1.32's CPU kernels no faster than fp32.
+
+The figures behind the choice: ``bench/int8_candidates.py`` and the README's ONNX section.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-SCHEMES = ("dynamic", "blockwise")
-BLOCK_SIZE = 32
+ROWWISE_WEIGHT_BITS = 8
+
+
+def quantize_graph(path: Path, scheme: str) -> dict[str, Any]:
+    """Quantise ``path`` in place with ``scheme`` (a ``--quantize`` choice); returns graph.json's record."""
+    if scheme == "int8-rowwise":
+        quantize_rowwise_graph(path, weight_bits=ROWWISE_WEIGHT_BITS)
+        return {
+            "int8_activations": "per row (token): the same vector in any batch",
+            "int8_weights": f"{ROWWISE_WEIGHT_BITS}-bit per channel",
+            "int8_weight_bits": ROWWISE_WEIGHT_BITS,
+        }
+    quantize_dynamic_graph(path)
+    return {
+        "int8_activations": "per batch (dynamic): vectors depend on the batch",
+        "int8_weights": "7-bit per channel (AVX2-safe)",
+        "int8_weight_bits": 7,
+    }
 
 
 def quantize_dynamic_graph(path: Path) -> None:
@@ -49,8 +75,9 @@ def quantize_dynamic_graph(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def quantize_blockwise_graph(path: Path, *, block_size: int = BLOCK_SIZE, symmetric: bool = True) -> None:
-    """8-bit ``MatMulNBits`` for every matrix product with a constant weight, in place (see the module doc)."""
+def quantize_blockwise_graph(path: Path, *, block_size: int = 32, symmetric: bool = True) -> None:
+    """8-bit ``MatMulNBits`` for every matrix product with a constant weight, in place (see the module doc).
+    Kept for ``bench/int8_candidates.py``: measured, not offered."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -74,9 +101,9 @@ def quantize_blockwise_graph(path: Path, *, block_size: int = BLOCK_SIZE, symmet
         tmp.unlink(missing_ok=True)
 
 
-def _const_matmuls(model: object) -> dict[int, object]:
+def _const_matmuls(model: Any) -> dict[int, Any]:
     """{node position: weight initializer} for every MatMul whose second operand is a constant matrix."""
-    graph = model.graph  # type: ignore[attr-defined]
+    graph = model.graph
     weights = {init.name: init for init in graph.initializer if len(init.dims) == 2}
     return {
         i: weights[n.input[1]]
@@ -85,14 +112,14 @@ def _const_matmuls(model: object) -> dict[int, object]:
     }
 
 
-def _rowwise_nodes(node: object, weight: np.ndarray, bits: int) -> tuple[list[object], list[object]]:
+def _rowwise_nodes(node: Any, weight: np.ndarray, bits: int) -> tuple[list[Any], list[Any]]:
     """The nodes and initializers computing ``node`` (MatMul x @ W) with x quantised per row (token)."""
     from onnx import TensorProto, helper, numpy_helper
 
     top = 2 ** (bits - 1) - 1
     w_scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / top
     w_int8 = np.clip(np.rint(weight / w_scale), -top, top).astype(np.int8)
-    x, out = node.input[0], node.output[0]  # type: ignore[attr-defined]
+    x, out = node.input[0], node.output[0]
     p = f"{out}_rq"
     inits = [
         numpy_helper.from_array(w_int8, f"{p}_w"),
@@ -123,7 +150,7 @@ def _rowwise_nodes(node: object, weight: np.ndarray, bits: int) -> tuple[list[ob
     return nodes, inits
 
 
-def quantize_rowwise_graph(path: Path, *, weight_bits: int = 7) -> None:
+def quantize_rowwise_graph(path: Path, *, weight_bits: int = ROWWISE_WEIGHT_BITS) -> None:
     """int8 per row (token) of every constant-weight MatMul's input, in plain ONNX ops, in place: the
     attention's projection is split out first (:func:`split_attention`); weights per output channel with
     ``weight_bits`` (7: safe on AVX2 without VNNI)."""
@@ -134,13 +161,13 @@ def quantize_rowwise_graph(path: Path, *, weight_bits: int = 7) -> None:
 
     model = onnx.load(str(path))
     split_attention(model)
-    replaced: dict[int, list[object]] = {}
+    replaced: dict[int, list[Any]] = {}
     used: set[str] = set()
     for position, init in _const_matmuls(model).items():
-        weight = numpy_helper.to_array(init).astype(np.float32)  # type: ignore[arg-type]
+        weight = numpy_helper.to_array(init).astype(np.float32)
         nodes, inits = _rowwise_nodes(model.graph.node[position], weight, weight_bits)
         replaced[position] = nodes
-        used.add(init.name)  # type: ignore[attr-defined]
+        used.add(init.name)
         model.graph.initializer.extend(inits)
     new_nodes = [n for i, node in enumerate(model.graph.node) for n in replaced.get(i, [node])]
     del model.graph.node[:]
