@@ -4,14 +4,15 @@ how far a sentence's vector moves with its batch, how close it stays to torch fp
 Every candidate is built from one fp32 export (``jtcse export --format onnx``, kept in ``--work-dir``) and
 encodes the 2,758 STS-B test sentences (duplicates included) through ``jtcse.Encoder``:
 
-* batch vs single: in batches of ``--batch-size`` (the Encoder's length-sorted batches) against one sentence
-  at a time: min and mean cosine;
+* batch vs single: in batches of ``--batch-size`` (the Encoder's length-sorted batches) against each
+  sentence in its own call: min and mean cosine;
 * vs fp32: the batched vectors against the torch fp32 model's: min and mean cosine;
 * speed: sentences/s on the distinct STS-B test sentences in batches of ``--batch-size``, best of
   ``--repeats`` interleaved rounds (the candidates take turns, so drifting load hits all alike);
-* with ``--sts``: the 7-task STS average (as ``jtcse eval sts``) and its difference to fp32.
+* with ``--sts NAMES``: their 7-task STS average (as ``jtcse eval sts``) and its difference to fp32.
 
-    python bench/int8_candidates.py [--threads T] [--repeats 3] [--sts] [--only dynamic,blockwise-32]
+    python bench/int8_candidates.py [--threads T] [--repeats 3] [--sts dynamic,rowwise]
+                                    [--only dynamic,rowwise] [--data-dir D] [--work-dir W]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jtcse.encoder import Encoder
 from jtcse.engines import GRAPH_FILE
 from jtcse.export.onnx_quant import quantize_blockwise_graph, quantize_dynamic_graph, quantize_rowwise_graph
 from jtcse.model.format import read_spec, write_spec
+from jtcse.tools.cpu import describe_cpu
 
 CANDIDATES: dict[str, Callable[[Path], None]] = {
     "fp32-onnx": lambda path: None,
@@ -48,6 +50,12 @@ CANDIDATES: dict[str, Callable[[Path], None]] = {
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return np.sum(a64 * b64, axis=1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
+
+
+def one_at_a_time(encoder: Encoder, sentences: list[str]) -> np.ndarray:
+    """Each sentence in its own call (batch_size=1 alone would still group short sentences: the Encoder's
+    batches hold up to batch_size * 64 tokens)."""
+    return np.stack([np.asarray(encoder.encode([s], show_progress=False))[0] for s in sentences])
 
 
 def stsb_test(data_dir: str | None) -> list[str]:
@@ -85,7 +93,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=",".join(CANDIDATES), help="comma-separated candidate names")
-    parser.add_argument("--sts", action="store_true", help="also the 7-task STS average (slow)")
+    parser.add_argument("--sts", default="", help="candidates (comma-separated) to score on the 7 STS tasks")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work-dir", type=Path, default=Path("bench_out/int8_candidates"))
     return parser.parse_args()
@@ -97,33 +105,42 @@ def main() -> None:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     sentences = stsb_test(args.data_dir)
     distinct = list(dict.fromkeys(sentences))
-    print(f"STS-B test: {len(sentences)} sentences ({len(distinct)} distinct); threads {args.threads}, "
-          f"batch size {args.batch_size}, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(describe_cpu())
+    print(
+        f"STS-B test: {len(sentences)} sentences ({len(distinct)} distinct); threads {args.threads}, "
+        f"batch size {args.batch_size}, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     reference = Encoder("minilm", device="cpu", threads=args.threads).encode(sentences, show_progress=False)
     fp32_dir = fp32_export(args.work_dir, args.threads)
     encoders: dict[str, Encoder] = {}
     for name in names:
         path = build(name, fp32_dir, args.work_dir)
         batched = Encoder(path, batch_size=args.batch_size, threads=args.threads)
-        single = Encoder(path, batch_size=1, threads=args.threads)
         vectors = np.asarray(batched.encode(sentences, show_progress=False))
-        alone = np.asarray(single.encode(sentences, show_progress=False))
+        alone = one_at_a_time(batched, sentences)
         self_cos, ref_cos = cosines(vectors, alone), cosines(vectors, np.asarray(reference))
-        print(f"{name:20s} batch vs single: min {self_cos.min():.6f} mean {self_cos.mean():.6f}; "
-              f"vs torch fp32: min {ref_cos.min():.4f} mean {ref_cos.mean():.4f}", flush=True)
+        print(
+            f"{name:20s} batch vs single: min {self_cos.min():.6f} mean {self_cos.mean():.6f}; "
+            f"vs torch fp32: min {ref_cos.min():.4f} mean {ref_cos.mean():.4f}",
+            flush=True,
+        )
         batched.encode(distinct[:256], show_progress=False)  # warm-up
         encoders[name] = batched
     best = {name: float("inf") for name in names}
     for repeat in range(args.repeats):
-        for name in names[repeat % len(names):] + names[: repeat % len(names)]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             started = time.perf_counter()
             encoders[name].encode(distinct, show_progress=False)
             best[name] = min(best[name], time.perf_counter() - started)
     for name in names:
-        print(f"{name:20s} {len(distinct) / best[name]:8.1f} sentences/s (best of {args.repeats}; "
-              f"load {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"{name:20s} {len(distinct) / best[name]:8.1f} sentences/s (best of {args.repeats}; "
+            f"load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     if args.sts:
-        sts_scores(args, names)
+        sts_scores(args, [n.strip() for n in args.sts.split(",") if n.strip()])
 
 
 def sts_scores(args: argparse.Namespace, names: list[str]) -> None:

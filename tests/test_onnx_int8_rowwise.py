@@ -16,9 +16,8 @@ from jtcse.errors import JtcseError, JtcseWarning
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from test_onnx_export import INT8_MIN_COSINE, SENTENCES, cosines, outlier_model, write_self_scored_dev
-
 from jtcse.export.onnx import export_onnx
+from test_onnx_export import INT8_MIN_COSINE, SENTENCES, cosines, outlier_model, write_self_scored_dev
 
 BATCH_MIN_COSINE = 0.99999  # the same sentence alone vs in any batch: float rounding only
 
@@ -98,7 +97,7 @@ def test_split_attention_keeps_the_vectors(tmp_path: Path, tiny_bert_dir: Path) 
     width = max(map(len, ids))
     feed = {  # right-padded rows of different lengths
         "input_ids": np.array([row + [0] * (width - len(row)) for row in ids], dtype=np.int64),
-        "attention_mask": np.array([[1] * len(row) + [0] * (width - len(row)) for row in ids], dtype=np.int64),
+        "attention_mask": np.array([[1] * len(r) + [0] * (width - len(r)) for r in ids], dtype=np.int64),
     }
     feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
     want, got = (ort.InferenceSession(str(p)).run(None, feed)[0] for p in (graph, tmp_path / "split.onnx"))

@@ -341,8 +341,9 @@ def _quantize_and_gate(
     loss = fp32_score - int8_score
     if loss > max_loss and not accept_loss:
         raise JtcseError(
-            f"--quantize {scheme}: STS-B dev Spearman {int8_score:.2f} (int8) vs {fp32_score:.2f} (fp32) loses "
-            f"{loss:.2f} points, more than {max_loss:g}; nothing written (pass --accept-loss to keep it)"
+            f"--quantize {scheme}: STS-B dev Spearman {int8_score:.2f} (int8) vs {fp32_score:.2f} (fp32) "
+            f"loses {loss:.2f} points, more than {max_loss:g}; nothing written "
+            "(pass --accept-loss to keep it)"
         )
     return {
         "int8_min_cosine": int8_cosine,

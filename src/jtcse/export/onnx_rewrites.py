@@ -104,7 +104,12 @@ def split_attention(model: Any) -> int:
             helper.make_node("MatMul", [data, weights], [f"{base}_qkv"], name=f"{base}_proj"),
             helper.make_node("Split", [f"{base}_qkv"], qkv, name=f"{base}_split", axis=-1),
             helper.make_node(
-                "MultiHeadAttention", [*qkv, bias, mask], [base], name=f"{base}_mha", domain=_MS_DOMAIN, **kept
+                "MultiHeadAttention",
+                [*qkv, bias, mask],
+                [base],
+                name=f"{base}_mha",
+                domain=_MS_DOMAIN,
+                **kept,
             ),
         ]
         split += 1
