@@ -82,7 +82,7 @@ def sts_sentences(data_dir: str | None, limit: int | None) -> tuple[list[str], s
     return sentences, f"{what}the 7 STS test sets under {root}"
 
 
-def exported(kind: str, export_dir: Path, threads: int) -> Path:
+def exported(kind: str, export_dir: Path, threads: int, data_dir: str | None) -> Path:
     """``export_dir/minilm-<kind>``, exported now unless a previous run left it there."""
     from jtcse.export.onnx import export_onnx
     from jtcse.model.format import is_jtcse_dir, read_spec
@@ -92,7 +92,12 @@ def exported(kind: str, export_dir: Path, threads: int) -> Path:
         return out
     started = time.perf_counter()
     result = export_onnx(
-        "minilm", out, quantize=None if kind == "fp32" else kind, overwrite=True, threads=threads
+        "minilm",
+        out,
+        quantize=None if kind == "fp32" else kind,
+        overwrite=True,
+        threads=threads,
+        data_dir=data_dir,
     )
     gate = result.get("stsb_dev")
     note = f", STS-B dev fp32 {gate['fp32']:.2f} int8 {gate['int8']:.2f}" if gate else ""
@@ -303,7 +308,7 @@ def main() -> None:
     workloads = {"distinct": distinct, "all": sentences}
     print(GOAL)
     print(f"sentences: {len(sentences)} ({len(distinct)} distinct) from {origin}")
-    dirs = {kind: exported(kind, args.export_dir, threads) for kind in ("fp32", "int8", "int8-rowwise")}
+    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir) for kind in ("fp32", "int8", "int8-rowwise")}
     encoders = {
         "jtcse torch fp32": Encoder("minilm", device="cpu", batch_size=args.batch_size, threads=threads),
         "jtcse onnx fp32": Encoder(dirs["fp32"], device="cpu", batch_size=args.batch_size, threads=threads),
