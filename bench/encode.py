@@ -308,7 +308,8 @@ def main() -> None:
     workloads = {"distinct": distinct, "all": sentences}
     print(GOAL)
     print(f"sentences: {len(sentences)} ({len(distinct)} distinct) from {origin}")
-    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir) for kind in ("fp32", "int8", "int8-rowwise")}
+    kinds = ("fp32", "int8", "int8-rowwise")
+    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir) for kind in kinds}
     encoders = {
         "jtcse torch fp32": Encoder("minilm", device="cpu", batch_size=args.batch_size, threads=threads),
         "jtcse onnx fp32": Encoder(dirs["fp32"], device="cpu", batch_size=args.batch_size, threads=threads),
