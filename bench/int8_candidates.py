@@ -121,7 +121,7 @@ def main() -> None:
         alone = one_at_a_time(batched, sentences)
         self_cos, ref_cos = cosines(vectors, alone), cosines(vectors, np.asarray(reference))
         print(
-            f"{name:20s} batch vs single: min {self_cos.min():.6f} mean {self_cos.mean():.6f}; "
+            f"{name:20s} batch vs single: min {self_cos.min():.8f} mean {self_cos.mean():.8f}; "
             f"vs torch fp32: min {ref_cos.min():.4f} mean {ref_cos.mean():.4f}",
             flush=True,
         )
