@@ -102,3 +102,15 @@ def test_split_attention_keeps_the_vectors(tmp_path: Path, tiny_bert_dir: Path) 
     feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
     want, got = (ort.InferenceSession(str(p)).run(None, feed)[0] for p in (graph, tmp_path / "split.onnx"))
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_twin_tower_graph_is_batch_independent_too(
+    twin_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    data = write_self_scored_dev(tmp_path / "data", tiny_bert_dir)  # any scoreable dev file: loss accepted
+    out = tmp_path / "twin"
+    export_onnx(twin_dir, out, quantize="int8-rowwise", data_dir=data, accept_loss=True)
+    alone = np.stack([Encoder(out).encode([s])[0] for s in SENTENCES])
+    assert cosines(Encoder(out, batch_size=len(SENTENCES)).encode(SENTENCES), alone).min() >= BATCH_MIN_COSINE
+    fp32 = Encoder(twin_dir, device="cpu").encode(SENTENCES)
+    assert cosines(alone, fp32).min() >= INT8_MIN_COSINE
