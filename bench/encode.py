@@ -1,5 +1,7 @@
-"""Side-by-side CPU speed of jtcse (torch fp32, ONNX fp32, ONNX int8) and sentence-transformers' own backends
-(torch, ONNX, ONNX int8).
+"""Side-by-side CPU speed of jtcse (torch fp32, ONNX fp32, ONNX int8, ONNX int8-rowwise) and
+sentence-transformers' own backends (torch, ONNX, ONNX int8), and how far each backend's vectors move: against
+torch fp32, and batched against one sentence per call (``--single-limit`` sentences; per-batch int8 scales
+make a sentence's vector depend on its batch).
 
 All encode the same sentences with all-MiniLM-L6-v2, with the same batch size and the same thread count
 (``--threads``, set for torch and every onnxruntime session alike and read back from the live sessions), in
@@ -80,7 +82,7 @@ def sts_sentences(data_dir: str | None, limit: int | None) -> tuple[list[str], s
     return sentences, f"{what}the 7 STS test sets under {root}"
 
 
-def exported(kind: str, export_dir: Path, threads: int) -> Path:
+def exported(kind: str, export_dir: Path, threads: int, data_dir: str | None) -> Path:
     """``export_dir/minilm-<kind>``, exported now unless a previous run left it there."""
     from jtcse.export.onnx import export_onnx
     from jtcse.model.format import is_jtcse_dir, read_spec
@@ -90,7 +92,12 @@ def exported(kind: str, export_dir: Path, threads: int) -> Path:
         return out
     started = time.perf_counter()
     result = export_onnx(
-        "minilm", out, quantize=None if kind == "fp32" else kind, overwrite=True, threads=threads
+        "minilm",
+        out,
+        quantize=None if kind == "fp32" else kind,
+        overwrite=True,
+        threads=threads,
+        data_dir=data_dir,
     )
     gate = result.get("stsb_dev")
     note = f", STS-B dev fp32 {gate['fp32']:.2f} int8 {gate['int8']:.2f}" if gate else ""
@@ -198,8 +205,9 @@ class Peers:
 
         return run
 
-    def vectors(self, name: str, path: Path) -> np.ndarray:
-        self.ask({"vectors": name, "path": str(path)})
+    def vectors(self, name: str, path: Path, alone: list[str] | None = None) -> np.ndarray:
+        """The distinct sentences' vectors in batches, or (``alone``) these sentences one per call."""
+        self.ask({"vectors": name, "path": str(path), "alone": alone})
         return np.load(path)
 
     def close(self) -> None:
@@ -252,6 +260,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--export-dir", type=Path, default=Path("bench_out"), help="where the exports go")
     parser.add_argument("--sts", action="store_true", help="also score fp32 and int8 on the 7 STS tasks")
     parser.add_argument(
+        "--single-limit",
+        type=int,
+        default=1000,
+        help="batch vs single: encode this many distinct sentences one per call (default 1000)",
+    )
+    parser.add_argument(
         "--peer-python",
         type=Path,
         default=PEER_PYTHON if PEER_PYTHON.exists() else None,
@@ -294,15 +308,21 @@ def main() -> None:
     workloads = {"distinct": distinct, "all": sentences}
     print(GOAL)
     print(f"sentences: {len(sentences)} ({len(distinct)} distinct) from {origin}")
-    dirs = {kind: exported(kind, args.export_dir, threads) for kind in ("fp32", "int8")}
+    kinds = ("fp32", "int8", "int8-rowwise")
+    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir) for kind in kinds}
     encoders = {
         "jtcse torch fp32": Encoder("minilm", device="cpu", batch_size=args.batch_size, threads=threads),
         "jtcse onnx fp32": Encoder(dirs["fp32"], device="cpu", batch_size=args.batch_size, threads=threads),
         "jtcse onnx int8": Encoder(dirs["int8"], device="cpu", batch_size=args.batch_size, threads=threads),
         "jtcse onnx int8 one session": one_session(dirs["int8"], args.batch_size, threads),
+        "jtcse onnx int8-rowwise": Encoder(
+            dirs["int8-rowwise"], device="cpu", batch_size=args.batch_size, threads=threads
+        ),
     }
     peers = start_peers(args, threads, workloads)
-    backends, vector_fns = local_backends(encoders, workloads)  # after the warm-up every session exists
+    single = distinct[: args.single_limit]
+    # after the warm-up every session exists
+    backends, vector_fns = local_backends(encoders, workloads, single)
     check_threads(threads, encoders, peers)
     ours = jtcse_batches(encoders["jtcse torch fp32"], distinct)
     if peers is None:
@@ -315,12 +335,16 @@ def main() -> None:
         )
         run_st(distinct[:256])  # warm-up
         backends["sentence-transformers torch"] = lambda w: timed(lambda: run_st(workloads[w]))
-        vector_fns["sentence-transformers torch"] = lambda: run_st(distinct)
+        vector_fns["sentence-transformers torch"] = lambda alone: (
+            np.concatenate([run_st([s]) for s in single]) if alone else run_st(distinct)
+        )
     else:
         st_shapes = [tuple(shape) for shape in peers.verified["batches"]]
         for name in peers.names:
             backends[name] = peers.runner(name)
-            vector_fns[name] = lambda n=name: peers.vectors(n, args.export_dir / "st_vectors.npy")
+            vector_fns[name] = lambda alone, n=name: peers.vectors(
+                n, args.export_dir / "st_vectors.npy", single if alone else None
+            )
     lengths = [len(ids) for ids in encoders["jtcse torch fp32"].members[0].tokenizer(distinct)["input_ids"]]
     check_padding(ours, st_shapes, lengths)
     print(
@@ -329,7 +353,10 @@ def main() -> None:
         flush=True,
     )
     seconds = run_repeats(backends, workloads, args.repeats)
-    agreement({name: np.asarray(fn()) for name, fn in vector_fns.items()})
+    agreement(
+        {name: np.asarray(fn(False)) for name, fn in vector_fns.items()},
+        {name: np.asarray(fn(True)) for name, fn in vector_fns.items()},
+    )
     if peers is not None:
         peers.close()
     rates = report(seconds, workloads, list(backends))
@@ -342,7 +369,10 @@ def main() -> None:
         scores = {kind: sts_avg(path, args.data_dir, args.batch_size) for kind, path in dirs.items()}
         print(
             f"7-task STS avg (jtcse eval sts --model {args.export_dir}/minilm-*): fp32 {scores['fp32']:.2f}, "
-            f"int8 {scores['int8']:.2f} (difference {scores['fp32'] - scores['int8']:+.2f})"
+            + ", ".join(
+                f"{kind} {scores[kind]:.2f} (difference {scores['fp32'] - scores[kind]:+.2f})"
+                for kind in ("int8", "int8-rowwise")
+            )
         )
     headline(rates)
 
@@ -381,10 +411,12 @@ def start_peers(args: argparse.Namespace, threads: int, workloads: dict[str, lis
 
 
 def local_backends(
-    encoders: dict[str, Encoder], workloads: dict[str, list[str]]
-) -> tuple[dict[str, Callable[[str], tuple[float, float]]], dict[str, Callable[[], object]]]:
+    encoders: dict[str, Encoder], workloads: dict[str, list[str]], single: list[str]
+) -> tuple[dict[str, Callable[[str], tuple[float, float]]], dict[str, Callable[[bool], object]]]:
+    """Timed runs per workload, and the vectors: the distinct sentences in batches, or ``single`` one per
+    call (``encode([s])``: batch_size=1 would still group short sentences)."""
     backends: dict[str, Callable[[str], tuple[float, float]]] = {}
-    vector_fns: dict[str, Callable[[], object]] = {}
+    vector_fns: dict[str, Callable[[bool], object]] = {}
     for name, encoder in encoders.items():
 
         def run(texts: list[str], e: Encoder = encoder) -> object:
@@ -392,15 +424,23 @@ def local_backends(
 
         run(workloads["distinct"][:256])  # warm-up: first-call allocations and lazy initialisation
         backends[name] = lambda w, r=run: timed(lambda: r(workloads[w]))
-        vector_fns[name] = lambda r=run: r(workloads["distinct"])
+        vector_fns[name] = lambda alone, r=run: (
+            np.concatenate([r([s]) for s in single]) if alone else r(workloads["distinct"])
+        )
     return backends, vector_fns
 
 
-def agreement(vectors: dict[str, np.ndarray]) -> None:
-    reference = vectors["jtcse torch fp32"]
-    for name, got in vectors.items():
+def agreement(batched: dict[str, np.ndarray], alone: dict[str, np.ndarray]) -> None:
+    """Per backend: its batched vectors against torch fp32's, and against its own one-sentence calls (the
+    first ``--single-limit`` distinct sentences): per-batch int8 scales make a vector depend on its batch."""
+    reference = batched["jtcse torch fp32"]
+    for name, got in batched.items():
         cos = np.sum(got * reference, axis=1)
-        print(f"agreement {name:32s} vs jtcse torch fp32: min cosine {cos.min():.6f}, mean {cos.mean():.6f}")
+        own = np.sum(got[: len(alone[name])] * alone[name], axis=1)
+        print(
+            f"agreement {name:32s} vs jtcse torch fp32: min cosine {cos.min():.6f}, mean {cos.mean():.6f}; "
+            f"batch vs single ({len(own)} sentences): min {own.min():.6f}, mean {own.mean():.6f}"
+        )
 
 
 def report(

@@ -1,4 +1,5 @@
-"""Encode once, query with the export: recall@10 of int8 (and fp32) ONNX queries against the fp32 index.
+"""Encode once, query with the export: recall@10 of int8, int8-rowwise (and fp32) ONNX queries against the
+fp32 index, and of each int8 export's own index queried with itself.
 
 The usual deployment encodes a corpus once with the full model and answers queries on CPUs with its int8
 ONNX export. This measures what that costs in retrieval: the corpus (``--corpus-size`` distinct sentences:
@@ -11,7 +12,7 @@ fp32 queries' top 10 that the export's queries return, averaged over queries.
     python bench/export_queries.py [--model minilm] [--corpus-size 20000] [--queries 1000] [--threads T]
 
 The export is made once into ``--work`` (default: a temporary folder; ``jtcse export --format onnx
---quantize int8`` with its STS-B dev gate). The last line is the int8 recall@10.
+--quantize int8`` / ``int8-rowwise`` with its STS-B dev gate). The last lines are the int8 recalls@10.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="jtcse_bench_export_"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "corpus.txt").write_text("\n".join(corpus) + "\n", encoding="utf-8")
-    exports = {"fp32": work / "onnx_fp32", "int8": work / "onnx_int8"}
+    exports = {kind: work / f"onnx_{kind}" for kind in ("fp32", "int8", "int8-rowwise")}
     for precision, out in exports.items():
         if not (out / "jtcse.json").is_file():
-            quantize = "int8" if precision == "int8" else None
+            quantize = None if precision == "fp32" else precision
             export_onnx(args.model, out, quantize=quantize, threads=args.threads, data_dir=data_dir)
 
     torch_fp32 = Encoder(args.model, device="cpu", threads=args.threads)
@@ -99,7 +100,12 @@ def main() -> None:
             f"{precision} ONNX queries: {len(queries) / seconds:8.1f} queries/s (encode + search), "
             f"recall@10 {results[precision]:.3f} against the fp32 queries' top 10"
         )
-    print(f"int8 ONNX queries against the fp32 index: recall@10 {results['int8']:.3f}")
+        if precision != "fp32":  # the whole pipeline on the export: its own index, its own queries
+            own = SearchIndex.for_corpus(encoder, work / "corpus.txt", index_dir=work / f"index_{precision}")
+            got, _ = lines_of(own, encoder, queries)
+            print(f"{precision} ONNX index + {precision} queries: recall@10 {recall(got, want):.3f}")
+    for precision in ("int8", "int8-rowwise"):
+        print(f"{precision} ONNX queries against the fp32 index: recall@10 {results[precision]:.3f}")
 
 
 if __name__ == "__main__":

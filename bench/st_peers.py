@@ -7,7 +7,7 @@ settings as JSON on the command line, and drives it over stdin/stdout, one JSON 
 repeats interleave with jtcse's in one schedule (only one side runs at a time):
 
     -> {"run": "<backend>", "workload": "<name>"}       <- {"seconds": s, "cpu": s}
-    -> {"vectors": "<backend>", "path": "out.npy"}       <- {"ok": true}
+    -> {"vectors": "<backend>", "path": "out.npy", "alone": null | [sentences]}   <- {"ok": true}
     -> {"quit": true}
 
 On start it exports with sentence-transformers' own functions (``SentenceTransformer(dir, backend="onnx")``
@@ -119,12 +119,18 @@ def main() -> None:
         if "vectors" in request:
             import numpy as np
 
-            vectors = models[request["vectors"]].encode(
-                workloads["distinct"],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            model, alone = models[request["vectors"]], request.get("alone")
+            if alone:  # one sentence per call: the vector a lone client gets
+                vectors = np.concatenate(
+                    [model.encode([t], normalize_embeddings=True, show_progress_bar=False) for t in alone]
+                )
+            else:
+                vectors = model.encode(
+                    workloads["distinct"],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
             np.save(request["path"], np.asarray(vectors, dtype=np.float32))
             print(json.dumps({"ok": True}), flush=True)
             continue

@@ -14,6 +14,7 @@ examples:
   jtcse export --model runs/jtcse --format sentence-transformers exported/jtcse --overwrite
   jtcse export --model runs/jtcse --format onnx exported/jtcse-onnx
   jtcse export --model minilm --format onnx --quantize int8 exported/minilm-int8
+  jtcse export --model minilm --format onnx --quantize int8-rowwise exported/minilm-int8-rowwise
 
 sentence-transformers: a single tower becomes a plain Transformer + Pooling pipeline:
 SentenceTransformer(OUT).
@@ -24,7 +25,10 @@ The vectors are checked against jtcse.Encoder(MODEL) before OUT is written (--no
 onnx (pip install 'jtcse[onnx]'): one graph per tokenizer group computes the whole embedding (pooling, twin
 and ensemble sums inside); jtcse.Encoder(OUT) and every jtcse command run it with onnxruntime. The fp32
 graph must match torch (cosine >= 0.9999 on probe sentences); --quantize int8 scores STS-B dev with both
-precisions and refuses when int8 loses more than 0.5 points, unless --accept-loss.
+precisions and refuses when int8 loses more than 0.5 points, unless --accept-loss. --quantize int8 scales
+each product's input by one range per batch (a sentence's vector then depends on its batch: MiniLM cosine
+down to 0.95); --quantize int8-rowwise by one range per token (the same vector in any batch, closer to fp32,
+slower; 8-bit weights, made for VNNI CPUs).
 """
 
 
@@ -50,7 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-length", type=tokens_int, help="truncate inputs to this many tokens")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the vector check")
     onnx = parser.add_argument_group("onnx")
-    onnx.add_argument("--quantize", choices=("int8",), help="dynamic int8 quantisation, gated on STS-B dev")
+    onnx.add_argument(
+        "--quantize",
+        choices=("int8", "int8-rowwise"),
+        help="int8 quantisation, gated on STS-B dev: int8 (one activation range per batch, fastest) or "
+        "int8-rowwise (one per token: a sentence's vector does not depend on its batch)",
+    )
     onnx.add_argument(
         "--accept-loss", action="store_true", help="keep the int8 graph even when it loses > 0.5 STS-B points"
     )

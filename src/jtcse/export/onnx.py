@@ -30,6 +30,7 @@ import numpy as np
 
 from jtcse.engines import GRAPH_FILE, GRAPH_INFO, import_onnxruntime, read_graph_info
 from jtcse.errors import JtcseError
+from jtcse.export.onnx_quant import quantize_graph
 from jtcse.fs import atomic_write_text, staged_directory
 from jtcse.model.format import MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.identity import SOURCE_KEY, model_identity
@@ -42,13 +43,9 @@ if TYPE_CHECKING:
     from jtcse.encoder import Encoder
 
 FORMAT_NAME = "onnx"
-QUANTIZE_CHOICES = ("int8",)
+QUANTIZE_CHOICES = ("int8", "int8-rowwise")  # int8: one activation range per batch; see .onnx_quant
 MAX_INT8_LOSS = 0.5  # STS-B dev Spearman x100 points int8 may lose against fp32
 MIN_FP32_COSINE = 0.9999
-# graph.json "int8_weights": the weights run on every x86 CPU. Full 8-bit weights (safe only with VNNI) were
-# measured on a VNNI EPYC (MiniLM, 2,551 STS sentences): mean cosine to fp32 0.9925 vs 0.9914, min 0.961 vs
-# 0.960, STS-B dev 86.63 vs 86.71: no gain worth a graph that can saturate when copied to an AVX2-only CPU.
-INT8_WEIGHTS = "7-bit per channel (AVX2-safe)"
 OPSET = 17
 PROBE_SENTENCES = (
     "A woman slices an onion on a wooden board.",
@@ -105,7 +102,7 @@ def export_onnx(
         result["min_cosine"] = _check_fp32(encoder, staging, encoder.threads)
         if quantize:
             result.update(
-                _quantize_and_gate(staging, names, encoder.threads, data_dir, max_loss, accept_loss)
+                _quantize_and_gate(staging, names, quantize, encoder.threads, data_dir, max_loss, accept_loss)
             )
         _record_checks(staging, result)
         _write_card(staging, source, result)
@@ -315,7 +312,13 @@ def _stsb_dev(encoder: Encoder, data_dir: str | Path | None) -> float:
 
 
 def _quantize_and_gate(
-    out: Path, names: list[str], threads: int, data_dir: Any, max_loss: float, accept_loss: bool
+    out: Path,
+    names: list[str],
+    scheme: str,
+    threads: int,
+    data_dir: Any,
+    max_loss: float,
+    accept_loss: bool,
 ) -> dict[str, Any]:
     """Quantise every graph in place; refuse when int8 loses more than ``max_loss`` STS-B dev points."""
     from jtcse.encoder import Encoder
@@ -326,9 +329,9 @@ def _quantize_and_gate(
     fp32_score = _stsb_dev(fp32, data_dir)
     del fp32
     for name in names:
-        quantize_graph(out / name / GRAPH_FILE)
+        record = quantize_graph(out / name / GRAPH_FILE, scheme)
         info_file = out / name / GRAPH_INFO
-        info = {**read_graph_info(out / name), "precision": "int8", "int8_weights": INT8_WEIGHTS}
+        info = {**read_graph_info(out / name), "precision": "int8", **record}
         atomic_write_text(info_file, json.dumps(info, indent=2) + "\n")
     write_spec(out, read_spec(out))  # the checksums now vouch for the int8 graphs
     int8 = Encoder(out, device="cpu", threads=threads)
@@ -337,42 +340,14 @@ def _quantize_and_gate(
     loss = fp32_score - int8_score
     if loss > max_loss and not accept_loss:
         raise JtcseError(
-            f"--quantize int8: STS-B dev Spearman {int8_score:.2f} (int8) vs {fp32_score:.2f} (fp32) loses "
-            f"{loss:.2f} points, more than {max_loss:g}; nothing written (pass --accept-loss to keep it)"
+            f"--quantize {scheme}: STS-B dev Spearman {int8_score:.2f} (int8) vs {fp32_score:.2f} (fp32) "
+            f"loses {loss:.2f} points, more than {max_loss:g}; nothing written "
+            "(pass --accept-loss to keep it)"
         )
     return {
         "int8_min_cosine": int8_cosine,
         "stsb_dev": {"fp32": fp32_score, "int8": int8_score, "loss": loss, "accepted_loss": accept_loss},
     }
-
-
-def quantize_graph(path: Path) -> None:
-    """Dynamic int8 quantisation of the graph's matrix products, in place.
-
-    Weights are signed int8 per output channel with a 7-bit range (``reduce_range``): on AVX2 CPUs without
-    VNNI, onnxruntime's u8 x s8 kernel sums pairs of products in 16 bits (VPMADDUBSW), which can saturate
-    with full-range weights; 7-bit weights cannot. Embedding lookups (Gather) stay fp32.
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = path.with_name(path.stem + ".int8.tmp.onnx")
-    logging.disable(logging.WARNING)  # its advice to pre-process is for static quantisation of CNNs
-    try:
-        quantize_dynamic(
-            str(path),
-            str(tmp),
-            op_types_to_quantize=["MatMul", "Attention"],
-            per_channel=True,
-            reduce_range=True,
-            weight_type=QuantType.QInt8,
-            # fused ops (onnxruntime's contrib domain) defeat shape inference; their tensors are fp32
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        tmp.replace(path)
-    finally:
-        logging.disable(logging.NOTSET)
-        tmp.unlink(missing_ok=True)
 
 
 def _record_checks(out: Path, result: dict[str, Any]) -> None:
