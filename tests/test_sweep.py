@@ -113,7 +113,6 @@ def test_config_toml_round_trips(tmp_path: Path) -> None:
     assert again.flat() == {**config.flat(), "loss.small_cos_floor": 1e-4}  # none is left out: the default
 
 
-@pytest.mark.slow  # six tiny trainings and one more: about 20 s on a loaded 2-core machine
 def test_six_trials_prune_report_resume_and_best_trains(
     tmp_path: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,7 +256,6 @@ def test_grid_space_enumerates_choices_and_stepped_ranges(tmp_path: Path) -> Non
         grid_space(lr)
 
 
-@pytest.mark.slow  # two tiny trainings
 def test_grid_sweep_runs_each_point_once_with_hyperband(tmp_path: Path, tiny_bert_dir: Path) -> None:
     config, out = base_config(tmp_path, tiny_bert_dir, steps=2), tmp_path / "grid"
     space = space_file(tmp_path, '["loss.temperature"]\ntype = "categorical"\nchoices = [0.05, 0.1]\n')
