@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "jtcse.console": 0,
     "jtcse.protocols": 0,
     "jtcse.locks": 0,
+    "jtcse.launcher": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

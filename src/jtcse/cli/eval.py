@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jtcse.benchmark import TASKS
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
 from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
 from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
@@ -25,8 +26,6 @@ Run = Callable[[argparse.Namespace], "int | None"]
 
 
 def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
-    from jtcse.evaluation.sts import TASKS  # light: numpy/scipy only
-
     add_model_options(parser, max_length_default="no truncation, as SentEval")
     parser.add_argument(
         "--tasks",
@@ -94,7 +93,6 @@ def run_sts(args: argparse.Namespace) -> int:
 
 def _update_model_card(args: argparse.Namespace, report) -> None:
     """A full test-mode run on a jtcse model directory (with its own pooler) goes into its model card."""
-    from jtcse.evaluation.sts import TASKS
     from jtcse.model.format import is_jtcse_dir
     from jtcse.model_card import is_generated_card, refresh_model_card
 
