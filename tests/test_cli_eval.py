@@ -114,3 +114,15 @@ def test_eval_sts_broken_data_file_exit_2(
 def test_eval_without_benchmark_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, stderr = run_cli(["eval"], capsys)
     assert code == 2 and "BENCHMARK" in stderr
+
+
+def test_reports_record_the_pooler_used_not_the_flag(tiny_bert_dir: Path, minilm_dir: Path) -> None:
+    """Without --pooler a report names the model's own pooler (minilm's sentence-transformers one: mean)."""
+    from jtcse import Encoder
+    from jtcse.cli.options import pooler_used
+
+    assert pooler_used(Encoder(tiny_bert_dir, device="cpu")) == "cls_before_pooler"
+    assert pooler_used(Encoder(minilm_dir, device="cpu")) == "avg"
+    assert pooler_used(Encoder(tiny_bert_dir, pooler="avg_first_last", device="cpu")) == "avg_first_last"
+    members = [Encoder(tiny_bert_dir, device="cpu"), Encoder(tiny_bert_dir, pooler="avg", device="cpu")]
+    assert pooler_used(Encoder.ensemble(members, [1.0, 1.0])) == ["cls_before_pooler", "avg"]

@@ -18,7 +18,7 @@ from jtcse.benchmark import TASKS
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
 from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
 from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
-from jtcse.cli.options import add_model_options, load_encoder
+from jtcse.cli.options import add_model_options, load_encoder, pooler_used
 from jtcse.errors import JtcseError
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -75,7 +75,10 @@ def run_sts(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - started
     report.details.update(
-        model=str(args.model), pooler=args.pooler, max_length=args.max_length, seconds=round(seconds, 2)
+        model=str(args.model),
+        pooler=pooler_used(encoder),
+        max_length=args.max_length,
+        seconds=round(seconds, 2),
     )
     pairs = sum(report.details[task]["n_pairs"] for task in report.tasks)
     print(
