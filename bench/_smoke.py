@@ -6,6 +6,7 @@ an input small enough for the test suite (``tests/test_bench_smoke.py``); its fi
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -71,11 +72,25 @@ def tiny_model(layers: int = 1, hidden: int = 32) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="tiny-bert-", dir=WORK_DIR))
     BertModel(config).save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    _mean_pooling_files(staging, hidden)
     try:
         staging.rename(out)
     except OSError:  # another run got there first: use its copy
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _mean_pooling_files(model_dir: Path, hidden: int) -> None:
+    """sentence-transformers' modules.json and 1_Pooling/config.json (mean pooling, as all-MiniLM-L6-v2 has):
+    sentence-transformers and jtcse (which reads them: ``avg``) then embed alike."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (model_dir / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (model_dir / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": hidden, "pooling_mode_mean_tokens": True}
+    (model_dir / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2), encoding="utf-8")
 
 
 def skipped(part: str, why: str) -> None:

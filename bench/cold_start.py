@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
 
         args.runs, args.no_floor = 1, True
         args.model = str(_smoke.tiny_model())
-        args.onnx = _smoke.WORK_DIR / "tiny-bert-onnx-fp32"
+        args.onnx = _smoke.WORK_DIR / f"{Path(args.model).name}-fp32"  # what bench/encode.py --smoke writes
         _smoke.skipped(
             "the import floor and the int8 export", "a tiny model has no STS-B dev gate worth passing"
         )
