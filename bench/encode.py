@@ -273,6 +273,7 @@ def parse_args() -> argparse.Namespace:
 
         args.model, args.repeats, args.sts, args.peer_python = str(_smoke.tiny_model()), 1, False, None
         args.export_dir = _smoke.WORK_DIR
+        args.json = args.json or _smoke.WORK_DIR / "encode-smoke.json"  # bench/roofline.py --smoke reads it
         _smoke.skipped("int8 and the sentence-transformers ONNX peers", "int8's STS-B dev gate would reject "
                        "a random model; the peers' environment is a separate, optional one")  # fmt: skip
     return args

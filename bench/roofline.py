@@ -134,7 +134,7 @@ def measure_peaks(tokens: int, threads: int, runs: int) -> dict[str, dict[str, f
 
 def encode_results(path: Path, limit: int, threads: int, smoke: bool = False) -> dict:
     """``bench/encode.py --json`` results: read ``path``, or run the bench now (small) to write it."""
-    if smoke or not path.is_file():
+    if not path.is_file():
         size = ["--smoke"] if smoke else ["--limit", str(limit), "--repeats", "2"]
         command = [sys.executable, str(ROOT / "bench" / "encode.py"), *size]
         command += ["--threads", str(threads), "--json", str(path)]
@@ -180,7 +180,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="smallest real run: 64-row GEMMs timed once, then bench/encode.py --smoke; measures nothing",
+        help="smallest real run: 64-row GEMMs timed once, and bench/encode.py --smoke's results (run when "
+        "absent); measures nothing",
     )
     args = parser.parse_args()
     if args.smoke:
