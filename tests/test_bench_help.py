@@ -19,7 +19,7 @@ BENCHES = sorted(
     for p in (REPO_ROOT / "bench").glob("*.py")
     if p.name != "st_peers.py" and not p.name.startswith("_")
 )
-# Smoke runs that start three or more torch processes: 15 to 30 s of CPU each.
+# Smoke runs that start three or more torch processes: 10 to 21 s each on a quiet 2-core CPU.
 SLOW_SMOKES = {"cold_start.py", "gpu_step.py", "serve.py", "train_step.py"}
 
 
