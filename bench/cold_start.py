@@ -35,7 +35,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--onnx", type=Path, default=Path("bench_out/minilm-int8"), help="an ONNX export")
     parser.add_argument("--model", default="minilm", help="the torch model")
     parser.add_argument("--no-floor", action="store_true", help="skip the import floor of the torch path")
-    return parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: a tiny random BERT and its fp32 export, 1 run each, no floor; times nothing",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        import _smoke
+
+        args.runs, args.no_floor = 1, True
+        args.model = str(_smoke.tiny_model())
+        args.onnx = _smoke.WORK_DIR / f"{Path(args.model).name}-fp32"  # what bench/encode.py --smoke writes
+        _smoke.skipped(
+            "the import floor and the int8 export", "a tiny model has no STS-B dev gate worth passing"
+        )
+    return args
 
 
 def command(model: str, *extra: str) -> list[str]:
@@ -65,24 +80,13 @@ def heavy_imports(model: str) -> list[str]:
     return [name for name in HEAVY if name in names]
 
 
-def ensure_export(out: Path) -> None:
+def ensure_export(out: Path, model: str, int8: bool) -> None:
     if (out / "jtcse.json").is_file():
         return
-    print(f"exporting minilm to {out} (int8, gated on STS-B dev) ...", flush=True)
+    print(f"exporting {model} to {out} ({'int8, gated on STS-B dev' if int8 else 'fp32'}) ...", flush=True)
+    quantize = ["--quantize", "int8"] if int8 else []
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jtcse",
-            "export",
-            "--model",
-            "minilm",
-            "--format",
-            "onnx",
-            "--quantize",
-            "int8",
-            str(out),
-        ],
+        [sys.executable, "-m", "jtcse", "export", "--model", model, "--format", "onnx", *quantize, str(out)],
         check=True,
         env=env(),
     )
@@ -92,7 +96,7 @@ def main() -> None:
     from jtcse.tools.cpu import describe_cpu
 
     args = parse_args()
-    ensure_export(args.onnx)
+    ensure_export(args.onnx, args.model if args.smoke else "minilm", int8=not args.smoke)
     commands = {"onnx": command(str(args.onnx)), "torch": command(args.model)}
     if not args.no_floor:
         commands["floor"] = FLOOR

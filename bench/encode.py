@@ -82,17 +82,17 @@ def sts_sentences(data_dir: str | None, limit: int | None) -> tuple[list[str], s
     return sentences, f"{what}the 7 STS test sets under {root}"
 
 
-def exported(kind: str, export_dir: Path, threads: int, data_dir: str | None) -> Path:
-    """``export_dir/minilm-<kind>``, exported now unless a previous run left it there."""
+def exported(kind: str, export_dir: Path, threads: int, data_dir: str | None, model: str = "minilm") -> Path:
+    """``export_dir/<model's name>-<kind>``, exported now unless a previous run left it there."""
     from jtcse.export.onnx import export_onnx
     from jtcse.model.format import is_jtcse_dir, read_spec
 
-    out = export_dir / f"minilm-{kind}"
+    out = export_dir / f"{Path(model).name}-{kind}"
     if is_jtcse_dir(out) and read_spec(out).extra.get("onnx", {}).get("precision") == kind:
         return out
     started = time.perf_counter()
     result = export_onnx(
-        "minilm",
+        model,
         out,
         quantize=None if kind == "fp32" else kind,
         overwrite=True,
@@ -274,7 +274,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, default=None, help="write rates and FLOPs here (bench/roofline.py)"
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: a tiny random BERT, 48 generated sentences, fp32 only, 1 repeat, "
+        "sentence-transformers' torch backend in this process; measures nothing",
+    )
+    args = parser.parse_args()
+    args.model = "minilm"
+    if args.smoke:
+        import _smoke
+
+        args.model, args.repeats, args.sts, args.peer_python = str(_smoke.tiny_model()), 1, False, None
+        args.export_dir = _smoke.WORK_DIR
+        args.json = args.json or _smoke.WORK_DIR / "encode-smoke.json"  # bench/roofline.py --smoke reads it
+        _smoke.skipped("int8 and the sentence-transformers ONNX peers", "int8's STS-B dev gate would reject "
+                       "a random model; the peers' environment is a separate, optional one")  # fmt: skip
+    return args
+
+
+def workload_sentences(args: argparse.Namespace) -> tuple[list[str], str]:
+    if not args.smoke:
+        return sts_sentences(args.data_dir, args.limit)
+    import _smoke
+
+    distinct = _smoke.sentences(48)
+    return distinct + distinct[::4], "generated (--smoke), every 4th twice"
 
 
 def check_threads(threads: int, encoders: dict[str, Encoder], peers: Peers | None) -> None:
@@ -303,22 +328,22 @@ def main() -> None:
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
-    sentences, origin = sts_sentences(args.data_dir, args.limit)
+    sentences, origin = workload_sentences(args)
     distinct = list(dict.fromkeys(sentences))
     workloads = {"distinct": distinct, "all": sentences}
     print(GOAL)
     print(f"sentences: {len(sentences)} ({len(distinct)} distinct) from {origin}")
-    kinds = ("fp32", "int8", "int8-rowwise")
-    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir) for kind in kinds}
+    kinds = ("fp32",) if args.smoke else ("fp32", "int8", "int8-rowwise")
+    dirs = {kind: exported(kind, args.export_dir, threads, args.data_dir, args.model) for kind in kinds}
     encoders = {
-        "jtcse torch fp32": Encoder("minilm", device="cpu", batch_size=args.batch_size, threads=threads),
-        "jtcse onnx fp32": Encoder(dirs["fp32"], device="cpu", batch_size=args.batch_size, threads=threads),
-        "jtcse onnx int8": Encoder(dirs["int8"], device="cpu", batch_size=args.batch_size, threads=threads),
-        "jtcse onnx int8 one session": one_session(dirs["int8"], args.batch_size, threads),
-        "jtcse onnx int8-rowwise": Encoder(
-            dirs["int8-rowwise"], device="cpu", batch_size=args.batch_size, threads=threads
-        ),
+        "jtcse torch fp32": Encoder(args.model, device="cpu", batch_size=args.batch_size, threads=threads)
     }
+    for kind, path in dirs.items():
+        encoders[f"jtcse onnx {kind}"] = Encoder(
+            path, device="cpu", batch_size=args.batch_size, threads=threads
+        )
+    one = "int8" if "int8" in dirs else kinds[-1]  # throughput mode: one single-threaded session per core
+    encoders[f"jtcse onnx {one} one session"] = one_session(dirs[one], args.batch_size, threads)
     peers = start_peers(args, threads, workloads)
     single = distinct[: args.single_limit]
     # after the warm-up every session exists
@@ -328,7 +353,7 @@ def main() -> None:
     if peers is None:
         from sentence_transformers import SentenceTransformer
 
-        theirs = SentenceTransformer(str(packaged_model_dir("minilm")), device="cpu")
+        theirs = SentenceTransformer(str(model_dir(args.model)), device="cpu")
         st_shapes = st_batches(theirs, distinct, args.batch_size)
         run_st = lambda texts, m=theirs: m.encode(  # noqa: E731
             texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
@@ -348,7 +373,7 @@ def main() -> None:
     lengths = [len(ids) for ids in encoders["jtcse torch fp32"].members[0].tokenizer(distinct)["input_ids"]]
     check_padding(ours, st_shapes, lengths)
     print(
-        f"model: all-MiniLM-L6-v2  device: cpu  threads: {threads}  batch size: {args.batch_size}  "
+        f"model: {args.model}  device: cpu  threads: {threads}  batch size: {args.batch_size}  "
         f"repeats: {args.repeats}  cpu: {os.cpu_count()} cores  load: {os.getloadavg()[0]:.1f}",
         flush=True,
     )
@@ -361,9 +386,7 @@ def main() -> None:
         peers.close()
     rates = report(seconds, workloads, list(backends))
     if args.json:
-        shape = EncoderShape.from_config(
-            json.loads((packaged_model_dir("minilm") / "config.json").read_text())
-        )
+        shape = EncoderShape.from_config(json.loads((model_dir(args.model) / "config.json").read_text()))
         write_json(args, threads, seconds, rates, shape, lengths, {"jtcse": ours, "st": st_shapes})
     if args.sts:
         scores = {kind: sts_avg(path, args.data_dir, args.batch_size) for kind, path in dirs.items()}
@@ -375,6 +398,11 @@ def main() -> None:
             )
         )
     headline(rates)
+
+
+def model_dir(model: str) -> Path:
+    """The packaged all-MiniLM-L6-v2 for ``minilm``, else the directory itself (--smoke's tiny model)."""
+    return packaged_model_dir(model) if model == "minilm" else Path(model)
 
 
 def one_session(model_dir: Path, batch_size: int, threads: int) -> Encoder:
@@ -399,7 +427,7 @@ def start_peers(args: argparse.Namespace, threads: int, workloads: dict[str, lis
         "threads": threads,
         "batch_size": args.batch_size,
         "workloads": workloads,
-        "model_dir": str(packaged_model_dir("minilm")),
+        "model_dir": str(model_dir(args.model)),
         "export_dir": str(args.export_dir.resolve()),
         "quantization_config": "avx512_vnni" if has_vnni() else "avx2",
     }

@@ -37,9 +37,9 @@ except ImportError:
         "bench/encode_memory.py needs the bench extra (psutil): pip install -e '.[bench]' (make setup does)"
     )
 
+import _smoke  # the same tiny random BERT as the smoke runs (a memory bench, not a model bench)
 from jtcse.corpus_scale import ShardOptions, encode_to_shards
 from jtcse.encoder import Encoder
-from jtcse.model.names import packaged_model_dir
 
 GIB = 2**30
 ALLOWANCE = 1.5 * GIB
@@ -101,25 +101,6 @@ WORDS = [
 ]
 
 
-def cheap_model(out: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(packaged_model_dir("minilm"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def write_lines(path: Path, count: int) -> None:
     rng = random.Random(0)
     with open(path, "w", encoding="utf-8") as fh:
@@ -173,7 +154,14 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: 600 lines in shards of 200; measures nothing",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.lines, args.shard_size, args.batch_size = 600, 200, 64
     if args.threads:
         import torch
 
@@ -182,7 +170,7 @@ def main() -> None:
         root = Path(tmp)
         corpus = root / "lines.txt"
         write_lines(corpus, args.lines)
-        encoder = Encoder(cheap_model(root / "model"), device="cpu", batch_size=args.batch_size)
+        encoder = Encoder(_smoke.tiny_model(), device="cpu", batch_size=args.batch_size)
         encoder.encode(["warm up the model and the tokenizer"] * args.batch_size)
         own = psutil.Process().memory_info().rss
         print(f"goal: peak resident memory of the sharded encode <= model's own + {ALLOWANCE / GIB:.1f} GiB")

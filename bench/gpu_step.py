@@ -94,8 +94,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", action="append", default=[], help="run the variants whose name contains this (repeatable)"
     )
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
-    parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # CPU smoke test of the code
-    return parser.parse_args(argv)
+    parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # reduced BERT, on any device
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run, CPU or GPU: a reduced BERT, fp32-fixed and the headline variant, 1 timed "
+        "step after 1 warm-up; measures nothing",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.small, args.steps, args.warmup = True, 1, 1
+        args.only = args.only or ["fp32-fixed", HEADLINE]
+    return args
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
@@ -180,7 +190,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     config = load_config(None, overrides)
     task = TwinTowerTask(twin, tokenizer, config).to(device).train()
     precision = resolve_precision(variant.precision, device, cudnn_attention=variant.cudnn)
-    step = StepExecutor(task, device, precision)
+    executor = StepExecutor(task, device, precision)
     optimizer = torch.optim.AdamW(task.parameters(), lr=1e-6, weight_decay=0.01)
     generator = torch.Generator().manual_seed(1)  # the same shapes in every variant
 
@@ -192,7 +202,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     timed: list[tuple[float, bool, float]] = []  # (seconds, new shape?, flops)
     losses = []
     warmup = args.warmup if variant.lengths == "fixed" else 0  # varied: every new shape is part of the story
-    for step in range(warmup + args.steps):
+    for step_index in range(warmup + args.steps):
         lengths = batch_lengths(variant.lengths, generator)
         batch = make_batch(lengths, variant.pad, tokenizer, generator)
         shape = tuple(batch["input_ids"].shape)
@@ -202,7 +212,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         optimizer.zero_grad(set_to_none=True)
-        terms = step(batch, [BATCH])
+        terms = executor(batch, [BATCH])
         if precision.scaler is not None:
             precision.scaler.step(optimizer)
             precision.scaler.update()
@@ -211,7 +221,7 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
         sync()
         seconds = time.perf_counter() - start
         losses.append(float(terms["loss"]))
-        if step >= warmup:
+        if step_index >= warmup:
             rows = [n for n in lengths for _ in range(2)]
             flops = step_flops(
                 rows,
@@ -250,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
+    if args.smoke and not torch.cuda.is_available():
+        print("smoke: the cuDNN variants and the MFU skipped: no CUDA GPU here; the step runs on the CPU")
     if not torch.cuda.is_available() and not args.small:
         raise SystemExit(
             "bench/gpu_step.py: needs a CUDA GPU, and torch sees none (torch.cuda.is_available() is False; "
@@ -272,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--steps={args.steps}",
             f"--warmup={args.warmup}",
             *(["--small"] if args.small else []),
+            *(["--smoke"] if args.smoke else []),
         ]
         proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:

@@ -132,10 +132,11 @@ def measure_peaks(tokens: int, threads: int, runs: int) -> dict[str, dict[str, f
     return peaks
 
 
-def encode_results(path: Path, limit: int, threads: int) -> dict:
+def encode_results(path: Path, limit: int, threads: int, smoke: bool = False) -> dict:
     """``bench/encode.py --json`` results: read ``path``, or run the bench now (small) to write it."""
     if not path.is_file():
-        command = [sys.executable, str(ROOT / "bench" / "encode.py"), "--limit", str(limit), "--repeats", "2"]
+        size = ["--smoke"] if smoke else ["--limit", str(limit), "--repeats", "2"]
+        command = [sys.executable, str(ROOT / "bench" / "encode.py"), *size]
         command += ["--threads", str(threads), "--json", str(path)]
         print(f"running: {' '.join(command)}", flush=True)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -176,7 +177,18 @@ def parse_args() -> argparse.Namespace:
         "--limit", type=int, default=600, help="sentences for bench/encode.py when it runs here"
     )
     parser.add_argument("--peaks-only", action="store_true", help="only the CPU and the peaks")
-    return parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: 64-row GEMMs timed once, and bench/encode.py --smoke's results (run when "
+        "absent); measures nothing",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        import _smoke
+
+        args.tokens, args.runs, args.encode_json = 64, 1, _smoke.WORK_DIR / "encode-smoke.json"
+    return args
 
 
 def main() -> None:
@@ -190,7 +202,7 @@ def main() -> None:
     print(f"threads: {threads}  load (1 min): {os.getloadavg()[0]:.1f}", flush=True)
     peaks = measure_peaks(args.tokens, threads, args.runs)
     if not args.peaks_only:
-        report_backends(encode_results(args.encode_json, args.limit, threads), peaks)
+        report_backends(encode_results(args.encode_json, args.limit, threads, args.smoke), peaks)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,15 @@ def parse_args() -> argparse.Namespace:
         help="candidates re-ranked exactly, swept (default: %(default)s)",
     )
     parser.add_argument("--workdir", type=Path, help="folder of the memory-mapped vectors (default: temp)")
-    return parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: 10,000 x 16 (ivfpq needs 9,984), 50 queries, 1 round; measures nothing",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.n, args.dim, args.queries, args.repeats, args.hnsw_n = 10_000, 16, 50, 1, 2_000
+    return args
 
 
 def build_settings(args: argparse.Namespace, x: np.ndarray) -> list[tuple]:

@@ -63,6 +63,7 @@ MAX_PER_REQUEST = 64
 
 @dataclass
 class Phase:
+    dim: int  # the width every answer's vectors must have
     sentences: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
@@ -126,10 +127,16 @@ def start_server(threads: int, model: str) -> tuple[subprocess.Popen, str]:
 
 
 async def run_phase(
-    url: str, requests: list[list[str]], concurrency: int, deadline_s: float, keep: bool = False, on_done=None
+    url: str,
+    requests: list[list[str]],
+    concurrency: int,
+    deadline_s: float,
+    dim: int,
+    keep: bool = False,
+    on_done=None,
 ) -> Phase:
     """Send ``requests`` from ``concurrency`` clients; stop starting new ones after ``deadline_s``."""
-    phase = Phase()
+    phase = Phase(dim)
     queue = iter(enumerate(requests))
     start = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -163,7 +170,7 @@ async def one_request(http: httpx.AsyncClient, texts: list[str], phase: Phase, k
         return
     data = response.json()["data"]
     vectors = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in data])
-    if vectors.shape != (len(texts), 384) or [d["index"] for d in data] != list(range(len(texts))):
+    if vectors.shape != (len(texts), phase.dim) or [d["index"] for d in data] != list(range(len(texts))):
         phase.lost += 1
     phase.sentences += len(texts)
     if keep:
@@ -191,13 +198,13 @@ def sweep(
 ) -> tuple[list[float], list[float]]:
     """Interleaved repeats of the concurrency sweep and the offline run: served@32 and offline rates."""
     served32, offline = [], []
-    budgets = {1: 60, 8: 240, 32: 480}
+    budgets = {1: 4, 8: 16, 32: 32} if args.smoke else {1: 60, 8: 240, 32: 480}
     for rep in range(args.repeats):
         for c in CONCURRENCY:
             requests = make_requests(pool, budgets[c], 1, MAX_PER_REQUEST, seed=rep * 100 + c)
             if c == 32 and rep % 2 == 1:  # alternate which side runs first
                 offline.append(offline_rate(encoder, [t for r in requests for t in r]))
-            phase = asyncio.run(run_phase(url, requests, c, args.phase_seconds, keep=c == 32))
+            phase = asyncio.run(run_phase(url, requests, c, args.phase_seconds, encoder.dim, keep=c == 32))
             lat = phase.latencies
             print(
                 f"repeat {rep + 1}, {c:>2} clients: {phase.rate:7.1f} sentences/s, {len(lat)} requests, "
@@ -255,7 +262,7 @@ def load(
             rss.append((done, server.memory_info().rss))
 
     sample(0)
-    phase = asyncio.run(run_phase(url, requests, 32, 3600, keep=True, on_done=sample))
+    phase = asyncio.run(run_phase(url, requests, 32, 3600, encoder.dim, keep=True, on_done=sample))
     answered = len(phase.answers)
     lost = phase.lost + (n - answered - phase.errors)
     checked = list(range(0, answered, 25))
@@ -289,9 +296,25 @@ def main() -> None:
         default="minilm",
         help="what the server and the offline encoder load (e.g. an int8 export: bench_out/minilm-int8)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run: a tiny random BERT, generated sentences, 1 repeat of a few requests per "
+        "phase, 200 load requests; measures nothing",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        import _smoke
 
-    sentences, source = sts_sentences(args.data_dir, limit=None)
+        args.model, args.repeats, args.phase_seconds, args.load_requests = (
+            str(_smoke.tiny_model()),
+            1,
+            5.0,
+            200,
+        )
+        sentences, source = _smoke.sentences(200), "generated (--smoke)"
+    else:
+        sentences, source = sts_sentences(args.data_dir, limit=None)
     pool = Pool(sentences)
     threads = torch.get_num_threads()
     print(f"sentences: {len(pool.sentences)} distinct, {source}")

@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+import _smoke
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -70,8 +72,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     parser.add_argument("--no-bucketed", action="store_true", help="skip the informational bucketed variant")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest real run (tiny random twin, generated sentences, batch 4, 1 step, 1 round): "
+        "checks the code, measures nothing",
+    )
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_size, args.max_len, args.repeats, args.warmup = 4, 16, 1, 1
+        args.steps = 1
+        args.ca_layers, args.no_bucketed = min(args.ca_layers, 1), True
+    return args
 
 
 # ------------------------------------------------------------------------------------------ the official LTN
@@ -135,16 +148,21 @@ def _setup(args: argparse.Namespace):
     device = select_device(None if args.device == "auto" else args.device)
     seed_everything(42)
     n_sentences = (args.warmup + args.steps) * args.batch_size
-    corpus = load_corpus(
-        resolve_corpus_path("wiki", args.data_dir), max_sentences=n_sentences, max_chars=20 * args.max_len
-    )
-    if len(corpus.sentences) < n_sentences:
-        raise SystemExit(f"only {len(corpus.sentences)} sentences; lower --steps")
+    if args.smoke:
+        sentences, base = _smoke.sentences(n_sentences), str(_smoke.tiny_model(layers=2))
+    else:
+        path = resolve_corpus_path("wiki", args.data_dir)
+        sentences, base = (
+            load_corpus(path, max_sentences=n_sentences, max_chars=20 * args.max_len).sentences,
+            "minilm",
+        )
+    if len(sentences) < n_sentences:
+        raise SystemExit(f"only {len(sentences)} sentences; lower --steps")
     config = load_config(
         None,
         [
             "method=jtcse",
-            "model.base=minilm",
+            f"model.base={base}",
             f"model.num_ca_layers={args.ca_layers}",
             f"model.cross_attention={'true' if args.ca_layers else 'false'}",
             f"data.max_len={args.max_len}",
@@ -157,10 +175,10 @@ def _setup(args: argparse.Namespace):
     else:  # the trainer's: the same update, fused where available
         optimizer = adamw([{"params": list(task.parameters()), "weight_decay": 0.01}], 1e-6)
     batching = "length_bucketed" if args.variant == "ours_bucketed" else "random"
-    lengths = [len(s) for s in corpus.sentences]
+    lengths = [len(s) for s in sentences]
     window = args.warmup + args.steps  # bucketed: the window is all timed sentences
     batches = plan_epoch(lengths, args.batch_size, seed=42, epoch=0, batching=batching, bucket_window=window)
-    return task, optimizer, corpus.sentences, batches, device
+    return task, optimizer, sentences, batches, device
 
 
 def _padding(batch: dict, sub_batch: int, n_sentences: int) -> tuple[int, int]:
@@ -188,14 +206,16 @@ def run_variant(args: argparse.Namespace) -> dict:
     official = args.variant == "official"
     pairs = PairTokenizer(task.tokenizer, args.max_len, pad_to_max_length=official)
     sub_batch = 0 if official else resolve_sub_batch(args.sub_batch, device)
-    step = StepExecutor(task, device, resolve_precision("fp32", device), length_sorted_sub_batch=sub_batch)
+    executor = StepExecutor(
+        task, device, resolve_precision("fp32", device), length_sorted_sub_batch=sub_batch
+    )
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     timed, cpu, padding, positions, losses = 0.0, 0.0, 0, 0, []
-    for step, indices in enumerate(batches):
+    for step_index, indices in enumerate(batches):
         sync()
         start, cpu_start = time.perf_counter(), time.process_time()
         batch = {k: v.to(device) for k, v in pairs([sentences[i] for i in indices]).items()}
@@ -205,11 +225,11 @@ def run_variant(args: argparse.Namespace) -> dict:
             loss = official_objective(out, random.randint(0, 1))
             loss.backward()
         else:
-            loss = step(batch, [len(indices)])["loss"]
+            loss = executor(batch, [len(indices)])["loss"]
         optimizer.step()
         losses.append(loss.item())
         sync()
-        if step >= args.warmup:
+        if step_index >= args.warmup:
             timed += time.perf_counter() - start
             cpu += time.process_time() - cpu_start
             pad, total = _padding(batch, sub_batch, len(indices))
@@ -238,6 +258,7 @@ def _run_rounds(args: argparse.Namespace, variants: list[str]) -> dict[str, list
     passthrough = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names]
     passthrough += [f"--sub-batch={args.sub_batch}"] if args.sub_batch is not None else []
     passthrough += [f"--data-dir={args.data_dir}"] if args.data_dir else []
+    passthrough += ["--smoke"] if args.smoke else []
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for round_index in range(args.repeats):
         order = variants if round_index % 2 == 0 else variants[::-1]  # drifting load hits all alike
@@ -266,11 +287,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps is None:
         args.steps = 30 if on_cuda else 2
     variants = ["official", "ours"] + ([] if args.no_bucketed else ["ours_bucketed"])
+    if args.smoke:
+        _smoke.skipped("the length_bucketed variant", "the same step on other batches; one process less")
     results = _run_rounds(args, variants)
     speed = {v: statistics.median(r["sentences_per_s"] for r in runs) for v, runs in results.items()}
     ca = f"cross-attention ON in both ({args.ca_layers} layers, side_all)" if args.ca_layers else "CA OFF"
+    model = (
+        "a tiny random BERT (--smoke: checks the code, measures nothing)"
+        if args.smoke
+        else "all-MiniLM-L6-v2"
+    )
     print(
-        f"JTCSE train step, twin all-MiniLM-L6-v2, batch {args.batch_size} sentences (x2 rows), max_len "
+        f"JTCSE train step, twin {model}, batch {args.batch_size} sentences (x2 rows), max_len "
         f"{args.max_len}, {ca}; {args.steps} timed steps after {args.warmup} warm-up, {args.repeats} rounds"
     )
     print(

@@ -85,6 +85,18 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path)
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
+    """The tiny BERT exported to ONNX (fp32, avg pooler): what runs without torch."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from jtcse.export.onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("tiny_onnx") / "bert"
+    export_onnx(tiny_bert_dir, out, pooler="avg")
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The real evaluation data beside the checkout; tests that need it are skipped elsewhere."""
     if not (SHARED_DATA / "sts").is_dir():

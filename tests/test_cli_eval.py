@@ -163,3 +163,15 @@ def test_zero_shot_refuses_a_folder_of_someone_elses_files(tmp_path: Path, capsy
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and f"--output-dir {theirs}: exists and is not empty" in err, err
     assert os.listdir(theirs) == ["draft.md"]
+
+
+def test_reports_record_the_pooler_used_not_the_flag(tiny_bert_dir: Path, minilm_dir: Path) -> None:
+    """Without --pooler a report names the model's own pooler (minilm's sentence-transformers one: mean)."""
+    from jtcse import Encoder
+    from jtcse.cli.options import pooler_used
+
+    assert pooler_used(Encoder(tiny_bert_dir, device="cpu")) == "cls_before_pooler"
+    assert pooler_used(Encoder(minilm_dir, device="cpu")) == "avg"
+    assert pooler_used(Encoder(tiny_bert_dir, pooler="avg_first_last", device="cpu")) == "avg_first_last"
+    members = [Encoder(tiny_bert_dir, device="cpu"), Encoder(tiny_bert_dir, pooler="avg", device="cpu")]
+    assert pooler_used(Encoder.ensemble(members, [1.0, 1.0])) == ["cls_before_pooler", "avg"]

@@ -19,7 +19,6 @@ from jtcse.model.fast_tokenizer import FastTokenizer
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from jtcse.export.onnx import export_onnx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
@@ -32,10 +31,8 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("onnx_light") / "bert"
-    export_onnx(tiny_bert_dir, out, pooler="avg")
-    return out
+def onnx_dir(tiny_onnx_dir: Path) -> Path:
+    return tiny_onnx_dir
 
 
 def _env() -> dict[str, str]:

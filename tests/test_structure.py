@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "jtcse.output_policy": 0,
     "jtcse.records": 0,
     "jtcse.configs": 0,
+    "jtcse.launcher": 0,
     "jtcse.losses": 1,
     "jtcse.data": 1,
     "jtcse.model": 2,

@@ -146,6 +146,40 @@ def test_split_protocol_by_hand() -> None:
     assert len(calls) == classifiers_needed("SST2", 10) == 5
 
 
+class RowRecorder(ConstantClassifier):
+    """Records which rows (column 0 holds each row's number) every fit trained on."""
+
+    def __init__(self, l2: float, fits: list[list[int]]) -> None:
+        super().__init__(l2)
+        self.fits = fits
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, valid: Data | None = None) -> float:
+        self.fits.append(x[:, 0].long().tolist())
+        return super().fit(x, y, valid)
+
+
+def _rows_trained_on(protocol: str, seed: int) -> list[list[int]]:
+    fits: list[list[int]] = []
+    setup = Setup(ClassifierConfig(kfold=3), 2, seed, CPU, factory=lambda dim, l2: RowRecorder(l2, fits))
+    x = torch.arange(30, dtype=torch.float32).repeat(2, 1).T
+    y = torch.tensor([0, 1, 1] * 10)
+    if protocol == "inner":
+        inner_kfold(setup, x, y)
+    else:
+        kfold(setup, (x, y), (x[:4], y[:4]))
+    return fits
+
+
+def test_seed_moves_the_folds_only_where_senteval_lets_it() -> None:
+    """SentEval's InnerKFoldClassifier (MR CR SUBJ MPQA) draws both fold levels with 1111 whatever its seed;
+    its KFoldClassifier (TREC, MRPC) with the seed."""
+    inner = _rows_trained_on("inner", 1111)
+    assert _rows_trained_on("inner", 5) == inner
+    outer_train = [sorted(train.tolist()) for train, _ in stratified_kfold([0, 1, 1] * 10, 3, 1111)]
+    assert [fit for fit in inner if len(fit) == 20] == outer_train  # the refit on each outer training part
+    assert _rows_trained_on("kfold", 5) != _rows_trained_on("kfold", 1111)
+
+
 def test_f1_of_the_positive_class() -> None:
     # 2 true positives, 1 false positive, 1 false negative: F1 = 2*2 / (3 + 3) = 66.67
     assert f1_positive(np.array([1, 1, 1, 0, 0]), np.array([1, 1, 0, 1, 0])) == 66.67

@@ -19,6 +19,8 @@ DEV_TASKS: tuple[str, ...] = ("STSBenchmark", "SICKRelatedness")
 SHORT_NAMES: dict[str, str] = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R"}
 # MTEB calls SICK-R by its short name and STS-B by its long one.
 MTEB_NAMES: dict[str, str] = {"SICKRelatedness": "SICK-R"}
+# MTEB's names of the 7 tasks (`jtcse eval mteb --tasks local:NAME`).
+MTEB_LOCAL_TASKS: tuple[str, ...] = tuple(MTEB_NAMES.get(t, t) for t in TASKS)
 
 
 def short_name(task: str) -> str:

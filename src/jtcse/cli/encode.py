@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_single_file(args: argparse.Namespace) -> int:
     from jtcse.fs import remove_stale_temporaries
+    from jtcse.launcher import launched_world
     from jtcse.tools.encode_file import encode_file
-    from jtcse.training.distributed import launched_world
 
     for flag, value in (
         ("--resume", args.resume),
@@ -160,7 +160,7 @@ def _rank_device(device: str | None, local_rank: int) -> str | None:
 
 def _run_sharded(args: argparse.Namespace) -> int:
     from jtcse.corpus_scale.encode import DEFAULT_SHARD_SIZE, ShardOptions, encode_to_shards
-    from jtcse.training.distributed import launched_world
+    from jtcse.launcher import launched_world
 
     rank, local_rank, world = launched_world()
     coordinator = _TorchCoordinator() if world > 1 else None

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jtcse.benchmark import TASKS
 from jtcse.cli.eval_mteb import add_mteb_arguments, run_mteb_command
 from jtcse.cli.eval_transfer import add_transfer_arguments, run_transfer
 from jtcse.cli.eval_zero_shot import add_zero_shot_arguments, run_zero_shot_command
-from jtcse.cli.options import add_model_options, load_encoder
+from jtcse.cli.options import add_model_options, load_encoder, pooler_used
 from jtcse.errors import JtcseError
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -25,8 +26,6 @@ Run = Callable[[argparse.Namespace], "int | None"]
 
 
 def add_sts_arguments(parser: argparse.ArgumentParser) -> None:
-    from jtcse.evaluation.sts import TASKS  # light: numpy/scipy only
-
     add_model_options(parser, max_length_default="no truncation, as SentEval")
     parser.add_argument(
         "--tasks",
@@ -80,7 +79,10 @@ def run_sts(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - started
     report.details.update(
-        model=str(args.model), pooler=args.pooler, max_length=args.max_length, seconds=round(seconds, 2)
+        model=str(args.model),
+        pooler=pooler_used(encoder),
+        max_length=args.max_length,
+        seconds=round(seconds, 2),
     )
     pairs = sum(report.details[task]["n_pairs"] for task in report.tasks)
     print(
@@ -98,7 +100,6 @@ def run_sts(args: argparse.Namespace) -> int:
 
 def _update_model_card(args: argparse.Namespace, report) -> None:
     """A full test-mode run on a jtcse model directory (with its own pooler) goes into its model card."""
-    from jtcse.evaluation.sts import TASKS
     from jtcse.model.format import is_jtcse_dir
     from jtcse.model_card import is_generated_card, refresh_model_card
 

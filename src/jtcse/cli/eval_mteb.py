@@ -12,7 +12,7 @@ from jtcse.cli.options import add_model_options, load_encoder
 
 def add_mteb_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``jtcse eval mteb``."""
-    from jtcse.evaluation.mteb import LOCAL_TASKS  # light: numpy only; mteb itself is imported on use
+    from jtcse.benchmark import MTEB_LOCAL_TASKS as LOCAL_TASKS
 
     add_model_options(parser)
     parser.add_argument(

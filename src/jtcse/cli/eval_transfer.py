@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from jtcse.cli.options import add_model_options, load_encoder, seed_int
+from jtcse.cli.options import add_model_options, load_encoder, pooler_used, seed_int
 
 TASK_NAMES = "MR CR SUBJ MPQA SST2 TREC MRPC"
 
@@ -32,7 +32,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=seed_int,
         default=1111,
-        help="seed of the folds and classifiers (default: 1111, SentEval's)",
+        help="seed of every classifier (initial weights, held-out 5%%, shuffles) and of TREC's and MRPC's "
+        "folds; MR CR SUBJ MPQA keep SentEval's folds (seed 1111) whatever it is (default: 1111, SentEval's)",
     )
     parser.add_argument(
         "--classifier-device",
@@ -79,7 +80,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
     )
     seconds = time.perf_counter() - started
-    report.details.update(model=str(args.model), pooler=args.pooler, seconds=round(seconds, 2))
+    report.details.update(model=str(args.model), pooler=pooler_used(encoder), seconds=round(seconds, 2))
     print(f"{args.model}: {len(report.tasks)} task(s), mode {args.mode}, {seconds:.1f} s", file=sys.stderr)
     print(report.format_table())
     if args.output:

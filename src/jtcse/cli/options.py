@@ -154,3 +154,11 @@ def load_encoder(args: argparse.Namespace) -> Any:
         )
     except (OSError, ValueError) as exc:
         raise JtcseError(f"--model {args.model}: cannot load: {first_line(exc)}") from exc
+
+
+def pooler_used(encoder: Any) -> str | list[str]:
+    """What a report records as the pooler: the one every member used (``--pooler``, else the model's own:
+    jtcse.json, its sentence-transformers config or ``cls_before_pooler``), or each member's when they differ;
+    ``graph`` for an ONNX export, whose pooling is inside the graph."""
+    poolers = [member.pooler for member in encoder.members]
+    return poolers[0] if len(set(poolers)) == 1 else poolers

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jtcse.benchmark import MTEB_NAMES, TASKS
+from jtcse.benchmark import MTEB_LOCAL_TASKS as LOCAL_TASKS
 from jtcse.data.sts import DATA_DIR_HINT, STS_YEAR_SUBSETS, StsPairs, read_pair_table, read_sts_subset
 from jtcse.errors import JtcseError, first_line
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # annotations only: mteb is imported when a task is built
 LOCAL_PREFIX = "local:"
 TSV_PREFIX = "tsv:"
 LOCAL_SUFFIX = ".local"
-LOCAL_TASKS = tuple(MTEB_NAMES.get(t, t) for t in TASKS)  # MTEB's names of the 7 tasks
 _LOCAL_ALIASES = {"SICKRelatedness": "SICK-R", "SICK": "SICK-R", "STSB": "STSBenchmark"}
 _SICK_FILES = ("SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt")
 # Files that determine a model's embeddings (exported copies such as onnx/ do not).

@@ -44,7 +44,6 @@ RNG state, so a resumed run with the same world size continues on exactly the sa
 from __future__ import annotations
 
 import atexit
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -57,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from jtcse.errors import JtcseError
+from jtcse.launcher import launched_world
 
 T = TypeVar("T")  # an object sent between processes comes back as the same type
 
@@ -107,17 +107,6 @@ def is_main_process() -> bool:
 
 
 # ------------------------------------------------------------------------------------------ setup
-def launched_world() -> tuple[int, int, int]:
-    """``(rank, local_rank, world_size)`` from the launcher's environment; ``(0, 0, 1)`` without one."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError as exc:
-        raise JtcseError(f"RANK / LOCAL_RANK / WORLD_SIZE: not integers ({exc})") from exc
-    return rank, local_rank, world
-
-
 def init_distributed(device_setting: str = "auto") -> tuple[DistContext, torch.device, list[str]]:
     """Join the process group when launched with ``WORLD_SIZE`` > 1; pick this process's device.
 

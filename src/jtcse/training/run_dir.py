@@ -19,6 +19,7 @@ import torch
 
 from jtcse.fs import atomic_write_text, removed_on_failure
 from jtcse.integrity import parameter_bytes
+from jtcse.launcher import launched_world
 from jtcse.locks import output_lock
 from jtcse.model.format import CONFIG_NAME as MODEL_SPEC
 from jtcse.output_policy import check_output
@@ -52,7 +53,7 @@ def check_run_dir(config: Config) -> None:
 def writer_lock(out: Path) -> Iterator[None]:
     """One writer per run directory (:mod:`jtcse.locks`): rank 0 holds ``OUT``'s lock for the whole job (it
     alone writes there); the other ranks of a torchrun job take none. A second job stops with one line."""
-    if distributed.launched_world()[0] != 0:
+    if launched_world()[0] != 0:
         yield
         return
     with output_lock(out, what="--output-dir"):

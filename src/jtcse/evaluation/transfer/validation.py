@@ -12,8 +12,9 @@ L2 penalty from :data:`L2_GRID` by validation accuracy:
 
 Scores are percentages rounded to 2 decimals, as SentEval rounds them, and the chosen penalty is the first of
 the grid with the highest rounded score (``numpy.argmax``). Each fold's classifier is validated on the fold it
-is scored on, as in SentEval. SentEval draws the inner folds of :func:`inner_kfold` with the fixed seed 1111;
-here both use ``seed`` (default 1111, the same splits).
+is scored on, as in SentEval. As in SentEval, the outer and inner folds of :func:`inner_kfold` are drawn with
+the fixed seed 1111 (:data:`INNER_KFOLD_SEED`) whatever the seed, and the folds of :func:`kfold` with the
+seed; the seed always starts every classifier (its weights, held-out 5% and shuffles).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from jtcse.evaluation.transfer.folds import stratified_kfold
 
 # SentEval's grid for its PyTorch classifier: [10**t for t in range(-5, -1)]
 L2_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
+# SentEval's InnerKFoldClassifier draws its outer and inner folds with random_state=1111, not its seed.
+INNER_KFOLD_SEED = 1111
 
 Data = tuple[torch.Tensor, torch.Tensor]  # (features, labels)
 Step = Callable[[], None]  # called once per classifier trained: drives a progress line
@@ -88,9 +91,11 @@ def choose_penalty(scores: Sequence[float], grid: Sequence[float] = L2_GRID) -> 
     return grid[best], float(scores[best])
 
 
-def _cv_scores(setup: Setup, x: torch.Tensor, y: torch.Tensor, labels: np.ndarray) -> list[float]:
+def _cv_scores(
+    setup: Setup, x: torch.Tensor, y: torch.Tensor, labels: np.ndarray, fold_seed: int
+) -> list[float]:
     """Per penalty: the mean over k folds of the fold's accuracy (fit with early stopping on that fold)."""
-    folds = stratified_kfold(labels, setup.config.kfold, setup.seed)
+    folds = stratified_kfold(labels, setup.config.kfold, fold_seed)
     scores = []
     for l2 in L2_GRID:
         accuracies = []
@@ -104,8 +109,8 @@ def _cv_scores(setup: Setup, x: torch.Tensor, y: torch.Tensor, labels: np.ndarra
 def inner_kfold(setup: Setup, x: torch.Tensor, y: torch.Tensor) -> Outcome:
     labels = y.cpu().numpy()
     dev_scores, test_scores, penalties = [], [], []
-    for train, test in stratified_kfold(labels, setup.config.kfold, setup.seed):
-        l2, dev = choose_penalty(_cv_scores(setup, x[train], y[train], labels[train]))
+    for train, test in stratified_kfold(labels, setup.config.kfold, INNER_KFOLD_SEED):
+        l2, dev = choose_penalty(_cv_scores(setup, x[train], y[train], labels[train], INNER_KFOLD_SEED))
         clf = setup.classifier(x.shape[1], l2)
         clf.fit(x[train], y[train])
         dev_scores.append(dev)
@@ -118,7 +123,7 @@ def kfold(
     setup: Setup, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]
 ) -> Outcome:
     x, y = train
-    l2, dev = choose_penalty(_cv_scores(setup, x, y, y.cpu().numpy()))
+    l2, dev = choose_penalty(_cv_scores(setup, x, y, y.cpu().numpy(), setup.seed))
     clf = setup.classifier(x.shape[1], l2)
     clf.fit(x, y)
     predictions = clf.predict(test[0])
