@@ -46,7 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="STS and Wiki data (default: jtcse's usual lookup, $JTCSE_DATA)")
     parser.add_argument("--side", choices=("sweep", "plain"), help=argparse.SUPPRESS)  # one timed side
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest real run (2 trials x 4 steps, one round): the tests'",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.steps, args.eval_every, args.repeats = 2, 4, 2, 1
+    return args
 
 
 def _setup(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:

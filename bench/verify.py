@@ -116,7 +116,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, help="where the vectors folder goes (default: a temp dir)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest real run (4,000 x 32, one repeat)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.dim, args.shard_size, args.nlist, args.repeats = 4_000, 32, 1_000, 8, 1
     print(describe_cpu())
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"threads: {args.threads}; load average {load} (other jobs share this machine: times are noisy)")

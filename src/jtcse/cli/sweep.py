@@ -7,7 +7,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jtcse.cli.options import add_config_options, positive_int
+from jtcse.cli.options import MAX_COUNT, MAX_THREADS, add_config_options, int_range, positive_int
+
+# the sampler's seed: worker i of --workers uses SEED + i, and numpy's generators take seeds below 2**32
+_sweep_seed = int_range(0, 2**31 - 1, what="a seed")
 
 EPILOG = """\
 examples:
@@ -46,13 +49,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
     parser.add_argument(
         "--pruner-startup",
-        type=int,
+        type=int_range(0, MAX_COUNT),
         default=5,
         metavar="N",
         help="median pruner: prune only once N trials finished (default 5)",
     )
     parser.add_argument("--objective", choices=("stsb-dev", "sts7"), default="stsb-dev")
-    parser.add_argument("--seed", type=int, help="the sampler's seed (worker i of --workers uses SEED + i)")
+    parser.add_argument("--seed", type=_sweep_seed, help="the sampler's seed (worker i uses SEED + i)")
     parser.add_argument(
         "--heartbeat",
         type=positive_int,
@@ -67,8 +70,8 @@ def add_parser(subparsers: Any) -> None:
     )
     add_config_options(parser, output_dir_help="the sweep's folder (default: runs/sweep_<config name>)")
     # set by --workers K in the processes it starts
-    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--worker-threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-index", type=int_range(0, MAX_THREADS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-threads", type=int_range(0, MAX_THREADS), default=0, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
