@@ -55,7 +55,8 @@ VALID: dict[str, Any] = {
         "shard_size": 2,
         "input": {"path": "/x.txt", "sha256": SHA, "bytes": 4},
         "lines": 2,
-        "shards": [{**SHARD, "sha256": SHA, "bytes": 160}],
+        "shards": [{**SHARD, "sha256": SHA, "bytes": 160, "zero": 0}],
+        "zero_vectors": 0,
     },
     "index": {
         "format": "jtcse-vector-index",
@@ -94,7 +95,7 @@ VALID: dict[str, Any] = {
         "checksums": {"tower_a/model.safetensors": SHA},
     },
     "zero_shot": {"format": zero_shot.CACHE_FORMAT, "scores": {"test": {"default": {"main_score": 0.5}}}},
-    "entry": {**SHARD, "file": "shard-00000.npy", "sha256": SHA, "bytes": 160},
+    "entry": {**SHARD, "file": "shard-00000.npy", "sha256": SHA, "bytes": 160, "zero": 1},
     "lock": {"host": "h", "pid": 123, "since": "now", "command": "jtcse train"},
     "result": {
         "name": "a",
