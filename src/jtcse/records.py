@@ -1,7 +1,8 @@
 """One reader for every JSON record jtcse writes and reads back, each checked against a declared schema.
 
 Caches, shard manifests and entries, ``index.json``, ``jtcse.json``, lock records, result files, the zero-shot
-score cache and ``metrics.jsonl`` are all read here. A schema is a small tree of :class:`Spec` objects
+score cache, ``metrics.jsonl``, the ``modules.json`` / ``jtcse_towers.json`` an export reads back and
+``jtcse plot``'s eval JSON are all read here. A schema is a small tree of :class:`Spec` objects
 (types, required keys, ranges, patterns) declared beside the code that writes the record; whatever the file
 holds (any bytes, any JSON, a truncation), reading it ends in one of three ways:
 
