@@ -105,6 +105,7 @@ def test_chunked_equals_one_shot(encoder: Encoder, corpus: Path, tmp_path: Path,
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["lines"] == 45 and manifest["blank"] == int(blank.sum())
     assert manifest["dim"] == encoder.dim and manifest["normalize"] is True
+    assert manifest["zero_vectors"] == 0
     assert manifest["model"]["members"][0]["pooler"] == encoder.members[0].pooler
     assert [(s["start"], s["stop"]) for s in manifest["shards"]] == [
         (k, min(k + 8, 45)) for k in range(0, 45, 8)
@@ -176,6 +177,38 @@ def test_kill_during_a_shard_write_then_resume(
     unbroken = tmp_path / "unbroken"
     assert _cli(_encode_cmd(tiny_bert_dir, corpus, unbroken, "--normalize"), capsys)[0] == 0
     np.testing.assert_array_equal(concatenated(out), concatenated(unbroken))
+
+
+def test_normalize_counts_and_warns_about_all_zero_vectors(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys
+) -> None:
+    """An ensemble of one model with weights 1 and -1 encodes every line to an exact zero vector: --normalize
+    leaves those at zero, so the shards say so once (as the single-file output does) and the manifest counts
+    them."""
+    model, out = tmp_path / "cancel", tmp_path / "vecs"
+    argv = [
+        "ensemble",
+        "--member",
+        str(tiny_bert_dir),
+        "--member",
+        f"{tiny_bert_dir}:-1",
+        "--output",
+        str(model),
+    ]
+    assert _cli(argv, capsys)[0] == 0
+    code, err = _cli(_encode_cmd(model, corpus, out, "--normalize"), capsys)
+    nonblank = sum(1 for line in read_lines(corpus) if line.strip())
+    warned = [line for line in err.splitlines() if line.startswith("jtcse: warning:")]
+    assert code == 0 and warned == [
+        f"jtcse: warning: --output {out}: unit length (except {nonblank} all-zero vector(s): left at zero)"
+    ], err
+    assert not concatenated(out).any()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["normalize"] is True and manifest["zero_vectors"] == nonblank
+    single = tmp_path / "vecs.npy"  # the single-file output counts the same vectors (and the blank lines)
+    argv = ["encode", "--model", str(model), "--input", str(corpus), "--output", str(single), "--normalize"]
+    code, err = _cli([*argv, "--device", "cpu", "--no-progress"], capsys)
+    assert code == 0 and f"(except {len(read_lines(corpus))} all-zero vector(s): left at zero)" in err
 
 
 def test_refusals(tiny_bert_dir: Path, tiny_bert_dir_b: Path, corpus: Path, tmp_path: Path, capsys) -> None:

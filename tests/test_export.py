@@ -14,7 +14,14 @@ import pytest
 from jtcse.encoder import Encoder
 from jtcse.errors import JtcseError
 from jtcse.export import export_model
-from jtcse.export.sentence_transformers import CUSTOM_MODULE_FILE, CUSTOM_MODULE_REF
+from jtcse.export.sentence_transformers import (
+    CUSTOM_MODULE_FILE,
+    CUSTOM_MODULE_REF,
+    TOWERS_FILE,
+    read_modules,
+    read_towers,
+)
+from jtcse.export.st_module import CONFIG_FILE
 from jtcse.model.format import MemberSpec, ModelSpec, read_spec, write_spec
 
 pytest.importorskip("sentence_transformers")
@@ -164,3 +171,24 @@ def test_a_read_only_output_is_refused_before_the_model_loads(tmp_path: Path, re
     for out, where in ((frozen / "st", frozen), (frozen, frozen)):
         with pytest.raises(JtcseError, match="^" + re.escape(f"OUT {out}: cannot write in {where}: ")):
             export_model(tmp_path / "no-model", out)
+
+
+def test_the_files_an_export_reads_back_are_checked(tmp_path: Path) -> None:
+    """modules.json and jtcse_towers.json go through jtcse.records: a damaged one is one line naming the field
+    (the property tests in tests/test_records.py feed them arbitrary bytes and JSON)."""
+    assert TOWERS_FILE == CONFIG_FILE  # the exporter names the file the shipped module writes and loads
+    towers = {"towers": [{"path": "towers/0"}], "members": [{"tower": 1, "pooler": "cls", "weight": 1.0}]}
+    (tmp_path / TOWERS_FILE).write_text(json.dumps(towers))
+    with pytest.raises(JtcseError) as error:
+        read_towers(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / TOWERS_FILE}: field members[0].tower: expected an integer below 1 (the number of "
+        "towers), got 1"
+    )
+    towers["towers"] = [{"path": "../../etc"}]
+    (tmp_path / TOWERS_FILE).write_text(json.dumps(towers))
+    with pytest.raises(JtcseError, match=r"field towers\[0\]\.path: expected a string matching towers/"):
+        read_towers(tmp_path)
+    (tmp_path / "modules.json").write_text('[{"idx": 0, "type": 7}]')
+    with pytest.raises(JtcseError, match=r"modules\.json: field \[0\]\.type: expected a string, got 7$"):
+        read_modules(tmp_path)

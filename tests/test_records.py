@@ -27,12 +27,14 @@ from jtcse.corpus_scale.verified import FileChecks
 from jtcse.engines import read_graph_info
 from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.evaluation.zero_shot import runner as zero_shot
+from jtcse.export.sentence_transformers import TOWERS_FILE, read_modules, read_towers
 from jtcse.locks import LOCK_NAME, output_lock
 from jtcse.model.format import read_spec
 from jtcse.model_card import STS_RESULTS_SPEC as STS_SPEC
 from jtcse.model_card import _sts_section
 from jtcse.pipeline.runner import RESULT_FILE, read_result
 from jtcse.pipeline.study.run import EvalCache
+from jtcse.plotting import read_eval_pairs
 from jtcse.records import Int, ListOf, MapOf, Num, Obj, Str, parse_lines, read_record
 from jtcse.run_files import read_metrics
 from jtcse.tools.search import SearchIndex
@@ -41,7 +43,7 @@ from jtcse.training.checkpoint import RESUME_SPEC, load_checkpoint, save_checkpo
 SHA = "ab" * 32
 IDENTITY = {"members": [{"source": "m", "pooler": "cls", "fingerprint": "f"}], "dim": 4}
 SHARD = {"file": "shard-00000.npy", "start": 0, "stop": 2, "offset": 0, "rows": 2, "blank": 0}
-VALID: dict[str, dict[str, Any]] = {
+VALID: dict[str, Any] = {
     "manifest": {
         "format": "jtcse-vectors",
         "format_version": 1,
@@ -53,7 +55,8 @@ VALID: dict[str, dict[str, Any]] = {
         "shard_size": 2,
         "input": {"path": "/x.txt", "sha256": SHA, "bytes": 4},
         "lines": 2,
-        "shards": [{**SHARD, "sha256": SHA, "bytes": 160}],
+        "shards": [{**SHARD, "sha256": SHA, "bytes": 160, "zero": 0}],
+        "zero_vectors": 0,
     },
     "index": {
         "format": "jtcse-vector-index",
@@ -92,7 +95,7 @@ VALID: dict[str, dict[str, Any]] = {
         "checksums": {"tower_a/model.safetensors": SHA},
     },
     "zero_shot": {"format": zero_shot.CACHE_FORMAT, "scores": {"test": {"default": {"main_score": 0.5}}}},
-    "entry": {**SHARD, "file": "shard-00000.npy", "sha256": SHA, "bytes": 160},
+    "entry": {**SHARD, "file": "shard-00000.npy", "sha256": SHA, "bytes": 160, "zero": 1},
     "lock": {"host": "h", "pid": 123, "since": "now", "command": "jtcse train"},
     "result": {
         "name": "a",
@@ -115,6 +118,18 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "graph": {"max_length": 128, "precision": "fp32"},
     "sts": {"STS12": 70.1, "STSBenchmark": None, "avg": 70.1, "details": {"mode": "test"}},
+    "modules": [{"idx": 0, "name": "0", "path": "", "type": "jtcse_st_module.MultiTowerEmbedding"}],
+    "towers": {
+        "towers": [{"path": "towers/0", "max_length": 32}, {"path": "towers/1", "max_length": None}],
+        "members": [
+            {"tower": 0, "pooler": "cls", "weight": 1.0},
+            {"tower": 1, "pooler": "avg", "weight": -1},
+        ],
+    },
+    "eval": {
+        "STS12": 70.1,
+        "pairs": {"STS12": {"gold": [1.0, 4.5], "cosine": [0.1, 0.9], "subset": ["a", 2]}},
+    },
     "memo": {
         "format": "jtcse-verified",
         "folder": "/f",
@@ -127,7 +142,9 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-EXTREME = st.sampled_from([2**63, -1, 0, 1e400, -1e400, float("nan"), "", "1", [], {}, None, True, 10**5000])
+EXTREME = st.sampled_from(
+    [2**63, -1, 0, 1e400, -1e400, float("nan"), "", "1", [], {}, None, True, 10**5000, -(10**400)]
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -141,7 +158,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]
 
 
 @st.composite
-def mutated(draw: st.DrawFn, record: dict[str, Any]) -> bytes:
+def mutated(draw: st.DrawFn, record: Any) -> bytes:
     """``record`` with one value replaced (arbitrary JSON or an extreme) or one key removed, or cut short."""
     how = draw(st.sampled_from(["replace", "remove", "truncate", "bytes", "json"]))
     if how == "bytes":
@@ -201,6 +218,9 @@ READERS: dict[str, tuple[str, Callable[[Path], object]]] = {
     "eval_cache": ("cache.json", lambda folder: EvalCache(folder / "cache.json").entries),
     "graph": ("graph.json", read_graph_info),
     "sts": ("sts_results.json", lambda f: _sts_section(read_record(f / "sts_results.json", STS_SPEC))),
+    "modules": ("modules.json", read_modules),  # an export reads back what sentence-transformers wrote
+    "towers": (TOWERS_FILE, read_towers),
+    "eval": ("scores.json", lambda folder: read_eval_pairs(folder / "scores.json")),  # jtcse plot
 }
 
 
@@ -226,6 +246,24 @@ def test_damaged_records_are_one_line_errors(kind: str, data: st.DataObject) -> 
     (folder / name).write_bytes(data.draw(mutated(VALID[kind])))
     with only_one_line_outcomes():
         reader(folder)
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_every_field_as_a_huge_integer_is_one_line(kind: str) -> None:
+    """Deterministic for what the sampling above finds only now and then: JSON's longest integers (`float()`
+    overflows at 309 digits; more than 4,300 is a `ValueError` in `json.loads`) in every field."""
+    name, reader = READERS[kind]
+    folder = _write(kind, b"")
+    for path in [p for p in _paths(VALID[kind]) if p]:
+        value = copy.deepcopy(VALID[kind])
+        parent = value
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = -(10**400)
+        for data in (json.dumps(value).encode(), b"9" * 5000):
+            (folder / name).write_bytes(data)
+            with only_one_line_outcomes():
+                reader(folder)
 
 
 CACHES: dict[str, Callable[[Path], object]] = {

@@ -10,7 +10,6 @@ Figures are drawn on the Agg canvas directly (no pyplot), so plotting never chan
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -21,9 +20,18 @@ import numpy as np
 
 from jtcse.benchmark import in_task_order
 from jtcse.errors import JtcseError
+from jtcse.records import AnyValue, Either, ListOf, MapOf, Num, Obj, Str, check_record, read_record
 from jtcse.run_files import METRICS_FILE, NON_LOSS_FIELDS, read_metrics
 
 PLOTS_DIR = "plots"
+# an eval JSON's pairs, past the checks with their own messages in read_eval_pairs
+_PAIRS_SPEC = Obj(
+    {
+        "pairs": MapOf(
+            Obj({"gold": ListOf(Num()), "cosine": ListOf(Num())}, {"subset": ListOf(Either((Str(), Num())))})
+        )
+    }
+)
 _DPI = 110
 
 
@@ -53,7 +61,11 @@ def _slug(name: str) -> str:
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -164,10 +176,7 @@ def read_eval_pairs(eval_json: str | Path) -> tuple[dict[str, Any], dict[str, di
     path = Path(eval_json)
     if not path.is_file():
         raise JtcseError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JtcseError(f"{path}: not valid JSON ({exc})") from exc
+    data = read_record(path, AnyValue())  # anything but UTF-8 JSON: one line
     pairs = data.get("pairs") if isinstance(data, Mapping) else None
     if not isinstance(pairs, Mapping) or not pairs:
         raise JtcseError(
@@ -185,6 +194,7 @@ def read_eval_pairs(eval_json: str | Path) -> tuple[dict[str, Any], dict[str, di
             raise JtcseError(
                 f"{path}: pairs.{task}: {len(entry['gold'])} gold scores but {len(entry['cosine'])} cosines"
             )
+    check_record(data, _PAIRS_SPEC, where=str(path))  # the values: finite numbers, subsets plain names
     return data, dict(pairs)
 
 

@@ -1,7 +1,8 @@
 """One reader for every JSON record jtcse writes and reads back, each checked against a declared schema.
 
 Caches, shard manifests and entries, ``index.json``, ``jtcse.json``, lock records, result files, the zero-shot
-score cache and ``metrics.jsonl`` are all read here. A schema is a small tree of :class:`Spec` objects
+score cache, ``metrics.jsonl``, the ``modules.json`` / ``jtcse_towers.json`` an export reads back and
+``jtcse plot``'s eval JSON are all read here. A schema is a small tree of :class:`Spec` objects
 (types, required keys, ranges, patterns) declared beside the code that writes the record; whatever the file
 holds (any bytes, any JSON, a truncation), reading it ends in one of three ways:
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from jtcse.errors import JtcseError, JtcseWarning
 PID_MAX = 2**31 - 1  # what os.kill accepts; 0 and negatives would address process groups
 SHA256 = r"[0-9a-f]{64}"
 _REPR_CHARS = 40
+_FLOAT_MAX = sys.float_info.max
 
 
 class RecordInvalid(ValueError):
@@ -111,6 +114,8 @@ class Num(Spec):
     def check(self, value: Any, at: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(value, at, "a number")
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX:  # JSON allows 4,300 digits; float() overflows
+            raise self.fail(value, at, "a number within float range")
         if self.finite and not math.isfinite(value):
             raise self.fail(value, at, "a finite number")
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from jtcse.corpus_scale.manifest import (
 from jtcse.corpus_scale.parquet_shards import pyarrow_modules
 from jtcse.corpus_scale.progress import Progress
 from jtcse.corpus_scale.shards import completed_entries, remove_orphans, write_shard
-from jtcse.errors import JtcseError
+from jtcse.errors import JtcseError, JtcseWarning
 from jtcse.locks import LOCK_NAME, output_lock
 from jtcse.model.identity import model_identity
 from jtcse.tools.encode_file import SupportsEncode
@@ -232,6 +233,7 @@ def _encode_shard(
         progress.advance(min(chunk, len(lines) - begin))
     if options.normalize and len(keep):
         vectors[keep] = normalize_rows(vectors[keep])
+    zero = int(len(keep) - np.count_nonzero(vectors[keep].any(axis=1)))
     planned = manifest["shards"][k]
     write_shard(
         folder,
@@ -242,6 +244,7 @@ def _encode_shard(
         stop=planned["stop"],
         blank=len(lines) - len(keep),
         texts=lines if options.with_text else None,
+        zero=zero,
     )
 
 
@@ -252,7 +255,13 @@ def finish(folder: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
         return None
     shards = [{**planned, **entries[k]} for k, planned in enumerate(manifest["shards"])]
     final = {**manifest, "complete": True, "shards": shards, "blank": sum(e["blank"] for e in shards)}
+    if all("zero" in e for e in shards):  # shards resumed from an older version's run do not know theirs
+        final["zero_vectors"] = sum(e["zero"] for e in shards)
     write_manifest(folder, final)
+    if final["normalize"] and final.get("zero_vectors"):
+        zero = final["zero_vectors"]
+        note = f"--output {folder}: unit length (except {zero} all-zero vector(s): left at zero)"
+        warnings.warn(JtcseWarning(note), stacklevel=2)
     return final
 
 

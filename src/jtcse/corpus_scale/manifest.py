@@ -44,7 +44,8 @@ ENTRY_SPEC = Obj(
         "blank": Int(0),
         "sha256": Str(pattern=SHA256),
         "bytes": Int(0),
-    }
+    },
+    {"zero": Int(0)},  # non-blank lines whose vector is all zero; absent in entries of older versions
 )
 _PLANNED = Obj({"file": ENTRY_SPEC.required["file"], "start": Int(0), "stop": Int(0), "offset": Int(0)})
 MANIFEST_SPEC = Obj(
@@ -59,10 +60,12 @@ MANIFEST_SPEC = Obj(
         "lines": Int(0),
         "shards": ListOf(_PLANNED),
     },
-    {"dtype": Const("float32"), "blank": Int(0)},
+    {"dtype": Const("float32"), "blank": Int(0), "zero_vectors": Int(0)},
 )
 # a complete manifest: every shard also has its entry's fields
-_COMPLETE_SPEC = Obj({"shards": ListOf(Obj({**ENTRY_SPEC.required, "offset": Int(0)}))}, {"blank": Int(0)})
+_COMPLETE_SPEC = Obj(
+    {"shards": ListOf(Obj({**ENTRY_SPEC.required, "offset": Int(0)}, ENTRY_SPEC.optional))}, {"blank": Int(0)}
+)
 
 
 def shard_file(index: int, shard_format: str) -> str:

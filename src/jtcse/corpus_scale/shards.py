@@ -57,8 +57,10 @@ def write_shard(
     stop: int,
     blank: int,
     texts: Sequence[str] | None = None,
+    zero: int | None = None,
 ) -> dict[str, Any]:
-    """Write shard ``index`` (then its entry) and return the entry; ``texts``: Parquet's text column."""
+    """Write shard ``index`` (then its entry) and return the entry; ``texts``: Parquet's text column;
+    ``zero``: rows of non-blank lines whose vector is all zero (``--normalize`` leaves them at zero)."""
     shard_format = file.rsplit(".", 1)[1]
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     digest: dict[str, Any] = {}
@@ -72,6 +74,8 @@ def write_shard(
     atomic_write(folder / file, write)
     entry = {"file": file, "start": start, "stop": stop, "rows": int(vectors.shape[0]), "blank": blank}
     entry.update(digest)
+    if zero is not None:
+        entry["zero"] = zero
     atomic_write_text(folder / entry_file(index), json.dumps(entry) + "\n")
     return entry
 

@@ -22,7 +22,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -32,7 +32,9 @@ from jtcse.integrity import parameter_bytes
 from jtcse.model.format import CONFIG_NAME, MemberSpec, ModelSpec, is_jtcse_dir, read_spec, write_spec
 from jtcse.model.identity import SOURCE_KEY, model_identity
 from jtcse.model.names import resolve_model
+from jtcse.model.pooling import POOLERS
 from jtcse.output_policy import check_output
+from jtcse.records import Int, ListOf, Nullable, Num, Obj, Str, read_record
 
 if TYPE_CHECKING:
     from jtcse.encoder import Encoder
@@ -45,6 +47,7 @@ FORMAT_ALIASES = {
 }
 CUSTOM_MODULE_FILE = "jtcse_st_module.py"
 CUSTOM_MODULE_REF = "jtcse_st_module.MultiTowerEmbedding"
+TOWERS_FILE = "jtcse_towers.json"  # st_module.CONFIG_FILE (that module loads torch: not imported here)
 # pooler -> sentence-transformers Pooling mode, for the plain pipeline
 _PLAIN_POOLING = {"cls_before_pooler": "cls", "avg": "mean", "cls": "cls"}
 PROBE_SENTENCES = (
@@ -55,6 +58,15 @@ PROBE_SENTENCES = (
     "Short.",
     "A much longer sentence, with punctuation; numbers like 3.14 and 2026, and a few rarer words: "
     "photosynthesis, quixotic, Reykjavik.",
+)
+# modules.json as sentence-transformers writes it: the one field the export rewrites is each entry's type
+MODULES_SPEC = ListOf(Obj({"type": Str()}, {"idx": Int(0), "name": Str(), "path": Str()}), min_len=1)
+# jtcse_towers.json, written by st_module.MultiTowerEmbedding.save (which must not import jtcse to read it)
+TOWERS_SPEC = Obj(
+    {
+        "towers": ListOf(Obj({"path": Str(pattern=r"towers/\d+")}, {"max_length": Nullable(Int(1))}), 1),
+        "members": ListOf(Obj({"tower": Int(0), "pooler": Str(choices=POOLERS), "weight": Num()}), 1),
+    }
 )
 
 
@@ -247,12 +259,28 @@ def _save_custom(encoder: Encoder, out: Path) -> None:
         st_model.save(str(out))
     # Point modules.json at the copy of the module shipped inside the directory (not at the jtcse package).
     modules_file = out / "modules.json"
-    entries = json.loads(modules_file.read_text(encoding="utf-8"))
+    entries = read_modules(out)
     for entry in entries:
-        if entry.get("type", "").endswith(".MultiTowerEmbedding"):
+        if entry["type"].endswith(".MultiTowerEmbedding"):
             entry["type"] = CUSTOM_MODULE_REF
     modules_file.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(st_module.__file__, out / CUSTOM_MODULE_FILE)
+
+
+def read_modules(folder: Path) -> list[dict[str, Any]]:
+    """``modules.json`` of a sentence-transformers directory, checked; damaged: one line naming the field."""
+    return cast(list[dict[str, Any]], read_record(folder / "modules.json", MODULES_SPEC))
+
+
+def read_towers(folder: Path) -> dict[str, Any]:
+    """``jtcse_towers.json`` of the custom layout, checked (every member names one of the towers)."""
+    file = folder / TOWERS_FILE
+    config = read_record(file, TOWERS_SPEC)
+    for i, member in enumerate(config["members"]):
+        if member["tower"] >= len(config["towers"]):
+            expected = f"an integer below {len(config['towers'])} (the number of towers)"
+            raise JtcseError(f"{file}: field members[{i}].tower: expected {expected}, got {member['tower']}")
+    return cast(dict[str, Any], config)
 
 
 def _write_jtcse_spec(encoder: Encoder, out: Path, layout: str, source: str) -> None:
@@ -265,7 +293,7 @@ def _write_jtcse_spec(encoder: Encoder, out: Path, layout: str, source: str) -> 
         member = encoder.members[0]
         spec = ModelSpec("single", [MemberSpec(".", member.pooler, 1.0)], method=method, extra=extra)
     else:
-        config = json.loads((out / "jtcse_towers.json").read_text(encoding="utf-8"))
+        config = read_towers(out)
         members = [
             MemberSpec(config["towers"][m["tower"]]["path"], m["pooler"], float(m["weight"]))
             for m in config["members"]
