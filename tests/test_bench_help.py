@@ -1,6 +1,6 @@
 """Every bench script answers ``--help`` (its usage, no traceback) and runs its ``--smoke`` workload (a tiny
 random BERT, a few sentences, one repeat: the measured run's code path) to its last line, the headline, with
-the extras ``make setup`` installs. The smoke runs that start several torch processes are marked slow."""
+the extras ``make setup`` installs."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ BENCHES = sorted(
     for p in (REPO_ROOT / "bench").glob("*.py")
     if p.name != "st_peers.py" and not p.name.startswith("_")
 )
-# Smoke runs that start three or more torch processes: 10 to 21 s each on a quiet 2-core CPU.
-SLOW_SMOKES = {"cold_start.py", "gpu_step.py", "serve.py", "train_step.py"}
 
 
 def _run(name: str, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +35,6 @@ def _run(name: str, *options: str, env: dict[str, str] | None = None) -> subproc
 
 def test_the_benches_are_found() -> None:
     assert {"encode.py", "roofline.py", "serve.py", "cold_start.py", "train_step.py"} <= set(BENCHES)
-    assert set(BENCHES) >= SLOW_SMOKES
 
 
 @pytest.mark.parametrize("name", BENCHES)
@@ -55,9 +52,9 @@ def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench_smoke")
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SMOKES else n for n in BENCHES]
-)
+# every smoke runs in the default suite, the ones that start several torch processes (cold_start, gpu_step,
+# serve, train_step: 10 to 21 s each on a quiet 2-core CPU) included
+@pytest.mark.parametrize("name", BENCHES)
 def test_smoke(name: str, smoke_dir: Path) -> None:
     proc = _run(name, "--smoke", env={"JTCSE_BENCH_SMOKE_DIR": str(smoke_dir)})
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
