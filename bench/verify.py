@@ -126,7 +126,9 @@ def main() -> None:
         args.n, args.dim, args.shard_size, args.nlist, args.repeats = 4_000, 32, 1_000, 8, 1
     print(describe_cpu())
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"threads: {args.threads}; load average {load} (other jobs share this machine: times are noisy)")
+    busy = os.getloadavg()[0] > args.threads + 0.5  # more than the bench's own threads: other jobs
+    note = "other jobs share this machine: times are noisy" if busy else "quiet: the bench's own threads"
+    print(f"threads: {args.threads}; load average {load} ({note})")
     set_threads(args.threads)
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         os.environ["XDG_CACHE_HOME"] = str(Path(work) / "cache")  # the bench's own verified-files records
