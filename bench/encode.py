@@ -63,6 +63,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 
 
+def stsb_test_sentences(data_dir: str | None) -> tuple[list[str], str]:
+    """Both sides of every pair of STS-B's test split: longer sentences than --limit's first pairs."""
+    from jtcse.data.paths import resolve_data_dir
+    from jtcse.data.sts import read_task
+
+    try:
+        root = resolve_data_dir(data_dir, need="sts", download=False)
+    except JtcseError as exc:
+        sys.exit(f"bench: no STS data ({exc})")
+    pairs = read_task(root, "STSBenchmark", "test")["test"]
+    return list(pairs.sentences1) + list(pairs.sentences2), f"STS-B's test split under {root}"
+
+
 def sts_sentences(data_dir: str | None, limit: int | None) -> tuple[list[str], str]:
     """Both sides of every scored test pair of the 7 STS tasks, in file order; with ``limit``, the first
     pairs of every subset (so a quick run still spans all tasks and keeps their repeated sentences)."""
@@ -255,6 +268,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--limit", type=int, default=None, help="about N sentences, from every subset (quick runs)"
     )
+    parser.add_argument(
+        "--stsb-test",
+        action="store_true",
+        help="the large workload of issue 29: every sentence of STS-B's test split (2,758, 2,552 distinct), "
+        "instead of the 7 STS test sets",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for all (default: torch's)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--export-dir", type=Path, default=Path("bench_out"), help="where the exports go")
@@ -295,7 +314,9 @@ def parse_args() -> argparse.Namespace:
 
 def workload_sentences(args: argparse.Namespace) -> tuple[list[str], str]:
     if not args.smoke:
-        return sts_sentences(args.data_dir, args.limit)
+        return (
+            stsb_test_sentences(args.data_dir) if args.stsb_test else sts_sentences(args.data_dir, args.limit)
+        )
     import _smoke
 
     distinct = _smoke.sentences(48)
