@@ -120,18 +120,19 @@ def _tree_size(path: Path) -> int:
 
 
 # ------------------------------------------------------------------------------------------- writers
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` itself when it exists, else its nearest existing parent (None: nothing of it exists)."""
+    return next((candidate for candidate in (path, *path.parents) if candidate.exists()), None)
+
+
 def check_output_dir(out: str | Path) -> None:
     """An output directory (or one of its parents) that is a file is a one-line error, before any work."""
     out = Path(out)
-    for candidate in (out, *out.parents):
-        if candidate.exists():
-            if candidate == out and not out.is_dir():
-                raise JtcseError(f"{out}: is a file, not a directory; choose another output directory")
-            if not candidate.is_dir():
-                raise JtcseError(
-                    f"{out}: cannot be created: {candidate} is a file; choose another output path"
-                )
-            return
+    found = nearest_existing(out)
+    if found == out and not out.is_dir():
+        raise JtcseError(f"{out}: is a file, not a directory; choose another output directory")
+    if found is not None and not found.is_dir():
+        raise JtcseError(f"{out}: cannot be created: {found} is a file; choose another output path")
 
 
 def atomic_write(

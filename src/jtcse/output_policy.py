@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from jtcse.errors import JtcseError
-from jtcse.fs import can_write_in, is_leftover_name
+from jtcse.fs import can_write_in, is_leftover_name, nearest_existing
 from jtcse.locks import LOCK_NAME
 
 _CHECKED: list[Path] = []
@@ -99,10 +99,7 @@ def _absolute(path: Path) -> Path:
 
 
 def _existing_parent(out: Path) -> Path:
-    for candidate in _absolute(out).parents:
-        if candidate.exists():
-            return candidate
-    return Path("/")
+    return nearest_existing(_absolute(out).parent) or Path("/")
 
 
 def _check_kind(out: Path, where: str, kind: Kind) -> None:
@@ -110,11 +107,9 @@ def _check_kind(out: Path, where: str, kind: Kind) -> None:
         raise JtcseError(f"{where}: is a file, not a folder; choose another output folder")
     if kind == "file" and out.is_dir():
         raise JtcseError(f"{where}: is a folder, not a file; name a file to write")
-    for parent in _absolute(out).parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise JtcseError(f"{where}: cannot be created: {parent} is a file")
-            return
+    parent = _existing_parent(out)
+    if not parent.is_dir():
+        raise JtcseError(f"{where}: cannot be created: {parent} is a file")
 
 
 def _check_input(out: Path, where: str, name: str, source: Path, *, nested: bool, replaces: bool) -> None:
