@@ -98,18 +98,18 @@ def parse_grid(items: Sequence[str]) -> list[GridAxis]:
     return axes
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"1,2,3"`` -> ``[1, 2, 3]`` (distinct integers)."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` (distinct integers); errors name ``option``, the flag that gave them."""
     seeds: list[int] = []
     for part in text.split(","):
         try:
             seed = int(part.strip())
         except ValueError:
             raise JtcseError(
-                f"--seeds {text}: expected comma-separated integers, e.g. --seeds 1,2,3"
+                f"{option} {text}: expected comma-separated integers, e.g. {option} 1,2,3"
             ) from None
         if seed in seeds:
-            raise JtcseError(f"--seeds {text}: seed {seed} is listed twice")
+            raise JtcseError(f"{option} {text}: seed {seed} is listed twice")
         seeds.append(seed)
     return seeds
 

@@ -11,6 +11,7 @@ from typing import Any
 from jtcse.benchmark import fmt_mean_std, md_table, mean_std
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
+from jtcse.pipeline.ablate import parse_seeds as parse_seed_list
 from jtcse.pipeline.runner import Say, stderr_say, train_and_evaluate
 from jtcse.pipeline.sweep.objective import SweepSetup
 from jtcse.pipeline.sweep.space import Scalar
@@ -20,11 +21,9 @@ CONFIRM_MD = "confirm.md"
 
 
 def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise JtcseError(f"--confirm-seeds {text}: expected comma-separated integers, e.g. 1,2,3") from None
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+    """``--confirm-seeds``: the seed-list rule of ``jtcse ablate --seeds``, and at least two (a spread)."""
+    seeds = parse_seed_list(text, option="--confirm-seeds")
+    if len(seeds) < 2:
         raise JtcseError(f"--confirm-seeds {text}: give at least two different seeds")
     return seeds
 
