@@ -72,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from jtcse.output_policy import check_output
     from jtcse.pipeline.ablate import command_line, parse_seeds
     from jtcse.pipeline.recipes import find_configs_dir, get_recipe
-    from jtcse.pipeline.reproduce import ReproduceOptions, reproduce
+    from jtcse.pipeline.reproduce import TOWERS_DIR, ReproduceOptions, reproduce, seed_dir
     from jtcse.pipeline.reproduce_report import REPORT_JSON, REPORT_MD, write_report
 
     recipe = get_recipe(args.recipe)
+    seeds = parse_seeds(args.seeds)
     output_dir = args.output_dir or Path("runs") / "reproduce" / recipe.name
-    ours = (REPORT_JSON, REPORT_MD, "towers", *(f"seed-{seed}" for seed in parse_seeds(args.seeds)))
+    ours = (REPORT_JSON, REPORT_MD, TOWERS_DIR, *(seed_dir(seed) for seed in seeds))
     inputs = {"--backbone": args.backbone, "--corpus": args.corpus}
     inputs.update({f"--towers {tower}": tower for tower in args.towers or ()})
     holders = {"--data-dir": args.data_dir}
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )  # before any stage
     options = ReproduceOptions(
         recipe=recipe,
-        seeds=parse_seeds(args.seeds),
+        seeds=seeds,
         output_dir=output_dir,
         configs_dir=find_configs_dir(args.configs),
         backbone=args.backbone,

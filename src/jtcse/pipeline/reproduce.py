@@ -31,6 +31,12 @@ WIKI1M_SENTENCES = 1_000_000  # the corpus the paper configs train on for one ep
 # Rough training throughput of a base-size encoder (forward + backward, rows/s) on a CPU: the basis of the
 # estimate a GPU-less machine gets before a full recipe. A current GPU does a few thousand.
 CPU_ROWS_PER_SECOND = 25.0
+TOWERS_DIR = "towers"  # the --towers folders, copied into OUT with the backbone's tokenizer
+
+
+def seed_dir(seed: int) -> str:
+    """The folder, inside OUT, of one seed's stages."""
+    return f"seed-{seed}"
 
 
 @dataclass
@@ -108,7 +114,7 @@ def plan_stages(
     ``towers``: the prepared ``--towers`` folders (stage 1 is then skipped)."""
     from jtcse.training.config import load_config
 
-    root = options.output_dir / f"seed-{seed}"
+    root = options.output_dir / seed_dir(seed)
     links = {spec.key: str(root / spec.key) for spec in options.recipe.stages}
     links.update(zip(TOWER_KEYS, towers or (), strict=False))
     stages = []
@@ -280,7 +286,7 @@ def prepare_towers(options: ReproduceOptions, backbone: str, say: Say) -> list[s
         if has_tokenizer_files(source):
             prepared.append(str(source))
             continue
-        target = options.output_dir / "towers" / key
+        target = options.output_dir / TOWERS_DIR / key
         if not (target / "config.json").is_file():
             say(f"jtcse reproduce: {given} holds no tokenizer; copying it to {target} with {backbone}'s")
             tokenizer = load_tokenizer(backbone, label=f"--backbone {backbone}")
