@@ -70,11 +70,12 @@ def run_zero_shot_command(args: argparse.Namespace) -> int:
     if not args.models:
         raise JtcseError("--model: name at least one model (or use --list)")
     from jtcse.evaluation.zero_shot.report import JSON_NAME, MARKDOWN_NAME
+    from jtcse.evaluation.zero_shot.runner import MTEB_DIR, TASKS_DIR
     from jtcse.output_policy import check_output
 
     # before the first task: a file, a read-only folder or someone else's folder would fail after all of them
     models = {f"--model {m}": m for m in args.models}
-    ours = (JSON_NAME, MARKDOWN_NAME, "tasks", "mteb")  # the report, the per-task cache, mteb's results
+    ours = (JSON_NAME, MARKDOWN_NAME, TASKS_DIR, MTEB_DIR)  # the report, the per-task cache, mteb's results
     check_output(args.output_dir, option="--output-dir", ours=ours, inputs=models)
     return _run(args, suite)
 

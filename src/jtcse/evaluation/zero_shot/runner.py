@@ -34,6 +34,9 @@ CACHE_FORMAT = "jtcse-zero-shot-task"
 # split -> subset -> score key -> value; mteb's scores lie in [0, 1] (correlations in [-1, 1])
 CACHE_SPEC = Obj({"format": Const(CACHE_FORMAT), "scores": MapOf(MapOf(MapOf(Num(-1.0, 1.0))))})
 
+TASKS_DIR = "tasks"  # OUT/tasks/<model>/<fingerprint>/<task>.json: the per-task score cache
+MTEB_DIR = "mteb"  # OUT/mteb: mteb's own results cache
+
 
 @dataclass(frozen=True)
 class TaskJob:
@@ -109,7 +112,7 @@ class TaskProgress:
 
 def cache_path(output_dir: str | Path, name: str, revision: str, task: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("/", "__"))
-    return Path(output_dir) / "tasks" / safe / revision / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.json"
+    return Path(output_dir) / TASKS_DIR / safe / revision / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.json"
 
 
 def read_cached(path: Path, job: TaskJob) -> TaskScores | None:
@@ -151,7 +154,7 @@ def _evaluate(
     result = mteb.evaluate(
         wrapper,
         tasks,
-        cache=mteb.ResultCache(output_dir / "mteb"),
+        cache=mteb.ResultCache(output_dir / MTEB_DIR),
         # no third-party bars: mteb's retrieval search reads show_progress_bar from encode_kwargs
         encode_kwargs={"batch_size": batch_size, "show_progress_bar": False},
         overwrite_strategy="always" if overwrite else "only-missing",
