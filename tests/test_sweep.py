@@ -4,6 +4,7 @@ trains, a rerun that trains nothing, the report redrawn from the storage."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -157,10 +158,16 @@ def test_six_trials_prune_report_resume_and_best_trains(
     from jtcse.pipeline.sweep.run import prepare
 
     setup, _ = prepare(options)
-    confirmed = confirm(setup, report["best"]["params"], [1, 2], say=lines.append)
+    stsb = tmp_path / "data" / "sts" / "STSB" / "senteval"
+    shutil.copy(stsb / "sts-dev.csv", stsb / "sts-test.csv")  # the fixture's data has dev pairs only
+    confirmed = confirm(setup, report["best"]["params"], [1, 2], tasks=["stsb"], say=lines.append)
     assert len(confirmed["best"]["scores"]) == 2 and confirmed["base"]["std"] is not None
+    assert confirmed["best"]["scores"] == confirmed["best"]["dev"]  # the objective: STS-B dev
+    base_test = confirmed["base"]["test"]
+    assert len(base_test["STSBenchmark"]) == 2 and base_test["avg"][0] is not None
     assert (out / "confirm" / "best-seed2" / "jtcse.json").is_file()
-    assert "| best |" in (out / "confirm.md").read_text() and "±" in (out / "confirm.md").read_text()
+    md = (out / "confirm.md").read_text()
+    assert "| best |" in md and "±" in md and "| config | STSBenchmark | avg |" in md
 
 
 def test_on_evaluate_halts_training_after_that_evaluation(tmp_path: Path, tiny_bert_dir: Path) -> None:

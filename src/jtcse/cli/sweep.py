@@ -64,6 +64,12 @@ def add_parser(subparsers: Any) -> None:
         help="seconds between a trial's heartbeats; one silent 2x as long is failed and retried (default 30)",
     )
     parser.add_argument("--confirm-seeds", metavar="S1,S2,S3", help="retrain best and base with these seeds")
+    parser.add_argument(
+        "--confirm-eval",
+        choices=("sts7", "stsb-dev"),
+        default="sts7",
+        help="what --confirm-seeds evaluates: the 7 STS test sets as well (default) or STS-B dev only",
+    )
     parser.add_argument("--report", type=Path, metavar="OUT", help="redraw OUT's report from the storage")
     parser.add_argument(
         "--dry-run", action="store_true", help="check the config, space and storage; train nothing"
@@ -108,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
         setup, _ = prepare(options)
         setup.threads = 0  # one run at a time now: the config's threads (all cores by default)
-        confirm(setup, report["best"]["params"], parse_seeds(args.confirm_seeds))
+        tasks: list[str] | None = None if args.confirm_eval == "sts7" else []
+        confirm(setup, report["best"]["params"], parse_seeds(args.confirm_seeds), tasks=tasks)
         print((options.out / "confirm.md").read_text(encoding="utf-8"))
     return 0
 

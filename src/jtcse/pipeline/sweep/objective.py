@@ -106,7 +106,7 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
     trial.set_user_attr("folder", str(folder.relative_to(setup.out)))
 
     def report(step: int, score: float) -> bool:
-        trial.set_user_attr("steps", step)
+        # one storage write per evaluation (the intermediate value); "steps" is written once at the end
         if not math.isfinite(score):
             return False  # a NaN dev score (a constant embedding) says nothing to compare
         trial.report(score, step)

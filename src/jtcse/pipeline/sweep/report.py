@@ -66,7 +66,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "state": t.state.name.lower(),
                 "value": t.value,
                 "params": dict(t.params),
-                "steps": t.user_attrs.get("steps"),
+                "steps": t.user_attrs.get("steps", t.last_step),  # a lost trial: its last report
                 "duration_s": duration_s(t),
                 "folder": t.user_attrs.get("folder"),
                 "error": t.user_attrs.get("error"),
