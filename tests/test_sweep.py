@@ -270,3 +270,25 @@ def test_grid_sweep_runs_each_point_once_with_hyperband(tmp_path: Path, tiny_ber
     report = run_sweep(options, say=lambda _line: None)  # no --trials: the grid's size
     assert report is not None
     assert sorted(t["params"]["loss.temperature"] for t in report["trials"]) == [0.05, 0.1]
+
+
+def test_the_sensitivity_study_command_passes_the_dry_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """experiments/sweep_study.py's command (the committed study's reproduce line) is valid: its config,
+    its --set keys and the packaged space file pass every check that needs no training."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "sweep_study.py"
+    spec = importlib.util.spec_from_file_location("sweep_study", script)
+    assert spec is not None and spec.loader is not None
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    monkeypatch.chdir(script.parents[1])  # the space file is named relative to the repository
+    args = study.build_parser().parse_args(["--runs-dir", str(tmp_path / "o"), "--data-dir", str(tmp_path)])
+    argv = study.sweep_argv(args)
+    assert argv[:2] == ["jtcse", "sweep"] and "--confirm-seeds" in argv
+    code, err = _cli([*argv[1:], "--dry-run"], capsys)
+    out = capsys.readouterr().out
+    assert code == 0, err
+    assert "model.num_ca_layers in {1, 2, 3, 6}" in out and "train.batch_size in {16, 32, 64}" in out

@@ -64,6 +64,7 @@ def confirm(
         per_task = {task: [r.test.get(task) for r in runs] for task in [*wanted, "avg"] if wanted}
         dev = [r.dev_stsb for r in runs]
         payload[name] = {"scores": scores, "mean": mean, "std": std, "dev": dev, "test": per_task}
+        payload[name]["seconds"] = [{"train": r.train_s, "eval": r.eval_s} for r in runs]
     atomic_write_text(setup.out / CONFIRM_MD, "\n".join(_markdown(payload)) + "\n")
     atomic_write_text(setup.out / "confirm.json", json.dumps(payload, indent=2) + "\n")
     return payload
