@@ -3,8 +3,10 @@ trains, a rerun that trains nothing, the report redrawn from the storage."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -128,6 +130,8 @@ def test_six_trials_prune_report_resume_and_best_trains(
     assert report is not None
     trials = report["trials"]
     assert [t["number"] for t in trials] == list(range(6))
+    with contextlib.closing(sqlite3.connect(out / "sweep.db")) as db:  # workers read while one writes
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     complete = [t for t in trials if t["state"] == "complete"]
     pruned = [t for t in trials if t["state"] == "pruned"]
     assert pruned and all(t["steps"] < 4 for t in pruned)
