@@ -78,7 +78,7 @@ def collect(args: argparse.Namespace) -> None:
     lines = ["# JTCSE sensitivity study: the run", "", "Reproduce (from the repository root):", "", "```"]
     lines += [shlex.join(sweep_argv(args)), "```", "", describe_cpu(), ""]
     lines += [*budget(out, args.workers, cores), "", "What it shows and what it cannot: docs/sweep.md.", ""]
-    (results / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    (results / "run.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"report copied to {results}")
 
 
