@@ -28,13 +28,13 @@ demo: setup
 	$(VENV)/bin/jtcse demo
 
 test: setup
-	$(PY) -m ruff check src tests bench tools
+	$(PY) -m ruff check src tests bench tools experiments
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check src tests bench tools
-	$(PY) -m ruff format --check src tests bench tools
+	$(PY) -m ruff check src tests bench tools experiments
+	$(PY) -m ruff format --check src tests bench tools experiments
 	$(PY) -m mypy
 
 # --strict: a warning (a broken link or anchor, a page missing from the nav, a docstring mkdocstrings cannot

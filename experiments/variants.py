@@ -80,9 +80,7 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
                 if not (args.resume and (root / f"tower_{name}" / "jtcse.json").exists()):
                     tower = [f"seed={tower_seed}", f"data.batching={batching}", f"train.max_steps={s1}"]
                     target = ["--output-dir", str(root / f"tower_{name}")]
-                    commands.append(
-                        [*jtcse, "train", "simcse-minilm", *_sets([*extra, *tower]), *target]
-                    )
+                    commands.append([*jtcse, "train", "simcse-minilm", *_sets([*extra, *tower]), *target])
             twin = [
                 f"model.tower_a={root / 'tower_a'}",
                 f"model.tower_b={root / 'tower_b'}",
@@ -92,9 +90,7 @@ def plan(args: argparse.Namespace) -> tuple[list[list[str]], list[tuple[str, int
             ]
             grid = ["--grid", "model.ca_mode=side_all,side_last", "--seeds", str(seed)]
             target = ["--output-dir", str(root / "ablate"), *tasks, *resume]
-            commands.append(
-                [*jtcse, "ablate", "jtcse-minilm", *grid, *_sets([*extra, *twin]), *target]
-            )
+            commands.append([*jtcse, "ablate", "jtcse-minilm", *grid, *_sets([*extra, *twin]), *target])
             grids.append((batching, seed, root / "ablate"))
     return commands, grids
 
