@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jtcse.pipeline.sweep.run import threads_per_worker
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPACE = REPO_ROOT / "experiments" / "sweep_space.toml"
 COPIED = ("sweep.md", "sweep.json", "best.toml", "confirm.md", "confirm.json", "figures")
@@ -48,7 +50,7 @@ def budget(out: Path, workers: int, cores: int) -> list[str]:
     """Trials by state and the CPU hours spent: trial durations x their threads, confirmation runs x cores."""
     trials = json.loads((out / "sweep.json").read_text(encoding="utf-8"))["trials"]
     states = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail")}
-    threads = max(1, cores // workers)
+    threads = threads_per_worker(workers)  # what --workers gave each worker
     trial_h = sum(t["duration_s"] or 0.0 for t in trials) * threads / 3600
     confirm = json.loads((out / "confirm.json").read_text(encoding="utf-8"))
     runs = [s for name in ("best", "base") for s in confirm[name]["seconds"]]

@@ -7,7 +7,7 @@ test sets, the numbers one reports; the sweep itself never looks at them (unless
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from jtcse.benchmark import fmt_mean_std, md_table, mean_std
 from jtcse.errors import JtcseError
@@ -19,7 +19,6 @@ from jtcse.pipeline.sweep.space import Scalar
 
 CONFIRM_DIR = "confirm"
 CONFIRM_MD = "confirm.md"
-ConfirmEval = Literal["stsb-dev", "sts7"]
 CONFIGS = ("best", "base")
 
 
@@ -61,10 +60,15 @@ def confirm(
     for name, runs in results.items():
         scores = [_objective(setup, r) for r in runs]
         mean, std = mean_std(scores)
-        per_task = {task: [r.test.get(task) for r in runs] for task in [*wanted, "avg"] if wanted}
-        dev = [r.dev_stsb for r in runs]
-        payload[name] = {"scores": scores, "mean": mean, "std": std, "dev": dev, "test": per_task}
-        payload[name]["seconds"] = [{"train": r.train_s, "eval": r.eval_s} for r in runs]
+        per_task = {task: [r.test.get(task) for r in runs] for task in [*wanted, "avg"]} if wanted else {}
+        payload[name] = {
+            "scores": scores,
+            "mean": mean,
+            "std": std,
+            "dev": [r.dev_stsb for r in runs],
+            "test": per_task,
+            "seconds": [{"train": r.train_s, "eval": r.eval_s} for r in runs],
+        }
     atomic_write_text(setup.out / CONFIRM_MD, "\n".join(_markdown(payload)) + "\n")
     atomic_write_text(setup.out / "confirm.json", json.dumps(payload, indent=2) + "\n")
     return payload

@@ -8,7 +8,6 @@ Heartbeats: every worker records one per running trial each ``heartbeat`` second
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -63,7 +62,6 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.st
 
     shown = hide_password(url)
     try:
-        _sqlite_wal(url)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = RDBStorage(
@@ -74,7 +72,7 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.st
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
         if url.startswith("sqlite"):
-            _sqlite_sync_normal(storage)
+            _sqlite_wal(storage)
         return storage
     except ImportError as exc:  # Optuna's own, naming no module: the URL's driver is missing
         raise JtcseError(
@@ -85,31 +83,18 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.st
         raise JtcseError(f"--storage {shown}: cannot open the study storage: {first_line(exc)}") from exc
 
 
-def _sqlite_wal(url: str) -> None:
-    """A SQLite study file in write-ahead-log mode (it stays so): readers no longer block the worker that
-    writes, and a commit is one append instead of a journal round trip. Every worker shares one machine's
-    disk with the file (WAL needs that; a study on several machines belongs on a database server)."""
-    import sqlite3
-
-    from sqlalchemy.engine import make_url
-
-    if not url.startswith("sqlite"):
-        return
-    database = make_url(url).database
-    if not database or database == ":memory:":
-        return
-    with contextlib.closing(sqlite3.connect(database, timeout=_SQLITE_BUSY_S)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
-def _sqlite_sync_normal(storage: optuna.storages.RDBStorage) -> None:
-    """``synchronous=NORMAL`` on every connection: in WAL mode a crash keeps the file consistent and may lose
-    the last commits only (a trial then runs again), and a commit waits for no fsync. Connections opened while
-    Optuna set the study up are closed, so every later one passes through the hook."""
+def _sqlite_wal(storage: optuna.storages.RDBStorage) -> None:
+    """Every connection to a SQLite study in write-ahead-log mode (the file stays so) with
+    ``synchronous=NORMAL``: readers no longer block the worker that writes, and a commit is one append that
+    waits for no fsync; a crash keeps the file consistent and may lose the last commits only (a trial then
+    runs again). WAL needs every worker on the machine that holds the file (a study on several machines
+    belongs on a database server). The connections Optuna opened to set the study up are closed, so every
+    later one passes through the hook."""
     from sqlalchemy import event
 
     def on_connect(connection: object, _record: object) -> None:
         cursor = connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
