@@ -47,10 +47,7 @@ def confirm(
     for seed in seeds:
         for name, values in (("best", best), ("base", {})):
             folder = setup.out / CONFIRM_DIR / f"{name}-seed{seed}"
-            config = setup.config(values, output_dir=folder, seed=seed)
-            config.train.progress = False
-            if setup.threads and not config.train.threads:  # the config's own count wins
-                config.train.threads = setup.threads
+            config = setup.run_config(values, output_dir=folder, seed=seed)
             result = train_and_evaluate(config, name=folder.name, tasks=wanted, dev_only=not wanted, say=say)
             if result is None:
                 raise JtcseError(f"{folder}: interrupted; run the same command to continue")

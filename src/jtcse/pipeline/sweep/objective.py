@@ -50,6 +50,15 @@ class SweepSetup:
             items.append(f"seed={seed}")
         return load_config(self.config_path, items)
 
+    def run_config(self, values: dict[str, Scalar], *, output_dir: Path, seed: int | None = None) -> Config:
+        """The config of a run the sweep trains (a trial, a confirmation): :meth:`config` with no progress
+        bar (the sweep prints one line per run) and the worker's threads where the config leaves them at 0."""
+        config = self.config(values, output_dir=output_dir, seed=seed)
+        config.train.progress = False
+        if self.threads and not config.train.threads:  # the config's own count wins
+            config.train.threads = self.threads
+        return config
+
     def trial_dir(self, number: int) -> Path:
         return self.out / TRIALS_DIR / f"{number:04d}"
 
@@ -99,10 +108,7 @@ def run_trial(setup: SweepSetup, trial: optuna.Trial) -> float:
 
     values = suggest(trial, setup.params)
     folder = setup.trial_dir(trial.number)
-    config = setup.config(values, output_dir=folder)
-    config.train.progress = False
-    if setup.threads and not config.train.threads:  # the config's own count wins
-        config.train.threads = setup.threads
+    config = setup.run_config(values, output_dir=folder)
     trial.set_user_attr("folder", str(folder.relative_to(setup.out)))
 
     def report(step: int, score: float) -> bool:
