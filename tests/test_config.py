@@ -15,6 +15,7 @@ from jtcse.training.config import (
     config_from_dict,
     dump_yaml,
     load_config,
+    override_text,
     valid_keys,
 )
 
@@ -219,3 +220,16 @@ def test_every_config_file_uses_random_batches_or_says_why():
             assert "length_bucketed" in text and "# why length_bucketed:" in text, path.name
         else:
             assert 'batching = "random"' in text, path.name
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("train.lr", 1.0000000000000002e-05), ("train.batch_size", 32), ("data.dedup", True),
+     ("model.ca_placement", "start"), ("data.pad_to_multiple_of", None)],
+)  # fmt: skip
+def test_override_text_reads_back_to_the_same_value(key: str, value: object) -> None:
+    """What ablate's grid points and the sweep's trials write as ``--set`` text is the value itself."""
+    config = Config()
+    apply_override(config, "data.pad_to_multiple_of=8")  # every value below differs from the config's
+    apply_override(config, f"{key}={override_text(value)}")
+    assert config.get(key) == value and type(config.get(key)) is type(value)

@@ -47,7 +47,7 @@ from jtcse.pipeline.runner import (
     run_stages,
     stderr_say,
 )
-from jtcse.training.config import Config, load_config, valid_keys
+from jtcse.training.config import Config, load_config, override_text, valid_keys
 
 RUNS_DIR = "runs"
 
@@ -150,7 +150,7 @@ def plan_ablation(
         canonical = []
         for value in axis.values:
             config = load_config(config_path, [*base_overrides, f"{axis.key}={value}"])
-            text = _canonical(config.get(axis.key))
+            text = override_text(config.get(axis.key))
             if text in canonical:
                 raise JtcseError(
                     f"--grid {axis.key}={','.join(axis.values)}: the value {text} is listed twice"
@@ -173,15 +173,6 @@ def plan_ablation(
                 raise JtcseError(f"grid point {where}: {exc}") from exc
             planned.append(PlannedRun(len(planned) + 1, name, point, seed, config))
     return planned
-
-
-def _canonical(value: object) -> str:
-    """The text of a resolved config value, identical for equal values (``0.10`` and ``0.1``)."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def run_name(point: dict[str, str], seed: int) -> str:

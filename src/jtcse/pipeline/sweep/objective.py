@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, cast
 from jtcse.errors import JtcseError
 from jtcse.fs import atomic_write_text
 from jtcse.pipeline.sweep.space import Param, Scalar
-from jtcse.training.config import Config, load_config
+from jtcse.training.config import Config, load_config, override_text
 
 if TYPE_CHECKING:
     import optuna
@@ -43,7 +43,7 @@ class SweepSetup:
         self, values: dict[str, Scalar], *, output_dir: Path | None = None, seed: int | None = None
     ) -> Config:
         """The base config with ``values`` set, as ``jtcse train CONFIG --set ...`` would read it."""
-        items = list(self.overrides) + [f"{key}={_text(value)}" for key, value in values.items()]
+        items = list(self.overrides) + [f"{key}={override_text(value)}" for key, value in values.items()]
         if output_dir is not None:
             items.append(f"output_dir={output_dir}")
         if seed is not None:
@@ -61,13 +61,6 @@ class SweepSetup:
 
     def trial_dir(self, number: int) -> Path:
         return self.out / TRIALS_DIR / f"{number:04d}"
-
-
-def _text(value: Scalar) -> str:
-    """A value as ``--set`` reads it (``true``/``false`` for booleans, ``repr`` keeps a float exact)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def check_base(setup: SweepSetup) -> Config:

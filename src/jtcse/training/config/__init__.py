@@ -34,6 +34,7 @@ from jtcse.training.config.parsing import (
     apply_override,
     config_from_dict,
     load_config,
+    override_text,
     read_config_file,
     valid_keys,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "dump_yaml",
     "load_config",
     "model_path",
+    "override_text",
     "read_config_file",
     "resolve",
     "resolve_for_model",

@@ -84,6 +84,16 @@ def apply_override(config: Config, item: str) -> None:
     _set_key(config, key.strip(), text.strip(), origin="--set", from_text=True)
 
 
+def override_text(value: object) -> str:
+    """A config value as ``--set`` text that reads back to the same value, identical for equal values
+    (``0.10`` and ``0.1``): ``true``/``false``, ``none``, ``repr`` for a float (exact), else ``str``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def valid_keys() -> list[str]:
     return list(Config().flat())
 
